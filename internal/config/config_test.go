@@ -1,0 +1,74 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestLoadGood(t *testing.T) {
+	files, _ := filepath.Glob("testdata/*.good.yml")
+	if len(files) == 0 {
+		t.Fatal("no good fixtures")
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			if _, err := Load(f); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+	cfg, err := Load("testdata/full.good.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Processing.CommitInterval != 50*time.Millisecond || cfg.Topics.Partitions != 12 ||
+		len(cfg.Gating.SigningRules) != 1 || cfg.Gating.SigningRules[0].Priority != 10 ||
+		cfg.HTTP.MaxBodyBytes != Default().HTTP.MaxBodyBytes {
+		t.Fatalf("unexpected config: %+v", cfg)
+	}
+}
+
+func TestLoadBad(t *testing.T) {
+	for file, wants := range map[string][]string{
+		"unknown-key.bad.yml": {"line 3", "commit_intervall"},
+		"invalid.bad.yml": {
+			`"nohostport"`, "instance_id", "partitions 0", "commit_interval 0s",
+			"http.addr", "signing_rules[0]",
+		},
+	} {
+		t.Run(file, func(t *testing.T) {
+			_, err := Load(filepath.Join("testdata", file))
+			if err == nil {
+				t.Fatal("want an error")
+			}
+			for _, w := range wants {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+			if !strings.Contains(err.Error(), file) {
+				t.Errorf("error %q does not name the file", err)
+			}
+		})
+	}
+}
+
+func TestLoadMissingFile(t *testing.T) {
+	_, err := Load(filepath.Join(t.TempDir(), "nope.yml"))
+	if !os.IsNotExist(unwrapAll(err)) {
+		t.Fatalf("want not-exist, got %v", err)
+	}
+}
+
+func unwrapAll(err error) error {
+	for {
+		u, ok := err.(interface{ Unwrap() error })
+		if !ok {
+			return err
+		}
+		err = u.Unwrap()
+	}
+}

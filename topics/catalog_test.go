@@ -1,0 +1,126 @@
+package topics
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+func TestCatalogNames(t *testing.T) {
+	c, err := New(Config{Prefix: "stg.", Partitions: 3, Replication: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Name(EventsBuild); got != "stg.events.build" {
+		t.Fatalf("Name(events.build) = %q", got)
+	}
+	cl := c.AddChangelog("gating", "subjects")
+	if cl != "stg.gating.subjects.changelog" {
+		t.Fatalf("changelog name = %q", cl)
+	}
+	s, ok := c.Lookup(cl)
+	if !ok || s.Role != Changelog || s.Configs["cleanup.policy"] != "compact" || s.Partitions != 3 {
+		t.Fatalf("changelog spec = %+v", s)
+	}
+	if n := len(c.ByRole(Input)); n != 5 {
+		t.Fatalf("%d input topics, want 5", n)
+	}
+	def, _ := New(Config{})
+	if def.Name(DeadLetters) != "factory2.deadletter" {
+		t.Fatalf("default prefix not applied: %s", def.Name(DeadLetters))
+	}
+}
+
+func TestConfigValidateReportsAll(t *testing.T) {
+	err := Config{Partitions: 0, Replication: 0, MinInSyncReplicas: 2, Prefix: "a b"}.Validate()
+	if err == nil {
+		t.Fatal("want errors")
+	}
+	for _, want := range []string{"partitions 0", "replication 0", "min.insync.replicas 2", "prefix"} {
+		if !contains(err.Error(), want) {
+			t.Errorf("error %q does not mention %q", err, want)
+		}
+	}
+}
+
+func contains(s, sub string) bool {
+	return len(s) >= len(sub) && (s == sub || len(sub) == 0 || indexOf(s, sub) >= 0)
+}
+
+func indexOf(s, sub string) int {
+	for i := 0; i+len(sub) <= len(s); i++ {
+		if s[i:i+len(sub)] == sub {
+			return i
+		}
+	}
+	return -1
+}
+
+func TestEnsureCreatesAndReportsDrift(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	kc, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kc.Close()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(kc.ListenAddrs()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+
+	c, err := New(Config{Prefix: "t.", Partitions: 3, Replication: 1, InputRetentionMS: -1, DecisionRetentionMS: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.AddChangelog("gating", "subjects")
+	// A topic created by hand with the wrong partition count must be
+	// reported, not recreated.
+	if _, err := adm.CreateTopic(ctx, 2, 1, nil, "t.events.sign"); err != nil {
+		t.Fatal(err)
+	}
+	st, err := c.Ensure(ctx, cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byAlias := map[string]Status{}
+	for _, s := range st {
+		byAlias[s.Alias] = s
+	}
+	if byAlias[EventsBuild].Action != Created {
+		t.Errorf("events.build: %+v", byAlias[EventsBuild])
+	}
+	if s := byAlias[EventsSign]; s.Action != Drifted || s.Partitions != 2 || len(s.Drift) == 0 {
+		t.Errorf("events.sign should have drifted: %+v", s)
+	}
+
+	st, err = c.Describe(ctx, cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range st {
+		switch s.Alias {
+		case EventsSign:
+			if s.Action != Drifted {
+				t.Errorf("%s: %s, want drift", s.Alias, s.Action)
+			}
+		default:
+			if s.Action != OK {
+				t.Errorf("%s: %s %v, want ok", s.Alias, s.Action, s.Drift)
+			}
+		}
+	}
+	d, err := adm.ListTopics(ctx, "t.events.sign")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(d["t.events.sign"].Partitions); n != 2 {
+		t.Fatalf("Ensure changed a drifted topic: %d partitions", n)
+	}
+}
