@@ -1,0 +1,599 @@
+#!/usr/bin/env bash
+# kafka.sh: fetch the Apache Kafka jars with Maven and run local KRaft brokers
+# (combined broker+controller) on 127.0.0.1 for factory2's integration tests.
+#
+#   kafka.sh fetch               jars of Kafka $KAFKA_VERSION into .cache/<version>/lib
+#   kafka.sh up                  one broker; prints its bootstrap address
+#   kafka.sh up-cluster          three brokers (3 voters); prints the bootstrap addresses
+#   kafka.sh down [single|cluster|all]   stop what up/up-cluster started (default: all)
+#   kafka.sh status              what runs
+#   kafka.sh stop-broker N | kill-broker N | start-broker N | restart-broker N
+#                                cluster node N (1..3): SIGTERM, SIGKILL, start on its
+#                                data (prints its address), stop then start
+#   kafka.sh clean               down, then remove run/ (storage and logs)
+#
+# Everything this script starts is a java process whose command line names its own run
+# directory (run/<name>/); pid files, liveness and `down` rely on that, never on process
+# names. Progress goes to stderr; stdout carries only the bootstrap address line.
+set -euo pipefail
+
+# Kafka 4.4.0, the newest release; its broker needs Java 17+, which Debian 12 ships.
+KAFKA_VERSION="${KAFKA_VERSION:-4.4.0}"
+# The log4j-core that kafka-server $KAFKA_VERSION depends on (see mvn dependency:tree);
+# pom.xml adds its SLF4J binding at this version. Change it with KAFKA_VERSION.
+LOG4J_VERSION="${LOG4J_VERSION:-2.25.5}"
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+cache_dir="${FACTORY2_KAFKA_CACHE:-$here/.cache}/$KAFKA_VERSION"
+lib_dir="$cache_dir/lib"
+marker="$cache_dir/.complete"
+run_root="${FACTORY2_KAFKA_RUN:-$here/run}"
+
+host=127.0.0.1
+single_port="${FACTORY2_KAFKA_PORT:-29092}"
+single_controller_port="${FACTORY2_KAFKA_CONTROLLER_PORT:-29093}"
+cluster_ports="${FACTORY2_KAFKA_CLUSTER_PORTS:-29192,29292,29392}"
+cluster_controller_ports="${FACTORY2_KAFKA_CLUSTER_CONTROLLER_PORTS:-29193,29293,29393}"
+read -r -a cluster_ports <<<"${cluster_ports//,/ }"
+read -r -a cluster_controller_ports <<<"${cluster_controller_ports//,/ }"
+heap="${FACTORY2_KAFKA_HEAP:-512m}"
+up_timeout="${FACTORY2_KAFKA_UP_TIMEOUT:-90}"
+stop_timeout="${FACTORY2_KAFKA_STOP_TIMEOUT:-30}"
+
+log() { printf 'kafka.sh: %s\n' "$*" >&2; }
+die() {
+	log "error: $*"
+	exit 1
+}
+
+java_bin() {
+	if [[ -n ${JAVA_HOME:-} && -x $JAVA_HOME/bin/java ]]; then
+		printf '%s\n' "$JAVA_HOME/bin/java"
+	else
+		command -v java || die "java not found (install Java 17+, e.g. make deps)"
+	fi
+}
+
+check_java() {
+	local java version major
+	java="$(java_bin)"
+	version="$("$java" -version 2>&1 | awk -F'"' '/version/ {print $2; exit}')"
+	major="${version%%.*}"
+	[[ $major == 1 ]] && major="$(cut -d. -f2 <<<"$version")"
+	if ! [[ $major =~ ^[0-9]+$ ]] || ((major < 17)); then
+		die "Kafka $KAFKA_VERSION needs Java 17+, $java is '$version'"
+	fi
+}
+
+# lock DIR: holds an exclusive lock on DIR/.lock until the script exits, so that two
+# callers (say, two test runs in one tree) do not format or stop the same node at once.
+lock() {
+	mkdir -p "$1"
+	exec 9>"$1/.lock"
+	flock -w 300 9 || die "another kafka.sh has held $1/.lock for 300s"
+}
+
+# ---- fetch -------------------------------------------------------------------------
+
+cmd_fetch() {
+	if [[ -f $marker ]]; then
+		log "Kafka $KAFKA_VERSION jars already in $lib_dir"
+		return
+	fi
+	lock "$(dirname "$cache_dir")"
+	if [[ -f $marker ]]; then
+		log "Kafka $KAFKA_VERSION jars already in $lib_dir (fetched meanwhile)"
+		return
+	fi
+	command -v mvn >/dev/null || die "mvn not found (make deps installs it)"
+	check_java
+	local tmp="$cache_dir.partial"
+	rm -rf "$tmp"
+	mkdir -p "$tmp"
+	log "fetching Kafka $KAFKA_VERSION and its runtime dependencies with Maven"
+	# copy-dependencies of a pom-packaged project writes nothing but outputDirectory;
+	# the jars themselves are cached in Maven's local repository (~/.m2).
+	# Maven's output (errors included; Debian's 3.8 also prints stray colour codes even
+	# in batch mode) is kept in a file and shown only on failure.
+	if ! mvn -q -B -f "$here/pom.xml" -Dkafka.version="$KAFKA_VERSION" -Dlog4j.version="$LOG4J_VERSION" \
+		dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$tmp/lib" \
+		</dev/null >"$tmp/mvn.log" 2>&1; then
+		cat "$tmp/mvn.log" >&2
+		die "Maven could not fetch Kafka $KAFKA_VERSION (log: $tmp/mvn.log)"
+	fi
+	local jar
+	for jar in kafka_2.13-$KAFKA_VERSION kafka-tools-$KAFKA_VERSION log4j-core-$LOG4J_VERSION log4j-slf4j-impl-$LOG4J_VERSION; do
+		[[ -f $tmp/lib/$jar.jar ]] || die "Maven did not produce $jar.jar in $tmp/lib"
+	done
+	# Two versions of one artifact would make the classpath ambiguous.
+	local dups
+	dups="$(find "$tmp/lib" -name '*.jar' -printf '%f\n' | sed 's/-[0-9][^-]*\.jar$//' | sort | uniq -d)"
+	[[ -z $dups ]] || die "several versions of: $dups in $tmp/lib"
+	rm -rf "$cache_dir"
+	mkdir -p "$cache_dir"
+	mv "$tmp/lib" "$lib_dir"
+	rm -rf "$tmp"
+	# The marker is written last, so an interrupted fetch is redone from scratch.
+	ls "$lib_dir" >"$marker"
+	log "fetched $(wc -l <"$marker") jars into $lib_dir"
+}
+
+require_jars() {
+	[[ -f $marker ]] || die "Kafka $KAFKA_VERSION jars missing; run: $0 fetch"
+}
+
+# ---- node bookkeeping --------------------------------------------------------------
+# A node is a directory run/<name>/ holding server.properties, data/, logs/ and kafka.pid.
+
+node_dir() { printf '%s\n' "$run_root/$1"; }
+pid_file() { printf '%s/kafka.pid\n' "$(node_dir "$1")"; }
+
+# node_pid NAME prints the pid of NAME's broker if it is alive and really ours; it
+# removes a stale pid file and fails when nothing of ours runs.
+node_pid() {
+	local pf pid
+	pf="$(pid_file "$1")"
+	[[ -f $pf ]] || return 1
+	pid="$(<"$pf")"
+	if [[ $pid =~ ^[0-9]+$ ]] && is_ours "$pid" "$(node_dir "$1")"; then
+		printf '%s\n' "$pid"
+		return 0
+	fi
+	log "removing stale pid file $pf"
+	rm -f "$pf"
+	return 1
+}
+
+is_ours() {
+	local pid="$1" dir="$2" cmdline
+	cmdline="$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null)" || return 1
+	[[ $cmdline == *"-Dfactory2.kafka.node=$dir "* ]]
+}
+
+port_open() {
+	(exec 3<>"/dev/tcp/$host/$1") 2>/dev/null
+}
+
+# ports_free PORT... fails if something listens on one of the ports (checked before a
+# start, since none of our brokers should hold them then).
+ports_free() {
+	local port
+	for port in "$@"; do
+		if port_open "$port"; then
+			die "port $host:$port is taken by another process (see: ss -ltnp 'sport = :$port')"
+		fi
+	done
+}
+
+# ---- configuration -------------------------------------------------------------------
+
+# write_config NAME NODE_ID PORT CONTROLLER_PORT QUORUM REPLICAS MIN_ISR
+write_config() {
+	local name="$1" id="$2" port="$3" cport="$4" quorum="$5" rf="$6" isr="$7" dir
+	dir="$(node_dir "$name")"
+	mkdir -p "$dir/logs" "$dir/data"
+	cat >"$dir/server.properties" <<EOF
+# Written by deploy/kafka/kafka.sh for tests; rewritten on every start.
+process.roles=broker,controller
+node.id=$id
+controller.quorum.bootstrap.servers=$quorum
+listeners=PLAINTEXT://$host:$port,CONTROLLER://$host:$cport
+advertised.listeners=PLAINTEXT://$host:$port,CONTROLLER://$host:$cport
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+inter.broker.listener.name=PLAINTEXT
+controller.listener.names=CONTROLLER
+log.dirs=$dir/data
+
+# Small machine: fewer threads than the defaults.
+num.network.threads=2
+num.io.threads=4
+background.threads=4
+
+# Topics are created explicitly, as in production.
+auto.create.topics.enable=false
+num.partitions=1
+default.replication.factor=$rf
+min.insync.replicas=$isr
+
+# Internal topics fit the node count; fewer partitions make their first use fast.
+offsets.topic.replication.factor=$rf
+offsets.topic.num.partitions=5
+transaction.state.log.replication.factor=$rf
+transaction.state.log.min.isr=$isr
+transaction.state.log.num.partitions=5
+share.coordinator.state.topic.replication.factor=$rf
+share.coordinator.state.topic.min.isr=$isr
+
+# Tests start consumers one at a time; do not wait for more members.
+group.initial.rebalance.delay.ms=0
+
+# Transactions: abort timed-out ones quickly; allow clients up to 5 minutes.
+transaction.abort.timed.out.transaction.cleanup.interval.ms=2000
+transaction.max.timeout.ms=300000
+
+# Compaction fast enough for tests (topics may lower their own lag and ratio further).
+log.cleaner.backoff.ms=500
+log.cleaner.min.compaction.lag.ms=0
+log.cleaner.min.cleanable.ratio=0.1
+log.cleaner.dedupe.buffer.size=16777216
+log.cleaner.threads=1
+log.retention.check.interval.ms=5000
+log.segment.delete.delay.ms=1000
+EOF
+	cat >"$dir/log4j2.properties" <<EOF
+# Broker log: logs/server.log, rolled at 20 MiB, 3 files kept.
+status = warn
+appender.file.type = RollingFile
+appender.file.name = file
+appender.file.fileName = $dir/logs/server.log
+appender.file.filePattern = $dir/logs/server.log.%i
+appender.file.layout.type = PatternLayout
+appender.file.layout.pattern = [%d] %p %m (%c)%n
+appender.file.policies.type = Policies
+appender.file.policies.size.type = SizeBasedTriggeringPolicy
+appender.file.policies.size.size = 20MB
+appender.file.strategy.type = DefaultRolloverStrategy
+appender.file.strategy.max = 3
+rootLogger.level = info
+rootLogger.appenderRef.file.ref = file
+logger.request.name = kafka.request.logger
+logger.request.level = warn
+logger.network.name = kafka.network.RequestChannel\$
+logger.network.level = warn
+EOF
+}
+
+# java_tool LOG CLASS ARGS...: runs a Kafka tool class, its output appended to LOG.
+java_tool() {
+	local out="$1"
+	shift
+	"$(java_bin)" -Xmx256m -XX:TieredStopAtLevel=1 -Djava.awt.headless=true \
+		-Dlog4j2.level=warn -cp "$lib_dir/*" "$@" >>"$out" 2>&1 </dev/null
+}
+
+# new_uuid prints a random Kafka UUID (base64url of 16 bytes, no padding) without the
+# leading '-' that Kafka's Uuid.randomUuid also avoids.
+new_uuid() {
+	local u
+	while :; do
+		u="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"
+		[[ $u != -* ]] && break
+	done
+	printf '%s\n' "$u"
+}
+
+# format NAME CLUSTER_ID FORMAT_ARGS...: formats NAME's storage (StorageTool is the class
+# behind bin/kafka-storage.sh).
+format() {
+	local name="$1" cid="$2" dir
+	shift 2
+	dir="$(node_dir "$name")"
+	java_tool "$dir/logs/format.log" kafka.tools.StorageTool format \
+		--config "$dir/server.properties" --cluster-id "$cid" "$@" ||
+		die "formatting $dir failed; see $dir/logs/format.log"
+}
+
+# launch NAME starts NAME's broker in the background, in its own session so that a
+# terminal's ^C or the caller's exit does not reach it.
+launch() {
+	local name="$1" dir pid
+	dir="$(node_dir "$name")"
+	# setsid does not fork here (a background job of a script leads no process group),
+	# so $! is the java process itself; is_ours checks that below.
+	setsid nohup "$(java_bin)" "-Xmx$heap" "-Xms$heap" -server -XX:+UseG1GC \
+		-XX:MaxGCPauseMillis=20 -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true \
+		"-Dfactory2.kafka.node=$dir" \
+		"-Dlog4j2.configurationFile=$dir/log4j2.properties" "-Dkafka.logs.dir=$dir/logs" \
+		-cp "$lib_dir/*" kafka.Kafka "$dir/server.properties" \
+		>"$dir/logs/stdout.log" 2>&1 </dev/null 9>&- &
+	pid=$!
+	echo "$pid" >"$(pid_file "$name")"
+	local i
+	for ((i = 0; i < 50; i++)); do
+		is_ours "$pid" "$dir" && break
+		sleep 0.1
+	done
+	is_ours "$pid" "$dir" || die "$name's broker did not start; see $dir/logs/stdout.log"
+	log "started $name (pid $pid), logs in $dir/logs"
+}
+
+# wait_ready TIMEOUT NAMES...: waits until every named broker listens and a Kafka
+# ApiVersions round trip through the first one reports all of them registered.
+wait_ready() {
+	local timeout="$1"
+	shift
+	local names=("$@") start=$SECONDS name port dir probe_log bootstrap=()
+	for name in "${names[@]}"; do
+		dir="$(node_dir "$name")"
+		port="$(sed -n 's#^listeners=PLAINTEXT://[^:]*:\([0-9]*\),.*#\1#p' "$dir/server.properties")"
+		bootstrap+=("$host:$port")
+		while ! port_open "$port"; do
+			node_pid "$name" >/dev/null ||
+				die "$name's broker exited; last log lines:$(printf '\n'; tail -n 20 "$dir/logs/server.log" "$dir/logs/stdout.log" 2>/dev/null)"
+			((SECONDS - start < timeout)) || die "$name did not open $host:$port within ${timeout}s; see $dir/logs"
+			sleep 0.5
+		done
+		log "$name listens on $host:$port after $((SECONDS - start))s"
+	done
+	probe_log="$(node_dir "${names[0]}")/logs/probe.log"
+	local joined
+	joined="$(
+		IFS=,
+		echo "${bootstrap[*]}"
+	)"
+	local addr missing
+	while :; do
+		: >"$probe_log"
+		# BrokerApiVersionsCommand (bin/kafka-broker-api-versions.sh) asks each broker in
+		# the metadata for its API versions and prints a block per broker, headed
+		# "127.0.0.1:29092 (id: 1 rack: null isFenced: false) -> (".
+		missing=()
+		if java_tool "$probe_log" org.apache.kafka.tools.BrokerApiVersionsCommand \
+			--bootstrap-server "$joined"; then
+			for addr in "${bootstrap[@]}"; do
+				grep -q "^$addr (id: [0-9]* .*isFenced: false) -> " "$probe_log" || missing+=("$addr")
+			done
+			((${#missing[@]} == 0)) && break
+		else
+			missing=("${bootstrap[@]}")
+		fi
+		((SECONDS - start < timeout)) || die "brokers not ready within ${timeout}s; see $probe_log"
+		log "waiting for ${missing[*]} to answer Kafka requests unfenced ($((SECONDS - start))s)"
+		sleep 1
+	done
+	log "ready after $((SECONDS - start))s"
+}
+
+# ---- single ------------------------------------------------------------------------
+
+single_addr() { printf '%s:%s\n' "$host" "$single_port"; }
+
+cmd_up() {
+	require_jars
+	if node_pid single >/dev/null; then
+		log "single broker already running"
+		single_addr
+		return
+	fi
+	check_java
+	ports_free "$single_port" "$single_controller_port"
+	local dir
+	dir="$(node_dir single)"
+	rm -rf "$dir"
+	write_config single 1 "$single_port" "$single_controller_port" \
+		"$host:$single_controller_port" 1 1
+	format single "$(new_uuid)" --standalone
+	launch single
+	# A broker that never gets ready is stopped rather than left behind.
+	trap 'stop_node single' EXIT
+	wait_ready "$up_timeout" single
+	trap - EXIT
+	single_addr
+}
+
+# ---- cluster -----------------------------------------------------------------------
+
+cluster_name() { printf 'cluster-%s\n' "$1"; }
+
+cluster_addrs() {
+	local i out=()
+	for i in 0 1 2; do out+=("$host:${cluster_ports[$i]}"); done
+	(
+		IFS=,
+		echo "${out[*]}"
+	)
+}
+
+cluster_config() {
+	local n="$1" i quorum=()
+	for i in 0 1 2; do quorum+=("$host:${cluster_controller_ports[$i]}"); done
+	write_config "$(cluster_name "$n")" "$n" "${cluster_ports[$((n - 1))]}" \
+		"${cluster_controller_ports[$((n - 1))]}" "$(
+			IFS=,
+			echo "${quorum[*]}"
+		)" 3 2
+}
+
+cmd_up_cluster() {
+	require_jars
+	((${#cluster_ports[@]} == 3 && ${#cluster_controller_ports[@]} == 3)) ||
+		die "FACTORY2_KAFKA_CLUSTER_PORTS and FACTORY2_KAFKA_CLUSTER_CONTROLLER_PORTS need 3 ports each"
+	local n running=() stopped=()
+	for n in 1 2 3; do
+		if node_pid "$(cluster_name "$n")" >/dev/null; then running+=("$n"); else stopped+=("$n"); fi
+	done
+	if ((${#stopped[@]} == 0)); then
+		log "cluster already running"
+		cluster_addrs
+		return
+	fi
+	check_java
+	if ((${#running[@]} > 0)); then
+		# Part of the cluster runs (e.g. after kill-broker): restart the rest on their data.
+		for n in "${stopped[@]}"; do start_node "$n"; done
+	else
+		ports_free "${cluster_ports[@]}" "${cluster_controller_ports[@]}"
+		local cid controllers=() dirs=()
+		cid="$(new_uuid)"
+		for n in 1 2 3; do
+			rm -rf "$(node_dir "$(cluster_name "$n")")"
+			cluster_config "$n"
+			dirs+=("$(new_uuid)")
+			controllers+=("$n@$host:${cluster_controller_ports[$((n - 1))]}:${dirs[$((n - 1))]}")
+		done
+		local initial
+		initial="$(
+			IFS=,
+			echo "${controllers[*]}"
+		)"
+		# The three formats are independent JVM runs; do them side by side.
+		local pids=()
+		for n in 1 2 3; do
+			format "$(cluster_name "$n")" "$cid" --initial-controllers "$initial" &
+			pids+=($!)
+		done
+		for n in "${pids[@]}"; do wait "$n" || die "formatting the cluster failed"; done
+		for n in 1 2 3; do launch "$(cluster_name "$n")"; done
+	fi
+	# shellcheck disable=SC2064 # expanded now on purpose: the locals are gone at exit
+	trap "stop_cluster_nodes ${stopped[*]}" EXIT
+	wait_ready "$up_timeout" cluster-1 cluster-2 cluster-3
+	trap - EXIT
+	cluster_addrs
+}
+
+check_node_arg() {
+	[[ ${1:-} =~ ^[123]$ ]] || die "expected a cluster node number 1, 2 or 3, got '${1:-}'"
+}
+
+start_node() {
+	local n="$1" name
+	name="$(cluster_name "$n")"
+	[[ -f $(node_dir "$name")/data/meta.properties ]] || die "$name has no storage; run: $0 up-cluster"
+	ports_free "${cluster_ports[$((n - 1))]}" "${cluster_controller_ports[$((n - 1))]}"
+	cluster_config "$n" # same ports and ids; keeps data/
+	launch "$name"
+}
+
+cmd_start_broker() {
+	check_node_arg "${1:-}"
+	require_jars
+	local name
+	name="$(cluster_name "$1")"
+	if node_pid "$name" >/dev/null; then
+		log "$name already running"
+	else
+		check_java
+		start_node "$1"
+		# shellcheck disable=SC2064 # expanded now on purpose
+		trap "stop_node $name" EXIT
+	fi
+	wait_ready "$up_timeout" "$name"
+	trap - EXIT
+	printf '%s:%s\n' "$host" "${cluster_ports[$(($1 - 1))]}"
+}
+
+cmd_kill_broker() {
+	check_node_arg "${1:-}"
+	local name pid
+	name="$(cluster_name "$1")"
+	pid="$(node_pid "$name")" || {
+		log "$name is not running"
+		return
+	}
+	kill -KILL "$pid"
+	wait_gone "$pid" 10 || die "pid $pid survived SIGKILL"
+	rm -f "$(pid_file "$name")"
+	log "killed $name (pid $pid)"
+}
+
+# ---- down / status -------------------------------------------------------------------
+
+wait_gone() {
+	local pid="$1" timeout="$2" start=$SECONDS
+	while kill -0 "$pid" 2>/dev/null; do
+		# A zombie (parent not reaping yet) is gone for our purposes.
+		[[ $(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null) == Z ]] && return 0
+		((SECONDS - start < timeout)) || return 1
+		sleep 0.2
+	done
+}
+
+stop_node() {
+	local name="$1" pid
+	pid="$(node_pid "$name")" || return 0
+	log "stopping $name (pid $pid)"
+	kill -TERM "$pid" 2>/dev/null || true
+	if ! wait_gone "$pid" "$stop_timeout"; then
+		log "$name did not stop within ${stop_timeout}s; sending SIGKILL"
+		kill -KILL "$pid" 2>/dev/null || true
+		wait_gone "$pid" 10 || die "pid $pid survived SIGKILL"
+	fi
+	rm -f "$(pid_file "$name")"
+}
+
+# stop_cluster_nodes N... stops cluster nodes side by side (see cmd_down).
+stop_cluster_nodes() {
+	local n pids=()
+	for n in "$@"; do
+		stop_node "$(cluster_name "$n")" &
+		pids+=($!)
+	done
+	for n in "${pids[@]}"; do wait "$n" || true; done
+}
+
+cmd_down() {
+	local what="${1:-all}" names=() name pids=()
+	case "$what" in
+	single) names=(single) ;;
+	cluster) names=(cluster-1 cluster-2 cluster-3) ;;
+	all) names=(single cluster-1 cluster-2 cluster-3) ;;
+	*) die "down takes single, cluster or all, not '$what'" ;;
+	esac
+	# Cluster nodes stop side by side: a controlled shutdown of the last ones waits on
+	# the quorum, which needs the others still up.
+	for name in "${names[@]}"; do
+		stop_node "$name" &
+		pids+=($!)
+	done
+	local failed=0 p
+	for p in "${pids[@]}"; do wait "$p" || failed=1; done
+	((failed == 0)) || die "some brokers did not stop"
+}
+
+cmd_stop_broker() {
+	check_node_arg "${1:-}"
+	stop_node "$(cluster_name "$1")"
+}
+
+cmd_restart_broker() {
+	cmd_stop_broker "${1:-}"
+	cmd_start_broker "$1"
+}
+
+cmd_status() {
+	local name pid any=0
+	for name in single cluster-1 cluster-2 cluster-3; do
+		if pid="$(node_pid "$name" 2>/dev/null)"; then
+			any=1
+			printf '%-10s running  pid %-8s %s\n' "$name" "$pid" \
+				"$(sed -n 's#^listeners=PLAINTEXT://\([^,]*\),.*#\1#p' "$(node_dir "$name")/server.properties")"
+		fi
+	done
+	((any)) || echo "no broker running"
+	if [[ -f $marker ]]; then
+		echo "Kafka $KAFKA_VERSION jars: $lib_dir"
+	else
+		echo "Kafka $KAFKA_VERSION jars: not fetched (run: $0 fetch)"
+	fi
+}
+
+cmd_clean() {
+	cmd_down all
+	rm -rf "$run_root"
+}
+
+usage() {
+	sed -n '2,/^set -euo/{/^set/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}" >&2
+	exit 2
+}
+
+case "${1:-}" in
+up | up-cluster | down | stop-broker | kill-broker | start-broker | restart-broker | clean)
+	lock "$run_root"
+	;;
+esac
+
+case "${1:-}" in
+fetch) cmd_fetch ;;
+up) cmd_up ;;
+up-cluster) cmd_up_cluster ;;
+down) cmd_down "${2:-all}" ;;
+status) cmd_status ;;
+stop-broker) cmd_stop_broker "${2:-}" ;;
+kill-broker) cmd_kill_broker "${2:-}" ;;
+start-broker) cmd_start_broker "${2:-}" ;;
+restart-broker) cmd_restart_broker "${2:-}" ;;
+clean) cmd_clean ;;
+*) usage ;;
+esac

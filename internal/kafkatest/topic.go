@@ -1,0 +1,134 @@
+package kafkatest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"testing"
+	"time"
+)
+
+const (
+	// topicTimeout bounds creating a topic and waiting until metadata shows it.
+	topicTimeout = 30 * time.Second
+	// deleteTimeout bounds the best-effort deletion of a test's topic.
+	deleteTimeout = 10 * time.Second
+	// maxNameBase keeps names well under Kafka's 249-character topic name limit.
+	maxNameBase = 180
+)
+
+// UniqueName returns a name for a topic, consumer group or transactional ID that no
+// other test, run or process uses: t.Name() reduced to the characters Kafka allows in
+// topic names ([a-zA-Z0-9-]; no '.' or '_', which Kafka treats as colliding) and a
+// random suffix.
+func UniqueName(t testing.TB) string {
+	var b strings.Builder
+	for _, r := range t.Name() {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-':
+			b.WriteRune(r)
+		default:
+			b.WriteByte('-')
+		}
+		if b.Len() >= maxNameBase {
+			break
+		}
+	}
+	return fmt.Sprintf("%s-%08x", b.String(), rand.Uint32())
+}
+
+// Topic creates a topic named by [UniqueName] with the given partitions, the
+// brokers' default replication factor and configs (nil for defaults), waits until
+// metadata shows every partition with a leader, and deletes the topic when t ends
+// (best effort: a failure is only logged).
+func Topic(t testing.TB, env *Env, partitions int, configs map[string]*string) string {
+	t.Helper()
+	name := UniqueName(t)
+	adm := Admin(t, env)
+
+	ctx, cancel := context.WithTimeout(t.Context(), topicTimeout)
+	defer cancel()
+	resp, err := adm.CreateTopic(ctx, int32(partitions), -1, configs, name)
+	if err == nil {
+		err = resp.Err
+	}
+	if err != nil {
+		t.Fatalf("kafkatest: creating topic %s (%d partitions, configs %v): %v", name, partitions, fmtConfigs(configs), err)
+		return ""
+	}
+	// Registered after Admin's Close, so it runs before it.
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), deleteTimeout)
+		defer cancel()
+		resp, err := adm.DeleteTopic(ctx, name)
+		if err == nil {
+			err = resp.Err
+		}
+		if err != nil {
+			t.Logf("kafkatest: deleting topic %s: %v", name, err)
+		}
+	})
+
+	WaitFor(t, topicTimeout, func() error {
+		md, err := adm.Metadata(ctx, name)
+		if err != nil {
+			return err
+		}
+		td, ok := md.Topics[name]
+		switch {
+		case !ok:
+			return fmt.Errorf("topic %s not in metadata", name)
+		case td.Err != nil:
+			return fmt.Errorf("topic %s: %w", name, td.Err)
+		case len(td.Partitions) != partitions:
+			return fmt.Errorf("topic %s: metadata shows %d of %d partitions", name, len(td.Partitions), partitions)
+		}
+		var errs []error
+		for _, p := range td.Partitions {
+			if p.Err != nil {
+				errs = append(errs, fmt.Errorf("partition %d: %w", p.Partition, p.Err))
+			} else if p.Leader < 0 {
+				errs = append(errs, fmt.Errorf("partition %d: no leader", p.Partition))
+			}
+		}
+		return errors.Join(errs...)
+	})
+	return name
+}
+
+func fmtConfigs(configs map[string]*string) map[string]string {
+	out := make(map[string]string, len(configs))
+	for k, v := range configs {
+		if v == nil {
+			out[k] = "<nil>"
+		} else {
+			out[k] = *v
+		}
+	}
+	return out
+}
+
+// WaitFor calls cond until it returns nil, sleeping between calls (from 10ms,
+// doubling up to 500ms), and fails t with cond's last error if timeout passes first.
+// Tests use it instead of bare sleeps to wait for anything asynchronous.
+func WaitFor(t testing.TB, timeout time.Duration, cond func() error) {
+	t.Helper()
+	const maxPause = 500 * time.Millisecond
+	deadline := time.Now().Add(timeout)
+	pause := 10 * time.Millisecond
+	for {
+		err := cond()
+		if err == nil {
+			return
+		}
+		left := time.Until(deadline)
+		if left <= 0 {
+			t.Fatalf("kafkatest: still failing after %v: %v", timeout, err)
+			return
+		}
+		time.Sleep(min(pause, left))
+		pause = min(2*pause, maxPause)
+	}
+}
