@@ -1,0 +1,92 @@
+package processors
+
+import (
+	"errors"
+
+	"github.com/factory2/factory2/avro"
+	"github.com/factory2/factory2/state"
+)
+
+// View is the state a Context reads and writes: a task's pending
+// *state.Batch in the runtime, the same in replays and tests.
+type View interface {
+	Get(store string, key []byte) ([]byte, error)
+	Set(store string, key, value []byte) error
+	Delete(store string, key []byte) error
+	Scan(store string, lower, upper []byte, fn func(k, v []byte) error) error
+}
+
+var _ View = (*state.Batch)(nil)
+
+// Context is what a Processor sees of its task: its state and its output.
+// It is valid only during the Process or Punctuate call it is passed to.
+type Context struct {
+	partition int32
+	view      View
+	// dirty records the last write to each key per store during the open
+	// transaction (nil value: deleted), for the changelog.
+	dirty map[string]map[string][]byte
+	emit  func(Output)
+}
+
+// NewContext returns a Context over view that passes emitted records to
+// emit. The runtime builds its own; replays and tests use this.
+func NewContext(partition int32, view View, emit func(Output)) *Context {
+	return &Context{partition: partition, view: view, emit: emit, dirty: map[string]map[string][]byte{}}
+}
+
+// Partition is the task's partition.
+func (c *Context) Partition() int32 { return c.partition }
+
+// Get returns a copy of key's value in store, or (nil, false, nil) when it
+// has none. Writes made earlier in the same transaction are visible.
+func (c *Context) Get(store string, key []byte) ([]byte, bool, error) {
+	v, err := c.view.Get(store, key)
+	if errors.Is(err, state.ErrNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	return v, true, nil
+}
+
+// Put sets key to value in store. The value is copied.
+func (c *Context) Put(store string, key, value []byte) error {
+	if err := c.view.Set(store, key, value); err != nil {
+		return err
+	}
+	c.mark(store, key, append([]byte{}, value...))
+	return nil
+}
+
+// Delete removes key from store.
+func (c *Context) Delete(store string, key []byte) error {
+	if err := c.view.Delete(store, key); err != nil {
+		return err
+	}
+	c.mark(store, key, nil)
+	return nil
+}
+
+// Scan calls fn for every key in [lower, upper) of store in key order; nil
+// bounds are open. fn must not keep k or v.
+func (c *Context) Scan(store string, lower, upper []byte, fn func(k, v []byte) error) error {
+	return c.view.Scan(store, lower, upper, fn)
+}
+
+// Emit sends r to topic with key, inside the task's transaction: it
+// becomes visible to read_committed consumers when the transaction commits,
+// together with the state writes and input offsets of the same transaction.
+func (c *Context) Emit(topic string, key []byte, r avro.Record) {
+	c.emit(Output{Topic: topic, Key: key, Record: r})
+}
+
+func (c *Context) mark(store string, key, value []byte) {
+	m := c.dirty[store]
+	if m == nil {
+		m = map[string][]byte{}
+		c.dirty[store] = m
+	}
+	m[string(key)] = value
+}

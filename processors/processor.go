@@ -1,0 +1,111 @@
+package processors
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/factory2/factory2/avro"
+)
+
+// Processor is the logic of one stateful stream processor, for one task
+// (one partition of its co-partitioned inputs). The runtime creates one
+// Processor per task with Spec.New and calls it from one goroutine.
+//
+// Process must be deterministic for a given state and input: it reads and
+// writes state only through the Context, emits output only through the
+// Context, and reads neither the wall clock nor anything outside the log
+// (time comes from the input's envelope). That is what makes a replay
+// reproduce the decision history, and a reprocessing after an aborted
+// transaction produce the same outputs.
+type Processor interface {
+	// Process handles one decoded input record. A returned error wrapping
+	// a *RejectError sends the input to the dead-letter topic with its
+	// reason and processing continues; its state writes are kept (a
+	// processor rejects before writing). Any other error is fatal: the
+	// transaction aborts and the runner stops with that error.
+	Process(c *Context, in *Input) error
+}
+
+// Punctuator is implemented by processors with time-based rules. The
+// runtime calls Punctuate on every task every Spec.PunctuateEvery with the
+// wall-clock time, inside the current transaction; what it emits and
+// writes commits with the records processed around it.
+type Punctuator interface {
+	Punctuate(c *Context, now time.Time) error
+}
+
+// Input is one record from an input topic.
+type Input struct {
+	Topic     string
+	Partition int32
+	Offset    int64
+	Key       []byte
+	// Timestamp is the Kafka record timestamp.
+	Timestamp time.Time
+	// Record is the decoded value.
+	Record avro.Record
+}
+
+// Spec describes a processor to the runtime.
+type Spec struct {
+	// Name identifies the processor: its consumer group, transactional
+	// id, changelog topics and state directory derive from it. Changing
+	// it orphans the processor's state.
+	Name string
+	// Inputs are the full names of the co-partitioned input topics.
+	Inputs []string
+	// Outputs are the full names of the topics the processor emits to
+	// (for replay's diff and for documentation).
+	Outputs []string
+	// Stores are the names of the processor's state stores; each has a
+	// compacted changelog topic.
+	Stores []string
+	// New returns the Processor of one task.
+	New func(partition int32) Processor
+	// PunctuateEvery, when positive and the Processor implements
+	// Punctuator, is the punctuation interval.
+	PunctuateEvery time.Duration
+}
+
+// Validate reports every problem of s at once.
+func (s Spec) Validate() error {
+	var errs []error
+	if s.Name == "" {
+		errs = append(errs, errors.New("processors: spec has no name"))
+	}
+	if len(s.Inputs) == 0 {
+		errs = append(errs, fmt.Errorf("processors: %s: no inputs", s.Name))
+	}
+	if s.New == nil {
+		errs = append(errs, fmt.Errorf("processors: %s: no New", s.Name))
+	}
+	return errors.Join(errs...)
+}
+
+// RejectError says why a processor refused an input record. The record
+// goes to the dead-letter topic with Reason in its headers.
+type RejectError struct {
+	Reason string
+}
+
+func (e *RejectError) Error() string { return "processors: rejected: " + e.Reason }
+
+// Reject returns a *RejectError with a formatted reason.
+func Reject(format string, args ...any) error {
+	return &RejectError{Reason: fmt.Sprintf(format, args...)}
+}
+
+// Output is one record a processor emits.
+type Output struct {
+	// Topic is the full topic name.
+	Topic  string
+	Key    []byte
+	Record avro.Record
+}
+
+// Codec encodes and decodes records on the wire; *avro.Codec is one.
+type Codec interface {
+	Encode(avro.Record) ([]byte, error)
+	Decode([]byte) (avro.Record, error)
+}

@@ -1,0 +1,388 @@
+package processors
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/factory2/factory2/state"
+)
+
+// Progress reports the advance of a long job: done of total units
+// (records) for one partition.
+type Progress func(partition int32, done, total int64)
+
+// RestoreStats summarizes a restore or a re-derivation.
+type RestoreStats struct {
+	Partitions int           `json:"partitions"`
+	Records    int64         `json:"records"`
+	Took       time.Duration `json:"took_ns"`
+}
+
+// partitions lists the partitions of the processor's first input, or the
+// requested ones.
+func partitionsOf(ctx context.Context, adm *kadm.Client, topic string, want []int32) ([]int32, error) {
+	d, err := adm.ListTopics(ctx, topic)
+	if err != nil {
+		return nil, err
+	}
+	td, ok := d[topic]
+	if !ok || td.Err != nil {
+		return nil, fmt.Errorf("processors: topic %s is missing", topic)
+	}
+	all := td.Partitions.Numbers()
+	slices.Sort(all)
+	if len(want) == 0 {
+		return all, nil
+	}
+	for _, p := range want {
+		if !slices.Contains(all, p) {
+			return nil, fmt.Errorf("processors: %s has no partition %d", topic, p)
+		}
+	}
+	return want, nil
+}
+
+// Restore brings the local state of the processor's tasks (all partitions,
+// or the given ones) up to their changelogs' committed end, as a Runner
+// would on assignment, without processing anything. Run it while the
+// processor is stopped on this instance.
+func Restore(ctx context.Context, spec Spec, cfg Config, parts []int32) (RestoreStats, error) {
+	start := time.Now()
+	r, err := NewRunner(spec, cfg)
+	if err != nil {
+		return RestoreStats{}, err
+	}
+	r.admin, err = kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(r.cfg.Brokers...)}, r.cfg.ClientOpts...)...)
+	if err != nil {
+		return RestoreStats{}, err
+	}
+	defer r.admin.Close()
+	if err := r.checkTopics(ctx); err != nil {
+		return RestoreStats{}, err
+	}
+	parts, err = partitionsOf(ctx, kadm.NewClient(r.admin), spec.Inputs[0], parts)
+	if err != nil {
+		return RestoreStats{}, err
+	}
+	var st RestoreStats
+	for _, p := range parts {
+		before := restoredCount(r)
+		t, err := r.openTask(p)
+		if err != nil {
+			return st, err
+		}
+		err = t.restore(ctx)
+		err = errors.Join(err, t.close())
+		if err != nil {
+			return st, err
+		}
+		st.Partitions++
+		st.Records += restoredCount(r) - before
+	}
+	st.Took = time.Since(start)
+	return st, nil
+}
+
+func restoredCount(r *Runner) int64 {
+	return int64(readCounter(r.metrics.restoredRecords))
+}
+
+// Rederived is the result of re-deriving a processor's outputs from its
+// inputs.
+type Rederived struct {
+	// Outputs are the re-derived records, per partition in processing
+	// order, partitions ascending.
+	Outputs []Output
+	// Inputs is the number of input records read.
+	Inputs int64
+	// DeadLetters counts inputs that would be dead-lettered.
+	DeadLetters int64
+}
+
+// Rederive re-runs the processor over its inputs from the beginning to the
+// committed end present when it starts, into a fresh state under dir (a
+// new, empty directory; it is left there for inspection), and returns
+// every output it would emit. It produces nothing and does not touch the
+// running processor's state or group.
+//
+// Inputs of one partition are merged across the input topics by record
+// timestamp (then topic order, then offset), the order a live run sees
+// when events arrive in time order. Live processing interleaves topics in
+// fetch order, so where two topics' events race, the live history may have
+// taken the other order; processors whose decisions converge (as gating's
+// do) then still reach the same final decisions.
+func Rederive(ctx context.Context, spec Spec, cfg Config, dir string, parts []int32, progress Progress) (*Rederived, error) {
+	cfg.setDefaults()
+	if err := errors.Join(spec.Validate(), cfg.validate()); err != nil {
+		return nil, err
+	}
+	adminCl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(cfg.Brokers...)}, cfg.ClientOpts...)...)
+	if err != nil {
+		return nil, err
+	}
+	defer adminCl.Close()
+	adm := kadm.NewClient(adminCl)
+	parts, err = partitionsOf(ctx, adm, spec.Inputs[0], parts)
+	if err != nil {
+		return nil, err
+	}
+	ends, err := adm.ListCommittedOffsets(ctx, spec.Inputs...)
+	if err == nil {
+		err = ends.Error()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("processors: listing input end offsets: %w", err)
+	}
+	out := &Rederived{}
+	for _, p := range parts {
+		if err := rederivePartition(ctx, spec, cfg, dir, p, ends, out, progress); err != nil {
+			return out, err
+		}
+	}
+	return out, nil
+}
+
+func rederivePartition(ctx context.Context, spec Spec, cfg Config, dir string, p int32, ends kadm.ListedOffsets, out *Rederived, progress Progress) error {
+	var total int64
+	assign := map[string]map[int32]kgo.Offset{}
+	for _, t := range spec.Inputs {
+		end, _ := ends.Lookup(t, p)
+		total += end.Offset
+		if end.Offset > 0 {
+			assign[t] = map[int32]kgo.Offset{p: kgo.NewOffset().AtStart()}
+		}
+	}
+	db, err := state.Open(state.Options{Dir: filepath.Join(dir, spec.Name, strconv.Itoa(int(p))), FS: cfg.FS, Cache: cfg.Cache, Logger: cfg.Logger})
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if len(assign) == 0 {
+		return nil
+	}
+	cl, err := kgo.NewClient(append([]kgo.Opt{
+		kgo.SeedBrokers(cfg.Brokers...),
+		kgo.ConsumePartitions(assign),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.KeepControlRecords(),
+	}, cfg.ClientOpts...)...)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+
+	// Read the partition of every input up to its end, then merge.
+	var recs []*kgo.Record
+	pos := map[string]int64{}
+	done := func() bool {
+		for t := range assign {
+			end, _ := ends.Lookup(t, p)
+			if pos[t] < end.Offset {
+				return false
+			}
+		}
+		return true
+	}
+	var read int64
+	for !done() {
+		fs := cl.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		var ferr error
+		fs.EachError(func(t string, _ int32, err error) { ferr = errors.Join(ferr, fmt.Errorf("%s: %w", t, err)) })
+		if ferr != nil {
+			return fmt.Errorf("processors: reading inputs of partition %d: %w", p, ferr)
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			end, _ := ends.Lookup(r.Topic, p)
+			if r.Offset >= end.Offset {
+				return
+			}
+			pos[r.Topic] = r.Offset + 1
+			read++
+			if !r.Attrs.IsControl() {
+				recs = append(recs, r)
+			}
+		})
+		if progress != nil {
+			progress(p, read, total)
+		}
+	}
+	topicIdx := map[string]int{}
+	for i, t := range spec.Inputs {
+		topicIdx[t] = i
+	}
+	slices.SortStableFunc(recs, func(a, b *kgo.Record) int {
+		return cmp.Or(a.Timestamp.Compare(b.Timestamp), cmp.Compare(topicIdx[a.Topic], topicIdx[b.Topic]), cmp.Compare(a.Offset, b.Offset))
+	})
+
+	batch := db.NewBatch()
+	defer batch.Close()
+	proc := spec.New(p)
+	c := NewContext(p, batch, func(o Output) { out.Outputs = append(out.Outputs, o) })
+	for _, r := range recs {
+		out.Inputs++
+		v, err := cfg.Codec.Decode(r.Value)
+		if err != nil {
+			out.DeadLetters++
+			continue
+		}
+		err = proc.Process(c, &Input{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Key: r.Key, Timestamp: r.Timestamp, Record: v})
+		var rej *RejectError
+		switch {
+		case errors.As(err, &rej):
+			out.DeadLetters++
+		case err != nil:
+			return fmt.Errorf("processors: re-deriving %s/%d@%d: %w", r.Topic, p, r.Offset, err)
+		}
+	}
+	return db.Commit(batch)
+}
+
+// DiffEntry is one difference between re-derived and emitted outputs.
+type DiffEntry struct {
+	// Change is "add" (re-derived, never emitted), "remove" (emitted, not
+	// re-derived) or "change" (same id, different content).
+	Change string `json:"change"`
+	Topic  string `json:"topic"`
+	Key    string `json:"key"`
+	ID     string `json:"id"`
+}
+
+// Diff compares re-derived outputs with the records already committed to
+// the given topics, matching them by envelope id (decision ids are
+// deterministic) and comparing their encodings.
+func Diff(ctx context.Context, cfg Config, outputs []Output, topics []string) ([]DiffEntry, error) {
+	cfg.setDefaults()
+	type rec struct {
+		topic, key string
+		value      []byte
+	}
+	want := map[string]rec{}
+	var order []string
+	for _, o := range outputs {
+		v, err := cfg.Codec.Encode(o.Record)
+		if err != nil {
+			return nil, err
+		}
+		id := o.Record.Env().ID
+		if _, dup := want[id]; !dup {
+			order = append(order, id)
+		}
+		want[id] = rec{o.Topic, string(o.Key), v}
+	}
+	cl, err := kgo.NewClient(append([]kgo.Opt{
+		kgo.SeedBrokers(cfg.Brokers...),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.KeepControlRecords(), // to reach end offsets past commit markers
+	}, cfg.ClientOpts...)...)
+	if err != nil {
+		return nil, err
+	}
+	defer cl.Close()
+	have, err := readAll(ctx, cl, topics)
+	if err != nil {
+		return nil, err
+	}
+	var diff []DiffEntry
+	seen := map[string]bool{}
+	for _, r := range have {
+		v, err := cfg.Codec.Decode(r.Value)
+		if err != nil {
+			continue
+		}
+		id := v.Env().ID
+		seen[id] = true
+		w, ok := want[id]
+		switch {
+		case !ok:
+			diff = append(diff, DiffEntry{"remove", r.Topic, string(r.Key), id})
+		case !bytes.Equal(w.value, r.Value):
+			diff = append(diff, DiffEntry{"change", r.Topic, string(r.Key), id})
+		}
+	}
+	for _, id := range order {
+		if !seen[id] {
+			w := want[id]
+			diff = append(diff, DiffEntry{"add", w.topic, w.key, id})
+		}
+	}
+	return diff, nil
+}
+
+// readAll reads every committed record of topics up to their current end.
+// cl must read committed records and keep control records.
+func readAll(ctx context.Context, cl *kgo.Client, topics []string) ([]*kgo.Record, error) {
+	adm := kadm.NewClient(cl)
+	ends, err := adm.ListCommittedOffsets(ctx, topics...)
+	if err == nil {
+		err = ends.Error()
+	}
+	if err != nil {
+		return nil, err
+	}
+	assign := map[string]map[int32]kgo.Offset{}
+	remaining := map[string]map[int32]int64{}
+	ends.Each(func(o kadm.ListedOffset) {
+		if o.Offset == 0 {
+			return
+		}
+		if assign[o.Topic] == nil {
+			assign[o.Topic] = map[int32]kgo.Offset{}
+			remaining[o.Topic] = map[int32]int64{}
+		}
+		assign[o.Topic][o.Partition] = kgo.NewOffset().AtStart()
+		remaining[o.Topic][o.Partition] = o.Offset
+	})
+	if len(assign) == 0 {
+		return nil, nil
+	}
+	cl.AddConsumePartitions(assign)
+	var out []*kgo.Record
+	pos := map[string]map[int32]int64{}
+	for t := range remaining {
+		pos[t] = map[int32]int64{}
+	}
+	doneAll := func() bool {
+		for t, ps := range remaining {
+			for p, end := range ps {
+				if pos[t][p] < end {
+					return false
+				}
+			}
+		}
+		return true
+	}
+	for !doneAll() {
+		fs := cl.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		var ferr error
+		fs.EachError(func(t string, p int32, err error) { ferr = errors.Join(ferr, err) })
+		if ferr != nil {
+			return nil, ferr
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			if r.Offset >= remaining[r.Topic][r.Partition] {
+				return
+			}
+			pos[r.Topic][r.Partition] = r.Offset + 1
+			if !r.Attrs.IsControl() {
+				out = append(out, r)
+			}
+		})
+	}
+	return out, nil
+}

@@ -1,0 +1,417 @@
+package processors_test
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/factory2/factory2/avro"
+	"github.com/factory2/factory2/internal/kafkatest"
+	"github.com/factory2/factory2/processors"
+	"github.com/factory2/factory2/topics"
+)
+
+// jsonCodec is a test codec: a marker byte and the JSON of a BuildEvent.
+// The runtime's tests do not depend on the Avro codec.
+type jsonCodec struct{}
+
+func (jsonCodec) Encode(r avro.Record) ([]byte, error) {
+	b, err := json.Marshal(r)
+	return append([]byte{0xF2}, b...), err
+}
+
+func (jsonCodec) Decode(b []byte) (avro.Record, error) {
+	if len(b) == 0 || b[0] != 0xF2 {
+		return nil, errors.New("not a test record")
+	}
+	var e avro.BuildEvent
+	return &e, json.Unmarshal(b[1:], &e)
+}
+
+// counter counts the events of every key and emits one output per event
+// carrying the count: outputs of a key must be 1, 2, 3, ... with no gap
+// and no repeat, whatever crashes and rebalances happened.
+type counter struct{ out string }
+
+func (c counter) Process(ctx *processors.Context, in *processors.Input) error {
+	ev := in.Record.(*avro.BuildEvent)
+	if ev.Kind == "poison" {
+		return processors.Reject("poison event %s", ev.ID)
+	}
+	v, ok, err := ctx.Get("counts", in.Key)
+	if err != nil {
+		return err
+	}
+	var n uint64
+	if ok {
+		n = binary.BigEndian.Uint64(v)
+	}
+	n++
+	if err := ctx.Put("counts", in.Key, binary.BigEndian.AppendUint64(nil, n)); err != nil {
+		return err
+	}
+	out := &avro.BuildEvent{NVR: ev.NVR, Release: strconv.FormatUint(n, 10)}
+	out.ID = ev.ID + "#" + strconv.FormatUint(n, 10)
+	ctx.Emit(c.out, in.Key, out)
+	return nil
+}
+
+type fixture struct {
+	env *kafkatest.Env
+	cat *topics.Catalog
+	in  string
+	out string
+}
+
+func newFixture(t *testing.T, partitions int32) *fixture {
+	env := kafkatest.Cluster(t)
+	cat, err := topics.New(topics.Config{Prefix: kafkatest.UniqueName(t) + ".", Partitions: partitions, Replication: 1, InputRetentionMS: -1, DecisionRetentionMS: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &fixture{env: env, cat: cat, in: cat.Name(topics.EventsBuild), out: cat.Name(topics.DecisionsGating)}
+}
+
+func (f *fixture) spec() processors.Spec {
+	return processors.Spec{
+		Name:   "counter",
+		Inputs: []string{f.in},
+		Stores: []string{"counts"},
+		New:    func(int32) processors.Processor { return counter{out: f.out} },
+	}
+}
+
+func (f *fixture) runner(t *testing.T, instance, stateDir string) *processors.Runner {
+	r, err := processors.NewRunner(f.spec(), processors.Config{
+		Brokers:        f.env.Brokers(),
+		InstanceID:     instance,
+		Catalog:        f.cat,
+		Codec:          jsonCodec{},
+		StateDir:       stateDir,
+		CommitInterval: 50 * time.Millisecond,
+		SessionTimeout: 6 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func (f *fixture) ensure(t *testing.T) {
+	cl := kafkatest.Client(t, f.env)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := f.cat.Ensure(ctx, cl); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (f *fixture) produce(t *testing.T, from, to, keys int) {
+	cl := kafkatest.Client(t, f.env)
+	var rs []*kgo.Record
+	for i := from; i < to; i++ {
+		nvr := fmt.Sprintf("pkg%d-1.0-1.fc42", i%keys)
+		ev := &avro.BuildEvent{NVR: nvr, Kind: avro.BuildTag}
+		ev.ID = fmt.Sprintf("ev-%d", i)
+		v, _ := jsonCodec{}.Encode(ev)
+		rs = append(rs, &kgo.Record{Topic: f.in, Key: []byte(nvr), Value: v})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := cl.ProduceSync(ctx, rs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// outputs reads every committed output and checks that each key's counts
+// are exactly 1..n; it returns the number of outputs per key.
+func (f *fixture) outputs(t *testing.T) (map[string]int, error) {
+	cl := kafkatest.Client(t, f.env,
+		kgo.ConsumeTopics(f.out),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+	)
+	seen := map[string]int{}
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+		fs := cl.PollFetches(ctx)
+		cancel()
+		n := 0
+		var err error
+		fs.EachRecord(func(r *kgo.Record) {
+			n++
+			ev, derr := jsonCodec{}.Decode(r.Value)
+			if derr != nil {
+				err = derr
+				return
+			}
+			c, _ := strconv.Atoi(ev.(*avro.BuildEvent).Release)
+			k := string(r.Key)
+			if c != seen[k]+1 && err == nil {
+				err = fmt.Errorf("key %s: output count %d after %d (lost or duplicated decision)", k, c, seen[k])
+			}
+			seen[k] = c
+		})
+		if err != nil {
+			return seen, err
+		}
+		if n == 0 {
+			return seen, nil
+		}
+	}
+}
+
+func total(m map[string]int) int {
+	n := 0
+	for _, v := range m {
+		n += v
+	}
+	return n
+}
+
+func start(t *testing.T, r *processors.Runner) (stop func() error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var (
+		wg  sync.WaitGroup
+		err error
+	)
+	wg.Add(1)
+	go func() { defer wg.Done(); err = r.Run(ctx) }()
+	var once sync.Once
+	stop = func() error {
+		once.Do(func() { cancel(); wg.Wait() })
+		return err
+	}
+	t.Cleanup(func() { _ = stop() })
+	return stop
+}
+
+func TestRunnerCountsExactlyOnceAcrossRestartAndLostState(t *testing.T) {
+	f := newFixture(t, 3)
+	dir := t.TempDir()
+	r := f.runner(t, "a", dir)
+	f.ensure(t)
+
+	stop := start(t, r)
+	f.produce(t, 0, 300, 7)
+	kafkatest.WaitFor(t, 60*time.Second, func() error {
+		got, err := f.outputs(t)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if total(got) != 300 {
+			return fmt.Errorf("%d outputs, want 300", total(got))
+		}
+		return nil
+	})
+	if err := stop(); err != nil {
+		t.Fatalf("runner: %v", err)
+	}
+
+	// A new instance whose local state is gone restores it from the
+	// changelog and continues the counts where they were.
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	r2 := f.runner(t, "a", filepath.Join(t.TempDir(), "fresh"))
+	stop2 := start(t, r2)
+	f.produce(t, 300, 450, 7)
+	kafkatest.WaitFor(t, 60*time.Second, func() error {
+		got, err := f.outputs(t)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if total(got) != 450 {
+			return fmt.Errorf("%d outputs, want 450", total(got))
+		}
+		return nil
+	})
+	if err := stop2(); err != nil {
+		t.Fatalf("runner: %v", err)
+	}
+}
+
+func TestRunnerDeadLettersPoisonAndContinues(t *testing.T) {
+	f := newFixture(t, 1)
+	r := f.runner(t, "a", t.TempDir())
+	f.ensure(t)
+	start(t, r)
+
+	cl := kafkatest.Client(t, f.env)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	poison := &avro.BuildEvent{Kind: "poison", NVR: "bad-1-1"}
+	poison.ID = "poison-1"
+	pv, _ := jsonCodec{}.Encode(poison)
+	if err := cl.ProduceSync(ctx,
+		&kgo.Record{Topic: f.in, Key: []byte("junk-1-1"), Value: []byte("not a record")},
+		&kgo.Record{Topic: f.in, Key: []byte("bad-1-1"), Value: pv},
+	).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	f.produce(t, 0, 10, 2)
+
+	kafkatest.WaitFor(t, 60*time.Second, func() error {
+		got, err := f.outputs(t)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if total(got) != 10 {
+			return fmt.Errorf("%d outputs, want 10", total(got))
+		}
+		return nil
+	})
+	dl := kafkatest.Client(t, f.env,
+		kgo.ConsumeTopics(f.cat.Name(topics.DeadLetters)),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+	)
+	var got []*kgo.Record
+	kafkatest.WaitFor(t, 30*time.Second, func() error {
+		pctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		got = append(got, dl.PollFetches(pctx).Records()...)
+		if len(got) < 2 {
+			return fmt.Errorf("%d dead letters, want 2", len(got))
+		}
+		return nil
+	})
+	hdr := func(r *kgo.Record, k string) string {
+		for _, h := range r.Headers {
+			if h.Key == k {
+				return string(h.Value)
+			}
+		}
+		return ""
+	}
+	if k := hdr(got[0], "factory2.dlq.kind"); k != "decode" || string(got[0].Value) != "not a record" {
+		t.Errorf("first dead letter: kind %q value %q", k, got[0].Value)
+	}
+	if k, why := hdr(got[1], "factory2.dlq.kind"), hdr(got[1], "factory2.dlq.reason"); k != "rejected" || why != "poison event poison-1" {
+		t.Errorf("second dead letter: kind %q reason %q", k, why)
+	}
+	if hdr(got[1], "factory2.dlq.topic") != f.in || hdr(got[1], "factory2.dlq.offset") != "1" {
+		t.Errorf("dead letter provenance headers: %v", got[1].Headers)
+	}
+}
+
+func TestRunnerFailsFastWithoutKafka(t *testing.T) {
+	cat, _ := topics.New(topics.Config{})
+	r, err := processors.NewRunner(processors.Spec{
+		Name: "x", Inputs: []string{"in"}, New: func(int32) processors.Processor { return counter{} },
+	}, processors.Config{Brokers: []string{"127.0.0.1:1"}, InstanceID: "a", Catalog: cat, Codec: jsonCodec{}, StateDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err = r.Run(ctx)
+	if err == nil || ctx.Err() != nil {
+		t.Fatalf("want a fast error, got %v (ctx %v)", err, ctx.Err())
+	}
+	t.Log(err)
+}
+
+func TestRederiveReproducesHistoryAndDiffFindsChanges(t *testing.T) {
+	f := newFixture(t, 2)
+	r := f.runner(t, "a", t.TempDir())
+	f.ensure(t)
+	stop := start(t, r)
+	f.produce(t, 0, 100, 5)
+	kafkatest.WaitFor(t, 60*time.Second, func() error {
+		got, err := f.outputs(t)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if total(got) != 100 {
+			return fmt.Errorf("%d outputs, want 100", total(got))
+		}
+		return nil
+	})
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	cfg := processors.Config{Brokers: f.env.Brokers(), InstanceID: "replay", Catalog: f.cat, Codec: jsonCodec{}, StateDir: t.TempDir()}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var progressed bool
+	red, err := processors.Rederive(ctx, f.spec(), cfg, t.TempDir(), nil, func(int32, int64, int64) { progressed = true })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if red.Inputs != 100 || len(red.Outputs) != 100 || !progressed {
+		t.Fatalf("rederived %d inputs, %d outputs (progress %v), want 100/100", red.Inputs, len(red.Outputs), progressed)
+	}
+	diff, err := processors.Diff(ctx, cfg, red.Outputs, []string{f.out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(diff) != 0 {
+		t.Fatalf("replay of an unchanged processor differs: %v", diff[:min(5, len(diff))])
+	}
+	// A changed processor (a "policy change") is reported before anything
+	// is published.
+	changed := red.Outputs[:len(red.Outputs)-1]
+	last := red.Outputs[len(red.Outputs)-1]
+	ev := *last.Record.(*avro.BuildEvent)
+	ev.Release = "changed"
+	changed = append(changed[:len(changed):len(changed)], processors.Output{Topic: last.Topic, Key: last.Key, Record: &ev})
+	changed = append(changed, processors.Output{Topic: f.out, Key: []byte("k"), Record: &avro.BuildEvent{Envelope: avro.Envelope{ID: "new"}}})
+	diff, err = processors.Diff(ctx, cfg, changed, []string{f.out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(diff) != 2 || diff[0].Change != "change" || diff[1].Change != "add" || diff[1].ID != "new" {
+		t.Fatalf("diff = %+v", diff)
+	}
+}
+
+func TestRestoreBuildsLocalStateFromChangelog(t *testing.T) {
+	f := newFixture(t, 2)
+	r := f.runner(t, "a", t.TempDir())
+	f.ensure(t)
+	stop := start(t, r)
+	f.produce(t, 0, 50, 4)
+	kafkatest.WaitFor(t, 60*time.Second, func() error {
+		got, err := f.outputs(t)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if total(got) != 50 {
+			return fmt.Errorf("%d outputs, want 50", total(got))
+		}
+		return nil
+	})
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	cfg := processors.Config{Brokers: f.env.Brokers(), InstanceID: "a", Catalog: f.cat, Codec: jsonCodec{}, StateDir: t.TempDir()}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	st, err := processors.Restore(ctx, f.spec(), cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 4 keys, one changelog record per key per transaction: at least 4.
+	if st.Partitions != 2 || st.Records < 4 {
+		t.Fatalf("restore stats %+v", st)
+	}
+	// A second restore finds nothing missing.
+	st, err = processors.Restore(ctx, f.spec(), cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Records != 0 {
+		t.Fatalf("second restore read %d records, want 0", st.Records)
+	}
+}
