@@ -1,0 +1,287 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/factory2/factory2/internal/config"
+	"github.com/factory2/factory2/internal/ingest"
+	"github.com/factory2/factory2/topics"
+)
+
+// emitOpts are the flags of emit and its kind subcommands.
+type emitOpts struct {
+	json, message bool
+	topic         string // default topic of bare bus messages
+	dryRun        bool
+	source        string
+	eventTimeNow  bool
+	txnID         string
+	timeout       time.Duration
+}
+
+func (a *app) emitCmd() *cobra.Command {
+	var o emitOpts
+	var kinds []string
+	for _, k := range ingest.Kinds() {
+		kinds = append(kinds, k.Name)
+	}
+	cmd := &cobra.Command{
+		Use:   "emit (KIND [flags] | --json [FILE|-] | --message [FILE|-] [--topic TOPIC])",
+		Short: "Produce events from flags, JSON events or bus messages, all or nothing",
+		Long: `Produce events to factory2's input topics, the way infrastructure hooks do.
+
+Three forms of input:
+
+  emit KIND [flags]         one event written with flags; KIND is one of
+                            ` + strings.Join(kinds, ", ") + `
+                            (see emit KIND --help)
+  emit --json [FILE|-]      JSON events, as factory2 watch and emit --dry-run
+                            print them: one per line, one document, or a JSON
+                            array, each with a leading "type" (default: stdin)
+  emit --message [FILE|-]   bus messages (fedora-messaging, fedmsg,
+                            datagrepper, UMB), one per line or one document,
+                            translated to events; --topic gives the topic of a
+                            bare message body
+
+Each event goes to the input topic of its type, keyed by its subject (the
+NVR, or the compose id). Decisions are not accepted: the processors derive
+them.
+
+The envelope is filled deterministically: an event without an id gets a hash
+of its content, so sending the same line again yields the same id; one
+without a source gets --source (else it is rejected); one without an
+event_time is rejected unless --event-time-now gives it the current time
+(which also makes its derived id change on every run). Bus messages carry
+their own id, source and time.
+
+A batch is all or nothing: a malformed line or a missing field anywhere
+rejects the whole input before anything is produced, naming the line and the
+field; the events are then produced in one Kafka transaction (transactional
+id <prefix>emit/<--txn-id or random>), which is aborted on any error. Pass a
+stable --txn-id in scripts: a rerun then fences the transaction a killed run
+left open instead of waiting for it to time out.
+
+With --dry-run nothing connects to Kafka: the events are printed as JSON lines
+{"topic","key","event"}. Otherwise one JSON line per produced record
+{"topic","partition","offset","key","id","type"} goes to stdout and a summary
+to stderr, once the events are committed and visible to read_committed
+consumers (a watch started afterwards sees them). Exits 1 on any error.`,
+		Example: `  # A Koji build completed:
+  factory2 emit build --source koji/primary --event-time 2026-01-02T15:04:05Z \
+      --nvr bash-5.2.26-3.fc41 --state COMPLETE --build-id 2510000
+
+  # A test result, stamped now:
+  factory2 emit test_result --source ci --event-time-now \
+      --subject-id bash-5.2.26-3.fc41 --testcase fedora-ci.koji-build.tier0.functional --outcome PASSED
+
+  # JSON events from a file, or from another factory2 (watch prints this form):
+  factory2 emit --json events.jsonl
+  factory2 watch events --from-beginning | jq -c .record | factory2 emit --json --brokers other:9092
+
+  # Bus messages, e.g. a datagrepper dump, checked without producing:
+  factory2 emit --message --dry-run messages.jsonl
+  # A bare ResultsDB message body:
+  factory2 emit --message body.json --topic org.fedoraproject.prod.resultsdb.result.new`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			switch {
+			case o.json && o.message:
+				return fmt.Errorf("emit: --json and --message exclude each other")
+			case !o.json && !o.message:
+				if len(args) > 0 {
+					return fmt.Errorf("emit: unknown kind %q: want one of %s, or --json or --message", args[0], strings.Join(kinds, ", "))
+				}
+				return fmt.Errorf("emit: say what to emit: a kind (%s), --json or --message (see --help)", strings.Join(kinds, ", "))
+			case o.topic != "" && !o.message:
+				return fmt.Errorf("emit: --topic is for --message")
+			}
+			name := "-"
+			if len(args) == 1 {
+				name = args[0]
+			}
+			data, err := a.readInput(name)
+			if err != nil {
+				return err
+			}
+			return a.runEmit(cmd.Context(), o, func(p *ingest.Parser) ([]ingest.Event, error) {
+				if o.message {
+					return p.ParseMessages(data, o.topic)
+				}
+				return p.ParseJSON(data)
+			})
+		},
+	}
+	f := cmd.Flags()
+	f.BoolVar(&o.json, "json", false, "read JSON events from FILE (or - or nothing: stdin)")
+	f.BoolVar(&o.message, "message", false, "read bus messages from FILE (or - or nothing: stdin)")
+	f.StringVar(&o.topic, "topic", "", "with --message: the bus `topic` of messages that carry none (a bare body)")
+	pf := cmd.PersistentFlags()
+	pf.StringVar(&a.brokers, "brokers", os.Getenv("FACTORY2_BROKERS"), "Kafka bootstrap `host:port,...` (env FACTORY2_BROKERS; default from --config, else "+config.DefaultBrokers+")")
+	pf.BoolVar(&o.dryRun, "dry-run", false, "print the events with their topic and key; connect to nothing, produce nothing")
+	pf.StringVar(&o.source, "source", "", "envelope `source` of events that carry none, e.g. koji/primary")
+	pf.BoolVar(&o.eventTimeNow, "event-time-now", false, "give events without an event_time the current time")
+	pf.StringVar(&o.txnID, "txn-id", "", "transactional `id` suffix (default: random); the id is <prefix>emit/<id>")
+	pf.DurationVar(&o.timeout, "timeout", 30*time.Second, "give up producing after this long")
+	for _, k := range ingest.Kinds() {
+		cmd.AddCommand(a.emitKindCmd(k, &o))
+	}
+	return cmd
+}
+
+// emitKindCmd is `emit KIND`: one event from flags.
+func (a *app) emitKindCmd(k ingest.Kind, o *emitOpts) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:     k.Name + " [flags]",
+		Aliases: k.Aliases,
+		Short:   k.Short,
+		Example: "  factory2 " + k.Example,
+		Args:    cobra.NoArgs,
+	}
+	single := map[string]*string{}
+	repeated := map[string]*[]string{}
+	f := cmd.Flags()
+	for _, fl := range k.Fields {
+		if fl.Repeated {
+			repeated[fl.Name] = f.StringArray(fl.Flag(), nil, fl.Usage)
+			continue
+		}
+		single[fl.Name] = f.String(fl.Flag(), fl.Default, fl.Usage)
+		if fl.Bool {
+			f.Lookup(fl.Flag()).NoOptDefVal = "true"
+		}
+	}
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		values := map[string][]string{}
+		for name, v := range single {
+			if cmd.Flags().Changed(ingest.FlagName(name)) {
+				values[name] = []string{*v}
+			}
+		}
+		for name, v := range repeated {
+			if cmd.Flags().Changed(ingest.FlagName(name)) {
+				values[name] = *v
+			}
+		}
+		rec, err := k.Build(values)
+		if err != nil {
+			return err
+		}
+		return a.runEmit(cmd.Context(), *o, func(p *ingest.Parser) ([]ingest.Event, error) {
+			return p.Records(rec)
+		})
+	}
+	return cmd
+}
+
+// readInput reads the file name, or stdin for "-".
+func (a *app) readInput(name string) ([]byte, error) {
+	if name == "-" {
+		return io.ReadAll(a.stdin)
+	}
+	return os.ReadFile(name)
+}
+
+// runEmit parses with parse and prints (--dry-run) or produces the events.
+func (a *app) runEmit(ctx context.Context, o emitOpts, parse func(*ingest.Parser) ([]ingest.Event, error)) error {
+	cfg, err := a.config()
+	if err != nil {
+		return err
+	}
+	cat, err := catalog(cfg)
+	if err != nil {
+		return err
+	}
+	events, err := parse(&ingest.Parser{Catalog: cat, Source: o.source, EventTimeNow: o.eventTimeNow})
+	if err != nil {
+		return err
+	}
+	out := a.jsonOut()
+	if o.dryRun {
+		for _, ev := range events {
+			if err := out.write(ev); err != nil {
+				return err
+			}
+		}
+		a.say("emit: dry run: %s (%s); nothing was produced", plural(len(events), "event"), countTopics(events))
+		return nil
+	}
+
+	ctx, cancel := context.WithTimeout(ctx, o.timeout)
+	defer cancel()
+	prod, err := newIngestProducer(cfg, emitTxnSuffix(o.txnID))
+	if err != nil {
+		return err
+	}
+	defer prod.Close()
+	// Fail fast, with the usual advice, when no broker answers.
+	cl, err := kafkaClient(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	cl.Close()
+	// res is set also with ingest.ErrNotVisible: committed, so printed.
+	res, err := prod.Produce(ctx, events)
+	for _, r := range res {
+		if werr := out.write(r); werr != nil {
+			return werr
+		}
+	}
+	if err != nil {
+		return err
+	}
+	a.say("emit: produced %s in one transaction (%s; transactional id %s)", plural(len(res), "event"), countTopics(events), prod.TransactionalID())
+	return nil
+}
+
+// countTopics summarizes how many events go to each topic.
+func countTopics(events []ingest.Event) string {
+	n := map[string]int{}
+	for _, ev := range events {
+		n[ev.Topic]++
+	}
+	names := make([]string, 0, len(n))
+	for t := range n {
+		names = append(names, t)
+	}
+	sort.Strings(names)
+	parts := make([]string, len(names))
+	for i, t := range names {
+		parts[i] = fmt.Sprintf("%d to %s", n[t], t)
+	}
+	return strings.Join(parts, ", ")
+}
+
+// plural is "1 event", "2 events".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}
+
+// emitTxnSuffix is the transactional id suffix of one emit: the given one,
+// or a random one.
+func emitTxnSuffix(given string) string {
+	if given != "" {
+		return given
+	}
+	var b [8]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
+	return hex.EncodeToString(b[:])
+}
+
+// ingestTxnID is the transactional id of an ingest producer:
+// <prefix>emit/<suffix>.
+func ingestTxnID(cat *topics.Catalog, suffix string) string {
+	return cat.Prefix() + "emit/" + suffix
+}

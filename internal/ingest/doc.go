@@ -1,0 +1,63 @@
+// Package ingest is the one place events enter factory2. The CLI
+// (`factory2 emit`) and the HTTP API (POST /api/v1/events) both hand it
+// their input and produce what it returns, so the two agree on every rule
+// below.
+//
+// # Input
+//
+// A [Parser] accepts three forms:
+//
+//   - our JSON events ([Parser.ParseJSON]): one JSON object per event in
+//     the form of avro.MarshalJSON (a leading "type" such as "build" or
+//     "test_result"), as JSON lines, as one document, or as a JSON array;
+//   - bus messages ([Parser.ParseMessages]): fedora-messaging, fedmsg,
+//     datagrepper, UMB, or a bare body with a default topic, one per line
+//     or one document, translated by internal/bus;
+//   - one event written with flags ([Kind.Build], then [Parser.Records]):
+//     the essentials of each kind, e.g. `emit build --nvr N --state COMPLETE`.
+//
+// # Envelope defaults
+//
+// Defaults are deterministic, so that re-sending the same input yields the
+// same events:
+//
+//   - id: kept when given. A bus message's events take their id from the
+//     message (internal/bus). A JSON or flag event without one gets
+//     "sha256:" and the first 128 bits, in hex, of the SHA-256 of its
+//     canonical JSON (avro.MarshalJSON of the event with id and
+//     ingest_time empty, after the other defaults): the same line sent
+//     twice has the same id, whatever its key order and spacing.
+//   - source: required. Kept when given, else [Parser.Source] (--source),
+//     else the event is rejected.
+//   - event_time: required. Kept when given; a bus message's events take
+//     it from the message. Only with [Parser.EventTimeNow]
+//     (--event-time-now) does an event without one get the ingest time,
+//     and then its derived id differs on every run: that is why it is
+//     opt-in.
+//   - ingest_time: always the parser's clock at parse time, the same for
+//     every event of a batch.
+//   - build events without name, version and release get them by
+//     splitting the NVR; test results without result_id and waivers
+//     without waiver_id get the event's id.
+//
+// # Validation and routing
+//
+// Every event is checked for the fields its type needs (the NVR of builds
+// and signatures, subject type and id of results and waivers, compose id,
+// ...). A problem is an [*InputError] naming the line (and array element)
+// the event started on and the field. Decisions are never accepted as
+// input: they are derived by the processors ([ErrDecision]).
+//
+// Each event goes to the input topic of its type (build → events.build,
+// sign → events.sign, test_result and waiver → events.test,
+// remote_rule_file → events.policy, compose → events.compose) with the key
+// bus.Key gives it, so everything about a subject shares a partition.
+//
+// # Producing
+//
+// A [Producer] produces a batch all-or-nothing, in one Kafka transaction.
+// Parsing rejects a whole batch when any event in it is bad, so a bad
+// line means nothing is produced; a failure while producing aborts the
+// transaction, so read_committed consumers (every factory2 processor, and
+// `factory2 watch`) see none of the batch.
+package ingest

@@ -1,0 +1,320 @@
+package ingest
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/factory2/factory2/avro"
+	"github.com/factory2/factory2/internal/bus"
+	"github.com/factory2/factory2/topics"
+)
+
+// Event is one event ready to produce: defaults filled, validated, routed.
+type Event struct {
+	// Record is the event.
+	Record avro.Record
+	// Topic is the full name of the input topic it goes to.
+	Topic string
+	// Key is its partition key (bus.Key).
+	Key string
+	// Line is the 1-based input line it started on; 0 for flag input.
+	Line int
+}
+
+// MarshalJSON writes e as {"topic":...,"key":...,"event":{...}}, the event
+// in the form of avro.MarshalJSON.
+func (e Event) MarshalJSON() ([]byte, error) {
+	ev, err := avro.MarshalJSON(e.Record)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(struct {
+		Topic string          `json:"topic"`
+		Key   string          `json:"key"`
+		Event json.RawMessage `json:"event"`
+	}{e.Topic, e.Key, ev})
+}
+
+// Parser turns input into events. Set Catalog; the other fields are
+// optional. A Parser is safe for concurrent use once set up: its methods
+// only read it.
+type Parser struct {
+	// Catalog names the topics events are routed to.
+	Catalog *topics.Catalog
+	// Source is the envelope source given to events that carry none.
+	Source string
+	// EventTimeNow gives events without an event time the ingest time.
+	// Without it such an event is rejected (see the package comment).
+	EventTimeNow bool
+	// Now is the ingest clock; nil means time.Now.
+	Now func() time.Time
+}
+
+func (p *Parser) now() time.Time {
+	now := time.Now
+	if p.Now != nil {
+		now = p.Now
+	}
+	// Avro timestamps carry microseconds: keep what the log will hold.
+	return now().UTC().Truncate(time.Microsecond)
+}
+
+// ParseJSON parses JSON events (see the package comment): JSON values
+// separated by white space (JSON lines, or one multi-line document), each
+// an event object or an array of them. Any problem rejects the whole
+// input: the error lists every problem found (up to 20), each an
+// *InputError naming its line; after malformed JSON nothing further is
+// read.
+func (p *Parser) ParseJSON(data []byte) ([]Event, error) {
+	vals, err := splitJSON(data)
+	if err != nil {
+		return nil, err
+	}
+	now := p.now()
+	var errs problems
+	events := make([]Event, 0, len(vals))
+	for _, v := range vals {
+		rec, err := avro.UnmarshalJSON(v.raw)
+		if err != nil {
+			errs.add(&InputError{Line: v.line, Element: v.elem, Err: err})
+			continue
+		}
+		if ev, ok := p.finish(rec, v.line, v.elem, now, &errs); ok {
+			events = append(events, ev)
+		}
+	}
+	return p.result(events, &errs)
+}
+
+// ParseMessages parses bus messages: JSON values separated by white space
+// (one message per line, or one multi-line document), or JSON arrays of
+// them, each translated with internal/bus. defaultTopic is the topic of
+// messages that carry none (a bare body). A message that does not parse
+// or translate, including one with a topic internal/bus does not know,
+// rejects the whole input, like a bad event in ParseJSON.
+func (p *Parser) ParseMessages(data []byte, defaultTopic string) ([]Event, error) {
+	vals, err := splitJSON(data)
+	if err != nil {
+		return nil, err
+	}
+	now := p.now()
+	var errs problems
+	var events []Event
+	for _, v := range vals {
+		m, err := bus.ParseMessage(v.raw, defaultTopic)
+		if err != nil {
+			errs.add(&InputError{Line: v.line, Element: v.elem, Err: err})
+			continue
+		}
+		recs, err := bus.Translate(m, now)
+		if err != nil {
+			errs.add(&InputError{Line: v.line, Element: v.elem, Err: err})
+			continue
+		}
+		for _, rec := range recs {
+			if ev, ok := p.finish(rec, v.line, v.elem, now, &errs); ok {
+				events = append(events, ev)
+			}
+		}
+	}
+	return p.result(events, &errs)
+}
+
+// Records fills defaults into, validates and routes records built from
+// flags ([Kind.Build]). Errors name the flags (--nvr) rather than lines.
+func (p *Parser) Records(recs ...avro.Record) ([]Event, error) {
+	now := p.now()
+	var errs problems
+	var events []Event
+	for _, rec := range recs {
+		if ev, ok := p.finish(rec, 0, 0, now, &errs); ok {
+			events = append(events, ev)
+		}
+	}
+	return p.result(events, &errs)
+}
+
+func (p *Parser) result(events []Event, errs *problems) ([]Event, error) {
+	if err := errs.err(); err != nil {
+		return nil, err
+	}
+	if len(events) == 0 {
+		return nil, ErrNoEvents
+	}
+	return events, nil
+}
+
+// finish fills rec's envelope defaults, validates and routes it. Problems
+// go to errs.
+func (p *Parser) finish(rec avro.Record, line, elem int, now time.Time, errs *problems) (Event, bool) {
+	typ := avro.TypeName(rec)
+	alias, err := Alias(rec)
+	if err != nil {
+		errs.add(&InputError{Line: line, Element: elem, Type: typ, Err: err})
+		return Event{}, false
+	}
+	env := rec.Env()
+	if env.Source == "" {
+		env.Source = p.Source
+	}
+	if env.EventTime.IsZero() && p.EventTimeNow {
+		env.EventTime = now
+	}
+	fillFromNVR(rec)
+	env.IngestTime = time.Time{}
+	if env.ID == "" {
+		id, err := contentID(rec)
+		if err != nil {
+			errs.add(&InputError{Line: line, Element: elem, Type: typ, Err: err})
+			return Event{}, false
+		}
+		env.ID = id
+	}
+	env.IngestTime = now
+	fillFromID(rec)
+	bad := false
+	for _, pr := range validate(rec) {
+		errs.add(&InputError{Line: line, Element: elem, Type: typ, Field: pr.field, Err: pr.err})
+		bad = true
+	}
+	if bad {
+		return Event{}, false
+	}
+	return Event{Record: rec, Topic: p.Catalog.Name(alias), Key: bus.Key(rec), Line: line}, true
+}
+
+// contentID is the id of an event that has none: a hash of its canonical
+// JSON (id and ingest time empty), in the form internal/bus gives
+// messages without an id.
+func contentID(rec avro.Record) (string, error) {
+	canon, err := avro.MarshalJSON(rec)
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(canon)
+	return "sha256:" + hex.EncodeToString(sum[:16]), nil
+}
+
+// Alias returns the alias of the input topic rec goes to; the error wraps
+// ErrDecision for a decision and avro.ErrUnknownType for anything else
+// that is not an event.
+func Alias(rec avro.Record) (string, error) {
+	switch rec.(type) {
+	case *avro.BuildEvent:
+		return topics.EventsBuild, nil
+	case *avro.SignEvent:
+		return topics.EventsSign, nil
+	case *avro.TestResult, *avro.Waiver:
+		return topics.EventsTest, nil
+	case *avro.RemoteRuleFile:
+		return topics.EventsPolicy, nil
+	case *avro.ComposeEvent:
+		return topics.EventsCompose, nil
+	case *avro.GatingDecision, *avro.AutosignDecision, *avro.SignedStatus,
+		*avro.ComposeReadyDecision, *avro.RebuildDecision:
+		return "", ErrDecision
+	}
+	return "", fmt.Errorf("%w %T", avro.ErrUnknownType, rec)
+}
+
+// jsonValue is one top-level JSON value of the input, or one element of a
+// top-level array.
+type jsonValue struct {
+	raw  json.RawMessage
+	line int
+	elem int
+}
+
+// splitJSON splits data into its top-level JSON values, expanding arrays
+// into their elements, with the line each starts on.
+func splitJSON(data []byte) ([]jsonValue, error) {
+	var out []jsonValue
+	dec := json.NewDecoder(bytes.NewReader(data))
+	for {
+		start := skipSpace(data, int(dec.InputOffset()), false)
+		var raw json.RawMessage
+		err := dec.Decode(&raw)
+		if errors.Is(err, io.EOF) {
+			return out, nil
+		}
+		if err != nil {
+			return nil, malformed(data, start, 0, err)
+		}
+		line := lineAt(data, start)
+		if raw[0] != '[' {
+			out = append(out, jsonValue{raw: raw, line: line})
+			continue
+		}
+		elems, err := splitArray(raw)
+		if err != nil { // cannot happen: Decode validated raw
+			return nil, malformed(data, start, 0, err)
+		}
+		for i, e := range elems {
+			out = append(out, jsonValue{raw: e.raw, line: lineAt(data, start+e.off), elem: i + 1})
+		}
+	}
+}
+
+type arrayElem struct {
+	raw json.RawMessage
+	off int // offset in the array's bytes
+}
+
+func splitArray(raw json.RawMessage) ([]arrayElem, error) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if _, err := dec.Token(); err != nil { // '['
+		return nil, err
+	}
+	var out []arrayElem
+	for dec.More() {
+		off := skipSpace(raw, int(dec.InputOffset()), true)
+		var e json.RawMessage
+		if err := dec.Decode(&e); err != nil {
+			return nil, err
+		}
+		out = append(out, arrayElem{raw: e, off: off})
+	}
+	return out, nil
+}
+
+// malformed reports a JSON syntax error at the line where it occurred.
+func malformed(data []byte, start, elem int, err error) error {
+	at := start
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		at = int(se.Offset)
+		if at > 0 {
+			at-- // Offset is just past the bad byte
+		}
+	}
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		err = errors.New("unexpected end of input")
+	}
+	return &InputError{Line: lineAt(data, at), Element: elem, Err: fmt.Errorf("malformed JSON: %w", err)}
+}
+
+// skipSpace returns the offset of the first byte at or after off that is
+// not JSON white space (nor, with comma, an array separator).
+func skipSpace(data []byte, off int, comma bool) int {
+	for ; off < len(data); off++ {
+		switch c := data[off]; {
+		case c == ' ' || c == '\t' || c == '\r' || c == '\n':
+		case c == ',' && comma:
+		default:
+			return off
+		}
+	}
+	return off
+}
+
+// lineAt is the 1-based line of data's byte at off.
+func lineAt(data []byte, off int) int {
+	off = min(off, len(data))
+	return 1 + bytes.Count(data[:off], []byte{'\n'})
+}
