@@ -5,14 +5,19 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/factory2/factory2/avro"
 	"github.com/factory2/factory2/internal/embedded"
 	"github.com/factory2/factory2/internal/httpapi"
+	"github.com/factory2/factory2/internal/ingest"
+	"github.com/factory2/factory2/internal/sample"
+	"github.com/factory2/factory2/topics"
 )
 
 type devOpts struct {
@@ -33,9 +38,9 @@ under --data, so a restart keeps the log), the topics, the processors and the
 HTTP server, in one process with no external Kafka.
 
 Any Kafka client can connect to the printed broker address. With --sample a
-small realistic pipeline (builds, tags, signatures, test results, a compose)
-is fed in so decisions appear; with --exit-after-sample the decisions are
-printed as JSON lines on stdout and the command exits.`,
+small realistic pipeline (builds, tags, signatures, test results, a waiver,
+a compose) is fed in so decisions appear; with --exit-after-sample the
+decisions are printed as JSON lines on stdout and the command exits.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return a.runDev(cmd.Context(), o)
@@ -73,45 +78,40 @@ func (a *app) runDev(ctx context.Context, o devOpts) error {
 	cfg.Brokers = []string{broker.Addr()}
 	cfg.State.Dir = filepath.Join(o.dataDir, "state")
 	cfg.HTTP.Addr = o.httpAddr
-	if cfg.InstanceID == "" {
-		cfg.InstanceID = "dev"
-	}
+	cfg.InstanceID = "dev"
 
-	cat, err := catalog(cfg)
+	p, err := newPipeline(cfg, log)
 	if err != nil {
 		return err
 	}
-	cl, err := kafkaClient(ctx, cfg)
+	if err := p.ensureTopics(ctx); err != nil {
+		return err
+	}
+	srv, err := httpapi.Listen(cfg.HTTP.Addr, p.reg, log)
 	if err != nil {
 		return err
 	}
-	defer cl.Close()
-	if _, err := cat.Ensure(ctx, cl); err != nil {
-		return err
-	}
-
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	srv, err := httpapi.Listen(cfg.HTTP.Addr, reg, log)
+	ing, err := newIngestProducer(cfg, "http-"+cfg.InstanceID)
 	if err != nil {
 		return err
 	}
+	defer ing.Close()
+	registerIngest(srv, cfg, ing)
 	a.say("factory2 dev: embedded Kafka broker at %s (any Kafka client can connect)", broker.Addr())
 	a.say("factory2 dev: HTTP server at %s (try %s/healthz, %s/metrics)", srv.URL(), srv.URL(), srv.URL())
-	a.say("factory2 dev: data in %s; topics: %s*", o.dataDir, cat.Prefix())
+	a.say("factory2 dev: %d processors; data in %s; topics %s*", len(p.runners), o.dataDir, p.cat.Prefix())
 
 	g, gctx := errgroup.WithContext(ctx)
 	runCtx, stopRun := context.WithCancel(gctx)
 	defer stopRun()
-	g.Go(func() error { return srv.Run(runCtx) })
+	g.Go(func() error { return p.run(runCtx, srv) })
 	if o.sample {
 		g.Go(func() error {
-			defer func() {
-				if o.exitAfterSample {
-					stopRun()
-				}
-			}()
-			return a.runSample(runCtx, cfg, o.exitAfterSample)
+			err := a.feedSample(runCtx, p, o.exitAfterSample)
+			if o.exitAfterSample {
+				stopRun()
+			}
+			return err
 		})
 	}
 	if !o.exitAfterSample {
@@ -123,15 +123,134 @@ func (a *app) runDev(ctx context.Context, o devOpts) error {
 	return nil
 }
 
-// runSample feeds the sample pipeline; with print it then prints the
-// decisions it caused.
-func (a *app) runSample(ctx context.Context, _ any, print bool) error {
-	a.say("factory2 dev: no processors are built yet, so the sample produces no decisions")
-	if print {
+// feedSample produces the sample pipeline in one transaction; with print
+// it waits until every processor has consumed it and prints the decision
+// topics as JSON lines.
+func (a *app) feedSample(ctx context.Context, p *pipeline, print bool) error {
+	parser := &ingest.Parser{Catalog: p.cat}
+	events, err := parser.Records(sample.Events(time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC))...)
+	if err != nil {
+		return fmt.Errorf("sample: %w", err)
+	}
+	prod, err := ingest.NewProducer(ingest.ProducerConfig{Brokers: p.cfg.Brokers, TransactionalID: p.cat.Prefix() + "dev-sample", Codec: p.codec})
+	if err != nil {
+		return err
+	}
+	defer prod.Close()
+	if _, err := prod.Produce(ctx, events); err != nil {
+		return fmt.Errorf("sample: %w", err)
+	}
+	a.say("factory2 dev: fed %d sample events (idempotent: their ids are fixed)", len(events))
+	if !print {
 		return nil
 	}
-	<-ctx.Done()
+	if len(p.runners) == 0 {
+		a.say("factory2 dev: no processors are built into this binary yet, so there are no decisions to print")
+		return nil
+	}
+	cl, err := kafkaClient(ctx, p.cfg, kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.KeepControlRecords())
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	if err := waitCaughtUp(ctx, cl, p); err != nil {
+		return err
+	}
+	n, err := printTopics(ctx, cl, a.jsonOut(), p.codec, topics.Names(p.cat.ByRole(topics.Decision)))
+	a.say("factory2 dev: %d decisions", n)
+	return err
+}
+
+// waitCaughtUp waits until every processor's group has committed offsets
+// at the end of its inputs.
+func waitCaughtUp(ctx context.Context, cl *kgo.Client, p *pipeline) error {
+	adm := kadm.NewClient(cl)
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	for i, r := range p.runners {
+		inputs := p.specs[i].Inputs
+		for {
+			ends, err := adm.ListCommittedOffsets(ctx, inputs...)
+			if err != nil {
+				return err
+			}
+			committed, err := adm.FetchOffsetsForTopics(ctx, r.Group(), inputs...)
+			if err != nil {
+				return err
+			}
+			behind := false
+			ends.Each(func(o kadm.ListedOffset) {
+				c, ok := committed.Lookup(o.Topic, o.Partition)
+				if o.Offset > 0 && (!ok || c.At < o.Offset) {
+					behind = true
+				}
+			})
+			if !behind {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("waiting for processor %s to consume the sample: %w", r.Group(), ctx.Err())
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}
 	return nil
 }
 
-var _ = fmt.Sprint
+// printTopics prints every committed record of topics, up to their
+// current end, as JSON lines.
+func printTopics(ctx context.Context, cl *kgo.Client, out jsonLines, codec *avro.Codec, names []string) (int, error) {
+	ends, err := kadm.NewClient(cl).ListCommittedOffsets(ctx, names...)
+	if err != nil {
+		return 0, err
+	}
+	assign := map[string]map[int32]kgo.Offset{}
+	left := 0
+	ends.Each(func(o kadm.ListedOffset) {
+		if o.Offset > 0 {
+			if assign[o.Topic] == nil {
+				assign[o.Topic] = map[int32]kgo.Offset{}
+			}
+			assign[o.Topic][o.Partition] = kgo.NewOffset().AtStart()
+			left++
+		}
+	})
+	if left == 0 {
+		return 0, nil
+	}
+	cl.AddConsumePartitions(assign)
+	n := 0
+	for left > 0 {
+		fs := cl.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			return n, err
+		}
+		var werr error
+		fs.EachRecord(func(r *kgo.Record) {
+			end, _ := ends.Lookup(r.Topic, r.Partition)
+			if r.Offset+1 == end.Offset {
+				left--
+			}
+			if r.Attrs.IsControl() || werr != nil {
+				return
+			}
+			v, err := codec.Decode(r.Value)
+			if err != nil {
+				werr = out.write(map[string]any{"topic": r.Topic, "offset": r.Offset, "error": err.Error()})
+				return
+			}
+			js, err := avro.MarshalJSON(v)
+			if err != nil {
+				werr = err
+				return
+			}
+			n++
+			werr = out.write(map[string]any{"topic": r.Topic, "partition": r.Partition, "offset": r.Offset, "key": string(r.Key), "record": jsonRaw(js)})
+		})
+		if werr != nil {
+			return n, werr
+		}
+	}
+	return n, nil
+}

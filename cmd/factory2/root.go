@@ -54,8 +54,12 @@ stderr. Kafka-facing commands take --brokers (or FACTORY2_BROKERS).`,
 	root.PersistentFlags().StringVar(&a.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	root.AddCommand(
 		a.devCmd(),
+		a.emitCmd(),
+		a.serveCmd(),
 		a.topicsCmd(),
+		a.replayCmd(),
 		a.versionCmd(),
+		a.watchCmd(),
 	)
 	return root
 }
@@ -115,3 +119,9 @@ func (j jsonLines) write(v any) error { return j.enc.Encode(v) }
 func (a *app) say(format string, args ...any) {
 	fmt.Fprintf(a.stderr, format+"\n", args...)
 }
+
+// jsonRaw embeds already-encoded JSON in a value passed to jsonLines.
+type jsonRaw []byte
+
+// MarshalJSON implements json.Marshaler.
+func (j jsonRaw) MarshalJSON() ([]byte, error) { return j, nil }

@@ -1,0 +1,63 @@
+package main
+
+import (
+	"context"
+
+	"github.com/spf13/cobra"
+
+	"github.com/factory2/factory2/internal/httpapi"
+)
+
+func (a *app) serveCmd() *cobra.Command {
+	var ensure bool
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the processors and the HTTP server against a Kafka cluster",
+		Long: `Run every processor of this binary against the Kafka cluster of --brokers or
+--config, with the HTTP server (health, metrics, APIs). Run several instances
+with distinct instance_id values to share the partitions; each restores the
+state of the partitions it is given from their changelogs.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return a.runServe(cmd.Context(), ensure)
+		},
+	}
+	a.addBrokersFlag(cmd)
+	cmd.Flags().BoolVar(&ensure, "ensure-topics", true, "create missing topics before starting")
+	return cmd
+}
+
+func (a *app) runServe(ctx context.Context, ensure bool) error {
+	log, err := a.logger()
+	if err != nil {
+		return err
+	}
+	cfg, err := a.config()
+	if err != nil {
+		return err
+	}
+	p, err := newPipeline(cfg, log)
+	if err != nil {
+		return err
+	}
+	if ensure {
+		if err := p.ensureTopics(ctx); err != nil {
+			return err
+		}
+	}
+	srv, err := httpapi.Listen(cfg.HTTP.Addr, p.reg, log)
+	if err != nil {
+		return err
+	}
+	ing, err := newIngestProducer(cfg, "http-"+cfg.InstanceID)
+	if err != nil {
+		return err
+	}
+	defer ing.Close()
+	registerIngest(srv, cfg, ing)
+	a.say("factory2 serve: %d processors on %v; HTTP at %s", len(p.runners), cfg.Brokers, srv.URL())
+	if err := p.run(ctx, srv); err != nil && ctx.Err() == nil {
+		return err
+	}
+	return nil
+}
