@@ -1,0 +1,713 @@
+package gating
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// PolicyError is a problem in a policy file: bad YAML, an unknown key, a
+// value of the wrong type or a policy that fails validation. Line is
+// 1-based; 0 when the YAML parser could not tell.
+type PolicyError struct {
+	File string
+	Line int
+	Msg  string
+}
+
+func (e *PolicyError) Error() string {
+	if e.Line > 0 {
+		return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg)
+	}
+	return fmt.Sprintf("%s: %s", e.File, e.Msg)
+}
+
+// RuleKind is the kind of a policy rule.
+type RuleKind uint8
+
+// Rule kinds.
+const (
+	// RulePassingTestCase is Greenwave's !PassingTestCaseRule.
+	RulePassingTestCase RuleKind = iota + 1
+	// RuleRemote is Greenwave's !RemoteRule: the package's own gating.yaml.
+	RuleRemote
+)
+
+func (k RuleKind) String() string {
+	switch k {
+	case RulePassingTestCase:
+		return "PassingTestCaseRule"
+	case RuleRemote:
+		return "RemoteRule"
+	}
+	return "RuleKind(" + strconv.Itoa(int(k)) + ")"
+}
+
+// Rule is one rule of a policy.
+type Rule struct {
+	Kind RuleKind
+	// TestCaseName, Scenario, ValidSince and ValidUntil belong to a
+	// RulePassingTestCase. HasScenario tells an absent scenario (every
+	// scenario counts) from an explicit one.
+	TestCaseName string
+	Scenario     string
+	HasScenario  bool
+	// ValidSince and ValidUntil, when not zero, restrict the rule to
+	// builds created in [ValidSince, ValidUntil).
+	ValidSince time.Time
+	ValidUntil time.Time
+	// Required and Sources belong to a RuleRemote. Sources are URL
+	// templates; empty means the engine's default remote rule path.
+	Required bool
+	Sources  []string
+	// Line is where the rule starts in its file.
+	Line int
+
+	k string // key(), computed at load
+}
+
+// key identifies a rule for Greenwave's per-decision de-duplication
+// (RuleContext.verified_rules compares rules by their JSON form, which has
+// the test case and scenario but not valid_since/valid_until).
+func (r *Rule) key() string {
+	switch r.Kind {
+	case RulePassingTestCase:
+		sc := "\x00none"
+		if r.HasScenario {
+			sc = r.Scenario
+		}
+		return "P\x00" + r.TestCaseName + "\x00" + sc
+	default:
+		return "R\x00" + strconv.FormatBool(r.Required) + "\x00" + strings.Join(r.Sources, "\x00")
+	}
+}
+
+// Policy is one Greenwave policy document.
+type Policy struct {
+	// ID is required in server policies, optional in remote ones.
+	ID string
+	// File and Line locate the document.
+	File string
+	Line int
+	// Remote is true for a package's own policy (gating.yaml).
+	Remote bool
+	// ProductVersions are fnmatch patterns ("fedora-*"). Remote policies
+	// default to ["*"].
+	ProductVersions []string
+	// DecisionContexts is decision_context or decision_contexts.
+	DecisionContexts []string
+	// SubjectTypes is subject_type or subject_types, with aliases
+	// resolved (brew-build is koji_build). Server policies default to
+	// koji_build; remote policies to any subject type ("*").
+	SubjectTypes []string
+	// Packages and ExcludedPackages are fnmatch patterns on the package
+	// name of NVR subjects; excluded wins. Blacklist is the old,
+	// exact-name form of ExcludedPackages.
+	Packages         []string
+	ExcludedPackages []string
+	Blacklist        []string
+	// RelevanceKey and RelevanceValue are parsed and kept; Greenwave no
+	// longer gives them a meaning.
+	RelevanceKey   string
+	RelevanceValue string
+	Rules          []Rule
+
+	pvGlobs        globs
+	pkgGlobs       globs
+	exclGlobs      globs
+	anySubjectType bool
+}
+
+// label names the policy in messages the way Greenwave does.
+func (p *Policy) label() string {
+	if p.ID == "" {
+		return "policy (untitled)"
+	}
+	return fmt.Sprintf("policy %q", p.ID)
+}
+
+func (p *Policy) hasContext(ctxs []string) bool {
+	for _, c := range ctxs {
+		if slices.Contains(p.DecisionContexts, c) {
+			return true
+		}
+	}
+	return false
+}
+
+func (p *Policy) matchesProductVersion(pv string) bool { return p.pvGlobs.match(pv) }
+
+func (p *Policy) matchesSubjectType(t string) bool {
+	return p.anySubjectType || slices.Contains(p.SubjectTypes, t)
+}
+
+// matches is Greenwave's Policy.matches with match_any_remote_rule: the
+// policy applies to the decision contexts (any of them), the product
+// version and the subject type.
+func (p *Policy) matches(ctxs []string, pv, subjectType string) bool {
+	if len(ctxs) > 0 && !p.hasContext(ctxs) {
+		return false
+	}
+	if pv != "" && !p.matchesProductVersion(pv) {
+		return false
+	}
+	return p.matchesSubjectType(subjectType)
+}
+
+// PolicySet is an immutable, loaded set of server policies.
+type PolicySet struct {
+	policies []*Policy
+	version  string
+}
+
+// Policies returns the policies in load order (file name, then document
+// order). The caller must not modify them.
+func (ps *PolicySet) Policies() []*Policy {
+	if ps == nil {
+		return nil
+	}
+	return ps.policies
+}
+
+// Version is a short content hash of the policy files (their base names and
+// contents, in name order). Decisions record it.
+func (ps *PolicySet) Version() string {
+	if ps == nil {
+		return emptyPolicyVersion
+	}
+	return ps.version
+}
+
+var emptyPolicyVersion = policyVersion(nil, nil)
+
+func policyVersion(names []string, files map[string][]byte) string {
+	h := sha256.New()
+	var n [8]byte
+	for _, name := range names {
+		base := filepath.Base(name)
+		binary.BigEndian.PutUint64(n[:], uint64(len(base)))
+		h.Write(n[:])
+		h.Write([]byte(base))
+		binary.BigEndian.PutUint64(n[:], uint64(len(files[name])))
+		h.Write(n[:])
+		h.Write(files[name])
+	}
+	return hex.EncodeToString(h.Sum(nil))[:16]
+}
+
+// LoadPolicies parses server policy files, keyed by file name. Every
+// problem in every file is reported, each as a *PolicyError, joined with
+// errors.Join.
+func LoadPolicies(files map[string][]byte) (*PolicySet, error) {
+	names := make([]string, 0, len(files))
+	for name := range files {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	var (
+		all  []*Policy
+		errs []error
+	)
+	for _, name := range names {
+		pols, err := parsePolicies(name, files[name], false)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		all = append(all, pols...)
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return &PolicySet{policies: all, version: policyVersion(names, files)}, nil
+}
+
+// LoadPolicyDir loads every *.yaml file of dir, like Greenwave's
+// POLICIES_DIR.
+func LoadPolicyDir(dir string) (*PolicySet, error) {
+	paths, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
+	if err != nil {
+		return nil, fmt.Errorf("gating: policy dir %s: %w", dir, err)
+	}
+	if _, err := os.Stat(dir); err != nil {
+		return nil, fmt.Errorf("gating: policy dir: %w", err)
+	}
+	files := make(map[string][]byte, len(paths))
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return nil, fmt.Errorf("gating: policy file: %w", err)
+		}
+		files[p] = b
+	}
+	return LoadPolicies(files)
+}
+
+// ParseRemotePolicies parses a package's gating.yaml (Greenwave's
+// RemotePolicy): id and product_versions are optional (product_versions
+// defaults to any), subject_type defaults to any, and !RemoteRule is not
+// allowed. An empty file has no policies and is not an error.
+func ParseRemotePolicies(name string, data []byte) ([]*Policy, error) {
+	return parsePolicies(name, data, true)
+}
+
+func parsePolicies(name string, data []byte, remote bool) ([]*Policy, error) {
+	p := &policyParser{file: name, remote: remote}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var out []*Policy
+	for {
+		var doc yaml.Node
+		err := dec.Decode(&doc)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			p.errs = append(p.errs, yamlError(name, err))
+			break
+		}
+		if len(doc.Content) == 0 {
+			continue
+		}
+		if pol := p.document(doc.Content[0]); pol != nil {
+			out = append(out, pol)
+		}
+	}
+	if len(p.errs) > 0 {
+		return nil, errors.Join(p.errs...)
+	}
+	return out, nil
+}
+
+var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+
+func yamlError(file string, err error) *PolicyError {
+	msg := err.Error()
+	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
+		line, _ := strconv.Atoi(m[1])
+		// go.yaml.in/yaml/v3 reports parser errors ("did not find
+		// expected ...") with a 0-based line, scanner errors 1-based.
+		if strings.HasPrefix(m[2], "did not find expected") {
+			line++
+		}
+		return &PolicyError{File: file, Line: line, Msg: "YAML parser error: " + m[2]}
+	}
+	return &PolicyError{File: file, Msg: "YAML parser error: " + strings.TrimPrefix(msg, "yaml: ")}
+}
+
+type policyParser struct {
+	file   string
+	remote bool
+	errs   []error
+}
+
+func (p *policyParser) errorf(n *yaml.Node, format string, args ...any) {
+	line := 0
+	if n != nil {
+		line = n.Line
+	}
+	p.errs = append(p.errs, &PolicyError{File: p.file, Line: line, Msg: fmt.Sprintf(format, args...)})
+}
+
+func resolveAlias(n *yaml.Node) *yaml.Node {
+	for i := 0; n != nil && n.Kind == yaml.AliasNode && i < 16; i++ {
+		n = n.Alias
+	}
+	return n
+}
+
+const policyTag = "!Policy"
+
+func (p *policyParser) document(root *yaml.Node) *Policy {
+	root = resolveAlias(root)
+	if root.Kind == yaml.ScalarNode && root.Tag == "!!null" {
+		return nil // empty document (e.g. a trailing "---")
+	}
+	if root.Tag != policyTag && root.Tag != "!!map" {
+		p.errorf(root, "unexpected tag %s: a policy document is a mapping tagged %s", root.Tag, policyTag)
+		return nil
+	}
+	if root.Kind != yaml.MappingNode {
+		p.errorf(root, "expected mapping for %s tagged object", policyTag)
+		return nil
+	}
+	pol := &Policy{File: p.file, Line: root.Line, Remote: p.remote}
+	// The id first, so that every message can name the policy.
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		if k := root.Content[i]; k.Kind == yaml.ScalarNode && k.Value == "id" {
+			if v := resolveAlias(root.Content[i+1]); v.Kind == yaml.ScalarNode {
+				pol.ID = v.Value
+			}
+		}
+	}
+	label := pol.label()
+	nerr := len(p.errs)
+	seen := map[string]bool{}
+	var dc, st string
+	var hasDC, hasDCs, hasST, hasSTs, hasPV, hasRules, hasID bool
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		k, v := root.Content[i], resolveAlias(root.Content[i+1])
+		if k.Kind != yaml.ScalarNode {
+			p.errorf(k, "%s: keys must be strings", label)
+			continue
+		}
+		key := k.Value
+		if seen[key] {
+			p.errorf(k, "%s: duplicate key %q", label, key)
+			continue
+		}
+		seen[key] = true
+		what := fmt.Sprintf("%s: attribute %q", label, key)
+		switch key {
+		case "id":
+			hasID = true
+			if s, ok := p.str(v, what); ok && s == "" && !p.remote {
+				p.errorf(v, "%s: must not be empty", what)
+			}
+		case "product_versions":
+			hasPV = true
+			pol.ProductVersions, _ = p.strList(v, what)
+		case "decision_context":
+			dc, hasDC = p.str(v, what)
+			hasDC = hasDC && dc != ""
+		case "decision_contexts":
+			pol.DecisionContexts, _ = p.strList(v, what)
+			hasDCs = len(pol.DecisionContexts) > 0
+		case "subject_type":
+			st, hasST = p.str(v, what)
+			if hasST && st == "" {
+				p.errorf(v, "%s: must not be empty", what)
+			}
+		case "subject_types":
+			pol.SubjectTypes, _ = p.strList(v, what)
+			hasSTs = len(pol.SubjectTypes) > 0
+		case "rules":
+			hasRules = true
+			pol.Rules = p.rules(v, what)
+			for i := range pol.Rules {
+				pol.Rules[i].k = pol.Rules[i].key()
+			}
+		case "packages":
+			pol.Packages, _ = p.strList(v, what)
+		case "excluded_packages":
+			pol.ExcludedPackages, _ = p.strList(v, what)
+		case "blacklist":
+			pol.Blacklist, _ = p.strList(v, what)
+		case "relevance_key", "relevance_value":
+			if p.remote {
+				p.errorf(k, "%s: unknown key %q", label, key)
+				continue
+			}
+			s, _ := p.str(v, what)
+			if key == "relevance_key" {
+				pol.RelevanceKey = s
+			} else {
+				pol.RelevanceValue = s
+			}
+		default:
+			p.errorf(k, "%s: unknown key %q", label, key)
+		}
+	}
+
+	if !p.remote && !hasID {
+		p.errorf(root, "%s: attribute %q is required", label, "id")
+	}
+	if !hasPV {
+		if !p.remote {
+			p.errorf(root, "%s: attribute %q is required", label, "product_versions")
+		} else {
+			pol.ProductVersions = []string{"*"}
+		}
+	}
+	if !hasRules {
+		p.errorf(root, "%s: attribute %q is required", label, "rules")
+	}
+	switch {
+	case hasDC && hasDCs:
+		p.errorf(root, `%s: both properties "decision_contexts" and "decision_context" were set`, label)
+	case hasDC:
+		pol.DecisionContexts = []string{dc}
+	case !hasDCs:
+		p.errorf(root, "%s: no decision contexts provided", label)
+	}
+	switch {
+	case hasST && hasSTs:
+		p.errorf(root, `%s: both properties "subject_types" and "subject_type" were set`, label)
+	case hasST:
+		pol.SubjectTypes = []string{st}
+	case !hasSTs && p.remote:
+		pol.SubjectTypes = []string{"*"}
+	case !hasSTs:
+		pol.SubjectTypes = []string{SubjectKojiBuild}
+	}
+	for i, t := range pol.SubjectTypes {
+		pol.SubjectTypes[i] = NormalizeSubjectType(t)
+		if p.remote && t == "*" {
+			pol.anySubjectType = true
+		}
+	}
+	if p.remote {
+		for _, r := range pol.Rules {
+			if r.Kind == RuleRemote {
+				p.errorf(root, "%s: RemoteRule is not allowed in remote policies", label)
+				break
+			}
+		}
+	}
+	pol.pvGlobs = p.globs(root, label, pol.ProductVersions)
+	pol.pkgGlobs = p.globs(root, label, pol.Packages)
+	pol.exclGlobs = p.globs(root, label, pol.ExcludedPackages)
+	if len(p.errs) > nerr {
+		return nil
+	}
+	return pol
+}
+
+func (p *policyParser) globs(n *yaml.Node, label string, patterns []string) globs {
+	var gs globs
+	for _, pat := range patterns {
+		g, err := compileGlob(pat)
+		if err != nil {
+			p.errorf(n, "%s: %v", label, err)
+			continue
+		}
+		gs = append(gs, g)
+	}
+	return gs
+}
+
+// str reads a scalar as a string, as Greenwave's SafeYAMLString does (any
+// scalar; its text).
+func (p *policyParser) str(n *yaml.Node, what string) (string, bool) {
+	if n.Kind != yaml.ScalarNode || !strings.HasPrefix(n.Tag, "!!") {
+		p.errorf(n, "%s: expected a string", what)
+		return "", false
+	}
+	if n.Tag == "!!null" {
+		p.errorf(n, "%s: expected a string, got null", what)
+		return "", false
+	}
+	return n.Value, true
+}
+
+// strList reads a sequence of strings (Greenwave's SafeYAMLList(str): the
+// items must be strings, so "- 26" is an error; quote it).
+func (p *policyParser) strList(n *yaml.Node, what string) ([]string, bool) {
+	if n.Kind != yaml.SequenceNode {
+		p.errorf(n, "%s: expected a list of strings", what)
+		return nil, false
+	}
+	out := make([]string, 0, len(n.Content))
+	ok := true
+	for _, it := range n.Content {
+		it = resolveAlias(it)
+		if it.Kind != yaml.ScalarNode || it.Tag != "!!str" {
+			p.errorf(it, "%s: expected a list of strings, got %s", what, describeNode(it))
+			ok = false
+			continue
+		}
+		out = append(out, it.Value)
+	}
+	return out, ok
+}
+
+func describeNode(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.ScalarNode:
+		return fmt.Sprintf("%s %q", strings.TrimPrefix(n.Tag, "!!"), n.Value)
+	}
+	return "a node"
+}
+
+// yamlBools are the YAML 1.1 booleans PyYAML's SafeLoader accepts.
+var yamlBools = map[string]bool{
+	"true": true, "True": true, "TRUE": true,
+	"yes": true, "Yes": true, "YES": true,
+	"on": true, "On": true, "ON": true,
+	"false": false, "False": false, "FALSE": false,
+	"no": false, "No": false, "NO": false,
+	"off": false, "Off": false, "OFF": false,
+}
+
+func (p *policyParser) boolean(n *yaml.Node, what string) bool {
+	if n.Kind == yaml.ScalarNode && strings.HasPrefix(n.Tag, "!!") {
+		if b, ok := yamlBools[n.Value]; ok {
+			return b
+		}
+	}
+	p.errorf(n, "%s: expected a boolean value, got: %s", what, n.Value)
+	return false
+}
+
+// timeLayouts are the date/time forms accepted for valid_since and
+// valid_until (Greenwave uses dateutil, which is more lenient still).
+// Times without a zone are UTC.
+var timeLayouts = []string{
+	time.RFC3339Nano,
+	"2006-01-02T15:04:05.999999999Z0700",
+	"2006-01-02T15:04:05.999999999",
+	"2006-01-02 15:04:05.999999999Z07:00",
+	"2006-01-02 15:04:05.999999999Z0700",
+	"2006-01-02 15:04:05.999999999 Z07:00",
+	"2006-01-02 15:04:05.999999999",
+	"2006-01-02T15:04",
+	"2006-01-02 15:04",
+	"2006-01-02",
+}
+
+func parseTime(s string) (time.Time, bool) {
+	s = strings.TrimSpace(s)
+	for _, l := range timeLayouts {
+		if t, err := time.Parse(l, s); err == nil {
+			return normTime(t), true
+		}
+	}
+	return time.Time{}, false
+}
+
+func (p *policyParser) datetime(n *yaml.Node, what string) time.Time {
+	if n.Kind == yaml.ScalarNode && strings.HasPrefix(n.Tag, "!!") {
+		if t, ok := parseTime(n.Value); ok {
+			return t
+		}
+	}
+	p.errorf(n, "%s: could not parse string as date/time, got: %s", what, n.Value)
+	return time.Time{}
+}
+
+const (
+	tagPassingTestCaseRule = "!PassingTestCaseRule"
+	tagRemoteRule          = "!RemoteRule"
+)
+
+func (p *policyParser) rules(n *yaml.Node, what string) []Rule {
+	if n.Kind != yaml.SequenceNode {
+		p.errorf(n, "%s: expected list of Rule objects", what)
+		return nil
+	}
+	out := make([]Rule, 0, len(n.Content))
+	for i, it := range n.Content {
+		it = resolveAlias(it)
+		rwhat := fmt.Sprintf("%s: rules[%d]", strings.TrimSuffix(what, `: attribute "rules"`), i)
+		switch it.Tag {
+		case tagPassingTestCaseRule:
+			if r, ok := p.passingTestCaseRule(it, rwhat); ok {
+				out = append(out, r)
+			}
+		case tagRemoteRule:
+			if r, ok := p.remoteRule(it, rwhat); ok {
+				out = append(out, r)
+			}
+		case "!PackageSpecificBuild", "!FedoraAtomicCi":
+			p.errorf(it, `%s: %s is obsolete. Please use the "packages" allowlist instead.`, rwhat, it.Tag)
+		default:
+			p.errorf(it, "%s: expected list of Rule objects (tagged %s or %s), got %s",
+				rwhat, tagPassingTestCaseRule, tagRemoteRule, describeNode(it))
+		}
+	}
+	return out
+}
+
+// ruleFields returns the key/value pairs of a rule node, which is a
+// mapping or an empty scalar ("- !RemoteRule").
+func (p *policyParser) ruleFields(n *yaml.Node, what string) ([][2]*yaml.Node, bool) {
+	if n.Kind == yaml.ScalarNode && n.Value == "" {
+		return nil, true
+	}
+	if n.Kind != yaml.MappingNode {
+		p.errorf(n, "%s: expected a mapping", what)
+		return nil, false
+	}
+	seen := map[string]bool{}
+	var out [][2]*yaml.Node
+	ok := true
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k := n.Content[i]
+		if k.Kind != yaml.ScalarNode {
+			p.errorf(k, "%s: keys must be strings", what)
+			ok = false
+			continue
+		}
+		if seen[k.Value] {
+			p.errorf(k, "%s: duplicate key %q", what, k.Value)
+			ok = false
+			continue
+		}
+		seen[k.Value] = true
+		out = append(out, [2]*yaml.Node{k, resolveAlias(n.Content[i+1])})
+	}
+	return out, ok
+}
+
+func (p *policyParser) passingTestCaseRule(n *yaml.Node, what string) (Rule, bool) {
+	what += ": " + tagPassingTestCaseRule
+	r := Rule{Kind: RulePassingTestCase, Line: n.Line}
+	nerr := len(p.errs)
+	fields, _ := p.ruleFields(n, what)
+	hasName := false
+	for _, kv := range fields {
+		k, v := kv[0], kv[1]
+		fwhat := fmt.Sprintf("%s: attribute %q", what, k.Value)
+		switch k.Value {
+		case "test_case_name":
+			hasName = true
+			if name, ok := p.str(v, fwhat); ok {
+				if name == "" {
+					p.errorf(v, "%s: must not be empty", fwhat)
+				}
+				r.TestCaseName = name
+			}
+		case "scenario":
+			if v.Tag == "!!null" {
+				continue // scenario: null is no scenario
+			}
+			r.Scenario, r.HasScenario = p.str(v, fwhat)
+		case "valid_since":
+			r.ValidSince = p.datetime(v, fwhat)
+		case "valid_until":
+			r.ValidUntil = p.datetime(v, fwhat)
+		default:
+			p.errorf(k, "%s: unknown key %q", what, k.Value)
+		}
+	}
+	if !hasName {
+		p.errorf(n, "%s: attribute %q is required", what, "test_case_name")
+	}
+	return r, len(p.errs) == nerr
+}
+
+func (p *policyParser) remoteRule(n *yaml.Node, what string) (Rule, bool) {
+	what += ": " + tagRemoteRule
+	r := Rule{Kind: RuleRemote, Line: n.Line}
+	nerr := len(p.errs)
+	fields, _ := p.ruleFields(n, what)
+	for _, kv := range fields {
+		k, v := kv[0], kv[1]
+		fwhat := fmt.Sprintf("%s: attribute %q", what, k.Value)
+		switch k.Value {
+		case "required":
+			r.Required = p.boolean(v, fwhat)
+		case "sources":
+			r.Sources, _ = p.strList(v, fwhat)
+		default:
+			p.errorf(k, "%s: unknown key %q", what, k.Value)
+		}
+	}
+	return r, len(p.errs) == nerr
+}
