@@ -42,7 +42,7 @@ func (c *Context) Partition() int32 { return c.partition }
 // has none. Writes made earlier in the same transaction are visible.
 func (c *Context) Get(store string, key []byte) ([]byte, bool, error) {
 	v, err := c.view.Get(store, key)
-	if errors.Is(err, state.ErrNotFound) {
+	if isNotFound(err) {
 		return nil, false, nil
 	}
 	if err != nil {
@@ -90,3 +90,5 @@ func (c *Context) mark(store string, key, value []byte) {
 	}
 	m[string(key)] = value
 }
+
+func isNotFound(err error) bool { return errors.Is(err, state.ErrNotFound) }

@@ -53,9 +53,13 @@ type Config struct {
 	Logger         *slog.Logger
 	// Registerer receives the runner's metrics; nil registers nothing.
 	Registerer prometheus.Registerer
-	// ClientOpts are appended to the Kafka client's options (tests, TLS,
-	// SASL, the kprom hook).
+	// ClientOpts are appended to the options of every Kafka client the
+	// runner makes (TLS, SASL, tests).
 	ClientOpts []kgo.Opt
+	// SessionHooks hook the transactional session client only, the one
+	// that carries the processor's traffic (kprom's metrics, which
+	// register once per client).
+	SessionHooks []kgo.Hook
 }
 
 func (c *Config) setDefaults() {
@@ -131,6 +135,9 @@ type Runner struct {
 	// lock the callbacks hold (see kgo.GroupTransactSession).
 	mu    sync.Mutex
 	tasks map[int32]*task
+	// partitions is the partition count of the inputs, known after the
+	// topics were checked.
+	partitions int
 	// produceErr is the first error of a produce in the open transaction.
 	produceMu  sync.Mutex
 	produceErr error
@@ -213,7 +220,11 @@ func (r *Runner) Run(ctx context.Context) error {
 		kgo.FetchMaxWait(r.cfg.CommitInterval),
 		kgo.ProducerLinger(0),
 	}
-	r.sess, err = kgo.NewGroupTransactSession(append(opts, r.cfg.ClientOpts...)...)
+	opts = append(opts, r.cfg.ClientOpts...)
+	if len(r.cfg.SessionHooks) > 0 {
+		opts = append(opts, kgo.WithHooks(r.cfg.SessionHooks...))
+	}
+	r.sess, err = kgo.NewGroupTransactSession(opts...)
 	if err != nil {
 		return err
 	}
@@ -265,6 +276,9 @@ func (r *Runner) checkTopics(ctx context.Context) error {
 		if counts[0] != counts[len(counts)-1] {
 			errs = append(errs, fmt.Errorf("inputs and changelogs are not co-partitioned: partition counts %v", parts))
 		}
+		r.mu.Lock()
+		r.partitions = counts[0]
+		r.mu.Unlock()
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("processors: %s: %w", r.spec.Name, errors.Join(errs...))
@@ -283,6 +297,15 @@ func (r *Runner) loop(ctx context.Context) error {
 		fetches := r.sess.PollRecords(pctx, r.cfg.MaxPollRecords)
 		cancel()
 		if ctx.Err() != nil {
+			// The records this poll returned already count as consumed
+			// for the session (their offsets will be committed), so
+			// process them before the final commit rather than lose them.
+			sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+			defer scancel()
+			if err := r.process(sctx, fetches); err != nil {
+				r.abort(sctx)
+				return err
+			}
 			return r.shutdown()
 		}
 		if fetches.IsClientClosed() {
@@ -487,6 +510,11 @@ func (r *Runner) commit(ctx context.Context) error {
 	if !r.inTxn {
 		return nil
 	}
+	// A stop signal landing now must not fail the commit half way: end
+	// the transaction on a context of its own, bounded by the transaction
+	// timeout (after which the broker aborts it anyway).
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.TransactionTimeout)
+	defer cancel()
 	start := time.Now()
 	r.mu.Lock()
 	for _, p := range slices.Sorted(maps.Keys(r.tasks)) {

@@ -415,3 +415,41 @@ func TestRestoreBuildsLocalStateFromChangelog(t *testing.T) {
 		t.Fatalf("second restore read %d records, want 0", st.Records)
 	}
 }
+
+func TestRunnerGetReadsCommittedStateOfOwnedKeys(t *testing.T) {
+	f := newFixture(t, 3)
+	r := f.runner(t, "a", t.TempDir())
+	f.ensure(t)
+	start(t, r)
+	f.produce(t, 0, 30, 3) // 10 events for each of 3 keys
+	kafkatest.WaitFor(t, 60*time.Second, func() error {
+		for i := range 3 {
+			v, ok, err := r.Get("counts", []byte(fmt.Sprintf("pkg%d-1.0-1.fc42", i)))
+			if err != nil || !ok {
+				return fmt.Errorf("key %d: found %v, err %v", i, ok, err)
+			}
+			if n := binary.BigEndian.Uint64(v); n != 10 {
+				return fmt.Errorf("key %d: count %d, want 10", i, n)
+			}
+		}
+		return nil
+	})
+	if _, ok, err := r.Get("counts", []byte("never-seen")); ok || err != nil {
+		t.Fatalf("unknown key: found %v, err %v", ok, err)
+	}
+	// The partition a producer's default partitioner picked is the one
+	// PartitionFor names.
+	cl := kafkatest.Client(t, f.env)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, k := range []string{"a", "bash-5.2.37-1.fc42", "Fedora-42-20261125.0"} {
+		res := cl.ProduceSync(ctx, &kgo.Record{Topic: f.out, Key: []byte(k), Value: []byte("x")})
+		rec, err := res.First()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p := processors.PartitionFor([]byte(k), 3); p != rec.Partition {
+			t.Errorf("PartitionFor(%q) = %d, producer chose %d", k, p, rec.Partition)
+		}
+	}
+}
