@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -17,6 +18,7 @@ import (
 	"github.com/factory2/factory2/internal/httpapi"
 	"github.com/factory2/factory2/internal/ingest"
 	"github.com/factory2/factory2/internal/sample"
+	"github.com/factory2/factory2/processors/gating"
 	"github.com/factory2/factory2/topics"
 )
 
@@ -79,6 +81,20 @@ func (a *app) runDev(ctx context.Context, o devOpts) error {
 	cfg.State.Dir = filepath.Join(o.dataDir, "state")
 	cfg.HTTP.Addr = o.httpAddr
 	cfg.InstanceID = "dev"
+	if len(cfg.Gating.Policies) == 0 && len(cfg.Gating.SigningRules) == 0 {
+		// The embedded default gates like Fedora's stable push and signs
+		// with a build key, so the sample shows every kind of decision.
+		pol := filepath.Join(o.dataDir, "policies")
+		if err := os.MkdirAll(pol, 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(pol, "sample.yaml"), []byte(sample.Policy), 0o644); err != nil {
+			return err
+		}
+		cfg.Gating.Policies = []string{pol}
+		cfg.Gating.SigningRules = []gating.SigningRule{sample.SigningRule}
+		a.say("factory2 dev: no policies configured; using the sample policy in %s and signing rule %q", pol, sample.SigningRule.Name)
+	}
 
 	p, err := newPipeline(cfg, log)
 	if err != nil {
@@ -97,6 +113,7 @@ func (a *app) runDev(ctx context.Context, o devOpts) error {
 	}
 	defer ing.Close()
 	registerIngest(srv, cfg, ing)
+	p.registerAPIs(srv)
 	a.say("factory2 dev: embedded Kafka broker at %s (any Kafka client can connect)", broker.Addr())
 	a.say("factory2 dev: HTTP server at %s (try %s/healthz, %s/metrics)", srv.URL(), srv.URL(), srv.URL())
 	a.say("factory2 dev: %d processors; data in %s; topics %s*", len(p.runners), o.dataDir, p.cat.Prefix())
@@ -137,7 +154,8 @@ func (a *app) feedSample(ctx context.Context, p *pipeline, print bool) error {
 		return err
 	}
 	defer prod.Close()
-	if _, err := prod.Produce(ctx, events); err != nil {
+	produced, err := prod.Produce(ctx, events)
+	if err != nil {
 		return fmt.Errorf("sample: %w", err)
 	}
 	a.say("factory2 dev: fed %d sample events (idempotent: their ids are fixed)", len(events))
@@ -153,7 +171,7 @@ func (a *app) feedSample(ctx context.Context, p *pipeline, print bool) error {
 		return err
 	}
 	defer cl.Close()
-	if err := waitCaughtUp(ctx, cl, p); err != nil {
+	if err := waitCaughtUp(ctx, cl, p, produced); err != nil {
 		return err
 	}
 	n, err := printTopics(ctx, cl, a.jsonOut(), p.codec, topics.Names(p.cat.ByRole(topics.Decision)))
@@ -161,30 +179,31 @@ func (a *app) feedSample(ctx context.Context, p *pipeline, print bool) error {
 	return err
 }
 
-// waitCaughtUp waits until every processor's group has committed offsets
-// at the end of its inputs.
-func waitCaughtUp(ctx context.Context, cl *kgo.Client, p *pipeline) error {
+// waitCaughtUp waits until every processor's group has committed an
+// offset past each produced record of its inputs. (Comparing with the
+// end offsets would never succeed: a transaction's commit marker takes
+// the last offset, and consumers commit past data records only.)
+func waitCaughtUp(ctx context.Context, cl *kgo.Client, p *pipeline, produced []ingest.Produced) error {
 	adm := kadm.NewClient(cl)
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	for i, r := range p.runners {
 		inputs := p.specs[i].Inputs
 		for {
-			ends, err := adm.ListCommittedOffsets(ctx, inputs...)
-			if err != nil {
-				return err
-			}
 			committed, err := adm.FetchOffsetsForTopics(ctx, r.Group(), inputs...)
 			if err != nil {
 				return err
 			}
 			behind := false
-			ends.Each(func(o kadm.ListedOffset) {
-				c, ok := committed.Lookup(o.Topic, o.Partition)
-				if o.Offset > 0 && (!ok || c.At < o.Offset) {
-					behind = true
+			for _, pr := range produced {
+				if !slices.Contains(inputs, pr.Topic) {
+					continue
 				}
-			})
+				if c, ok := committed.Lookup(pr.Topic, pr.Partition); !ok || c.At <= pr.Offset {
+					behind = true
+					break
+				}
+			}
 			if !behind {
 				break
 			}

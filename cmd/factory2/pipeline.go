@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -16,6 +18,7 @@ import (
 	"github.com/factory2/factory2/internal/config"
 	"github.com/factory2/factory2/internal/httpapi"
 	"github.com/factory2/factory2/processors"
+	"github.com/factory2/factory2/processors/gating"
 	"github.com/factory2/factory2/state"
 	"github.com/factory2/factory2/topics"
 )
@@ -31,6 +34,16 @@ type pipeline struct {
 	cache   *state.Cache
 	runners []*processors.Runner
 	specs   []processors.Spec
+	gating  *gating.Engine
+}
+
+// registerAPIs adds the processors' query APIs to srv.
+func (p *pipeline) registerAPIs(srv *httpapi.Server) {
+	for i, s := range p.specs {
+		if s.Name == gating.Name {
+			gating.NewAPI(p.gating, p.runners[i]).Register(srv)
+		}
+	}
 }
 
 // newPipeline builds the processors of cfg. Topics are not touched; call
@@ -47,13 +60,15 @@ func newPipeline(cfg config.Config, log *slog.Logger) (*pipeline, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	p := &pipeline{cfg: cfg, log: log, cat: cat, codec: codec, reg: reg, cache: state.NewCache(cfg.State.CacheBytes)}
-	p.specs, err = processorSpecs(cfg, cat)
+	p.specs, p.gating, err = processorSpecs(cfg, cat)
 	if err != nil {
 		return nil, err
 	}
-	kmetrics := kprom.NewMetrics("factory2_kafka", kprom.Registerer(reg))
 	for _, spec := range p.specs {
-		r, err := processors.NewRunner(spec, p.runnerConfig(kgo.WithHooks(kmetrics)))
+		cfg := p.runnerConfig()
+		cfg.SessionHooks = []kgo.Hook{kprom.NewMetrics("factory2_kafka",
+			kprom.Registerer(prometheus.WrapRegistererWith(prometheus.Labels{"processor": spec.Name}, reg)))}
+		r, err := processors.NewRunner(spec, cfg)
 		if err != nil {
 			return nil, err
 		}
@@ -62,7 +77,7 @@ func newPipeline(cfg config.Config, log *slog.Logger) (*pipeline, error) {
 	return p, nil
 }
 
-func (p *pipeline) runnerConfig(opts ...kgo.Opt) processors.Config {
+func (p *pipeline) runnerConfig() processors.Config {
 	return processors.Config{
 		Brokers:            p.cfg.Brokers,
 		InstanceID:         p.cfg.InstanceID,
@@ -75,7 +90,6 @@ func (p *pipeline) runnerConfig(opts ...kgo.Opt) processors.Config {
 		SessionTimeout:     p.cfg.Processing.SessionTimeout,
 		Logger:             p.log,
 		Registerer:         p.reg,
-		ClientOpts:         opts,
 	}
 }
 
@@ -93,8 +107,46 @@ func newCodec(cfg config.Config) (*avro.Codec, error) {
 }
 
 // processorSpecs lists the processors this binary runs.
-func processorSpecs(config.Config, *topics.Catalog) ([]processors.Spec, error) {
-	return nil, nil
+func processorSpecs(cfg config.Config, cat *topics.Catalog) ([]processors.Spec, *gating.Engine, error) {
+	eng, err := gatingEngine(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	return []processors.Spec{gating.Spec(cat, eng)}, eng, nil
+}
+
+// gatingEngine loads the policies and signing rules of cfg. A broken
+// policy set stops the process: deciding with half the policies would
+// emit wrong decisions.
+func gatingEngine(cfg config.Config) (*gating.Engine, error) {
+	files := map[string][]byte{}
+	for _, path := range cfg.Gating.Policies {
+		fi, err := os.Stat(path)
+		if err != nil {
+			return nil, fmt.Errorf("gating.policies: %w", err)
+		}
+		paths := []string{path}
+		if fi.IsDir() {
+			paths, _ = filepath.Glob(filepath.Join(path, "*.yaml"))
+			more, _ := filepath.Glob(filepath.Join(path, "*.yml"))
+			paths = append(paths, more...)
+		}
+		for _, p := range paths {
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return nil, fmt.Errorf("gating.policies: %w", err)
+			}
+			files[p] = b
+		}
+	}
+	var ps *gating.PolicySet
+	if len(files) > 0 {
+		var err error
+		if ps, err = gating.LoadPolicies(files); err != nil {
+			return nil, err
+		}
+	}
+	return gating.NewEngine(ps, cfg.Gating.SigningRules, gating.WithProductVersionRules(cfg.Gating.ProductVersions...))
 }
 
 // ensureTopics creates the missing topics (changelogs included) and

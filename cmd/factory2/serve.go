@@ -55,6 +55,7 @@ func (a *app) runServe(ctx context.Context, ensure bool) error {
 	}
 	defer ing.Close()
 	registerIngest(srv, cfg, ing)
+	p.registerAPIs(srv)
 	a.say("factory2 serve: %d processors on %v; HTTP at %s", len(p.runners), cfg.Brokers, srv.URL())
 	if err := p.run(ctx, srv); err != nil && ctx.Err() == nil {
 		return err

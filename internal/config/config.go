@@ -14,6 +14,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/factory2/factory2/processors/gating"
 	"github.com/factory2/factory2/topics"
 )
 
@@ -96,31 +97,12 @@ type Registry struct {
 type Gating struct {
 	// Policies are Greenwave policy files or directories of them.
 	Policies []string `yaml:"policies"`
-	// ProductVersions overrides product version inference: the first
+	// ProductVersions override product version inference: the first
 	// entry whose Match (a regular expression) matches the subject
 	// identifier wins.
-	ProductVersions []ProductVersionRule `yaml:"product_versions"`
+	ProductVersions []gating.ProductVersionRule `yaml:"product_versions"`
 	// SigningRules are the autosign rules (robosignatory's from/to/key).
-	SigningRules []SigningRule `yaml:"signing_rules"`
-}
-
-// ProductVersionRule maps subject identifiers to a product version.
-type ProductVersionRule struct {
-	Match          string `yaml:"match"`
-	ProductVersion string `yaml:"product_version"`
-}
-
-// SigningRule is one autosign rule.
-type SigningRule struct {
-	Name           string `yaml:"name"`
-	From           string `yaml:"from"`
-	To             string `yaml:"to"`
-	Key            string `yaml:"key"`
-	KeyID          string `yaml:"key_id"`
-	Type           string `yaml:"type"`
-	RequireContext string `yaml:"require_context"`
-	ProductVersion string `yaml:"product_version"`
-	Priority       int32  `yaml:"priority"`
+	SigningRules []gating.SigningRule `yaml:"signing_rules"`
 }
 
 // DefaultBrokers is where `factory2 dev` listens.
@@ -222,10 +204,8 @@ func (c Config) Validate() error {
 	if c.HTTP.MaxBodyBytes <= 0 {
 		errs = append(errs, fmt.Errorf("http.max_body_bytes %d: must be positive", c.HTTP.MaxBodyBytes))
 	}
-	for i, r := range c.Gating.SigningRules {
-		if r.From == "" || r.KeyID == "" {
-			errs = append(errs, fmt.Errorf("gating.signing_rules[%d]: from and key_id are required", i))
-		}
+	if err := gating.ValidateSigningRules(c.Gating.SigningRules); err != nil {
+		errs = append(errs, fmt.Errorf("gating.signing_rules: %w", err))
 	}
 	for i, r := range c.Gating.ProductVersions {
 		if r.Match == "" || r.ProductVersion == "" {

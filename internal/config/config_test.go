@@ -36,7 +36,7 @@ func TestLoadBad(t *testing.T) {
 		"unknown-key.bad.yml": {"line 3", "commit_intervall"},
 		"invalid.bad.yml": {
 			`"nohostport"`, "instance_id", "partitions 0", "commit_interval 0s",
-			"http.addr", "signing_rules[0]",
+			"http.addr", "signing rule no-key: key_id is required",
 		},
 	} {
 		t.Run(file, func(t *testing.T) {

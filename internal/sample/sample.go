@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/factory2/factory2/avro"
+	"github.com/factory2/factory2/processors/gating"
 )
 
 // Policy is the Greenwave policy the sample is gated by (the shape of
@@ -26,10 +27,10 @@ rules:
 
 // SigningRule is the sample's autosign rule, in robosignatory's terms:
 // builds tagged into From are signed with KeyID and moved to To.
-var SigningRule = struct {
-	Name, From, To, Key, KeyID string
-	Priority                   int32
-}{"fedora-42-build-key", "f42-signing-pending", "f42-updates-testing-pending", "fedora-42", "105ef944", 10}
+var SigningRule = gating.SigningRule{
+	Name: "fedora-42-build-key", From: "f42-signing-pending", To: "f42-updates-testing-pending",
+	Key: "fedora-42", KeyID: "105ef944", Priority: 10,
+}
 
 // Events returns the sample pipeline in the order a real one would
 // produce it. Ids and times are fixed, so feeding the sample twice is
