@@ -58,6 +58,7 @@ stderr. Kafka-facing commands take --brokers (or FACTORY2_BROKERS).`,
 		a.serveCmd(),
 		a.topicsCmd(),
 		a.replayCmd(),
+		a.whyCmd(),
 		a.versionCmd(),
 		a.watchCmd(),
 	)
