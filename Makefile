@@ -38,8 +38,8 @@ test: deps vet ## Full suite for CI: unit and integration tests against a real b
 	deploy/test.sh
 
 .PHONY: bench
-bench: ## Run the benchmarks (no tests)
-	$(GO) test -run '^$$' -bench . -benchmem ./...
+bench: deps ## Run the benchmarks against the real broker (BENCH=regexp, BENCHTIME=...)
+	deploy/bench.sh "$(or $(BENCH),.)"
 
 .PHONY: demo
 demo: ## Run factory2 dev with sample data

@@ -341,7 +341,13 @@ func (r *Runner) loop(ctx context.Context) error {
 			}
 			nextPunct = now.Add(r.spec.PunctuateEvery)
 		}
-		if !now.Before(deadline) {
+		// Commit at the deadline, or as soon as the runner has caught up
+		// with its inputs (nothing more is buffered): under a trickle of
+		// events a decision then waits for one commit, not for the
+		// interval; under load, batches grow and commits stay at the
+		// interval.
+		caughtUp := r.inTxn && r.sess.Client().BufferedFetchRecords() == 0
+		if !now.Before(deadline) || caughtUp {
 			if err := r.commit(ctx); err != nil {
 				return err
 			}

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# bench.sh [BENCH-REGEXP] [PACKAGES...]: the benchmarks, against the real Kafka broker
+# (deploy/kafka/kafka.sh up), so that throughput and latency are measured on Apache Kafka
+# and each figure sits next to its same-run baseline (raw consume rate, plain consumer
+# latency). The broker is stopped on exit unless it was already running.
+#
+# Figures on a shared 2-core machine are noisy: compare ratios within one run, not
+# absolute numbers across runs.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+kafka=deploy/kafka/kafka.sh
+started=0
+stop_broker() {
+	if ((started)); then
+		"$kafka" down single || echo "bench.sh: warning: could not stop the Kafka broker" >&2
+	fi
+}
+trap stop_broker EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+if [[ $("$kafka" status) =~ (^|$'\n')single\ +running ]]; then
+	echo "bench.sh: using the Kafka broker that is already running; it stays up" >&2
+else
+	started=1
+fi
+FACTORY2_KAFKA_BROKERS="$("$kafka" up)"
+export FACTORY2_KAFKA_BROKERS
+echo "bench.sh: FACTORY2_KAFKA_BROKERS=$FACTORY2_KAFKA_BROKERS" >&2
+
+bench="${1:-.}"
+shift || true
+# Broker benchmarks do a fixed amount of work per run and report rates with
+# b.ReportMetric, so the default benchtime runs them once; micro-benchmarks
+# (codecs, state) get the usual timing.
+go test -run '^$' -bench "$bench" ${BENCHTIME:+-benchtime "$BENCHTIME"} -benchmem -timeout 30m "${@:-./...}"
