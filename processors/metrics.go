@@ -19,7 +19,7 @@ type metrics struct {
 	commitSeconds    prometheus.Histogram
 }
 
-func newMetrics(string) *metrics {
+func newMetrics() *metrics {
 	const ns = "factory2_processor"
 	return &metrics{
 		processed: prometheus.NewCounterVec(prometheus.CounterOpts{

@@ -6,9 +6,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -100,11 +103,25 @@ func (f *fixture) runner(t *testing.T, instance, stateDir string) *processors.Ru
 		StateDir:       stateDir,
 		CommitInterval: 50 * time.Millisecond,
 		SessionTimeout: 6 * time.Second,
+		Logger:         testLogger(t),
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return r
+}
+
+// testLogger sends the runner's logs to the test log (shown for failed
+// tests and with -v).
+func testLogger(t *testing.T) *slog.Logger {
+	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
+}
+
+type tWriter struct{ t *testing.T }
+
+func (w tWriter) Write(b []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(b)))
+	return len(b), nil
 }
 
 func (f *fixture) ensure(t *testing.T) {
@@ -452,4 +469,49 @@ func TestRunnerGetReadsCommittedStateOfOwnedKeys(t *testing.T) {
 			t.Errorf("PartitionFor(%q) = %d, producer chose %d", k, p, rec.Partition)
 		}
 	}
+}
+
+// Two instances of a processor with two inputs: each owns the same
+// partition numbers of both inputs (co-partitioning), and together all.
+func TestRunnersCoPartitionTheirInputs(t *testing.T) {
+	f := newFixture(t, 6)
+	spec := f.spec()
+	spec.Inputs = []string{f.in, f.cat.Name(topics.EventsSign)}
+	mk := func(instance string) *processors.Runner {
+		r, err := processors.NewRunner(spec, processors.Config{
+			Brokers: f.env.Brokers(), InstanceID: instance, Catalog: f.cat, Codec: jsonCodec{},
+			StateDir: t.TempDir(), CommitInterval: 50 * time.Millisecond, SessionTimeout: 6 * time.Second,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	a, b := mk("a"), mk("b")
+	f.ensure(t)
+	start(t, a)
+	start(t, b)
+	kafkatest.WaitFor(t, 60*time.Second, func() error {
+		seen := map[int32]string{}
+		for name, r := range map[string]*processors.Runner{"a": a, "b": b} {
+			as := r.Assignment()
+			build, sign := as[spec.Inputs[0]], as[spec.Inputs[1]]
+			if len(build) == 0 {
+				return fmt.Errorf("%s owns nothing yet", name)
+			}
+			if !slices.Equal(build, sign) {
+				t.Fatalf("%s owns %v of one input and %v of the other", name, build, sign)
+			}
+			for _, p := range build {
+				if other, dup := seen[p]; dup {
+					return fmt.Errorf("partition %d owned by %s and %s (rebalance in progress?)", p, other, name)
+				}
+				seen[p] = name
+			}
+		}
+		if len(seen) != 6 {
+			return fmt.Errorf("%d of 6 partitions owned", len(seen))
+		}
+		return nil
+	})
 }

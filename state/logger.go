@@ -12,9 +12,11 @@ type pebbleLogger struct{ l *slog.Logger }
 
 var _ pebble.Logger = pebbleLogger{}
 
-// Infof implements pebble.Logger.
+// Infof implements pebble.Logger. Pebble's info messages ("Found 0 WALs"
+// on every open, compaction notes) are routine for a store per partition,
+// so they go out at debug level.
 func (p pebbleLogger) Infof(format string, args ...any) {
-	p.l.Info(fmt.Sprintf(format, args...), "component", "pebble")
+	p.l.Debug(fmt.Sprintf(format, args...), "component", "pebble")
 }
 
 // Errorf implements pebble.Logger.
