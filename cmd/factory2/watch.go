@@ -399,6 +399,16 @@ func (a *app) watchStarts(ctx context.Context, adm *kadm.Client, o watchOpts, na
 		return starts, nil
 	}
 	committed, err := adm.FetchOffsets(ctx, o.group)
+	// A coordinator that is loading or moving answers with a retriable
+	// error (COORDINATOR_NOT_AVAILABLE right after a group is created);
+	// ask again until the context ends.
+	for backoff := 50 * time.Millisecond; err != nil && kerr.IsRetriable(err) && ctx.Err() == nil; backoff = min(2*backoff, time.Second) {
+		select {
+		case <-ctx.Done():
+		case <-time.After(backoff):
+		}
+		committed, err = adm.FetchOffsets(ctx, o.group)
+	}
 	if err != nil && !errors.Is(err, kerr.GroupIDNotFound) {
 		return nil, fmt.Errorf("watch: fetching the offsets of group %s: %w", o.group, err)
 	}

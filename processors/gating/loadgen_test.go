@@ -15,6 +15,8 @@ package gating_test
 //
 // -cpuprofile profiles the set-up too (producing the events); set
 // FACTORY2_BENCH_CPUPROFILE=<file> to profile only the runner's part.
+// FACTORY2_BENCH_RUNNER_LINGER=5ms tries a producer linger in the runner
+// (see runnerExperiment).
 
 import (
 	"context"
@@ -64,609 +66,6 @@ const (
 	// benchTimeout bounds every wait of the benchmarks.
 	benchTimeout = 90 * time.Second
 )
-
-// testcases are the sample policy's two required test cases.
-var testcases = []string{"fedora-ci.koji-build.tier0.functional", "fedora-ci.koji-build.rpminspect.static-analysis"}
-
-// eventsPerBuild is the length of one build's life in loadGen.
-const eventsPerBuild = 11
-
-// buildLag spaces the events of one build in the stream: between two of
-// them, buildLag*eventsPerBuild events of other builds go by (27.5 ms at
-// 2,000 events/s), so about 50 builds are in flight at any time.
-const buildLag = 5
-
-// loadGen makes the events of many distinct builds, each living the life
-// internal/sample tells: BUILDING; COMPLETE with 3 RPMs; tagged into the
-// candidate tag, then into the signing tag (an autosign decision); the 2
-// required tests QUEUED; the 3 RPMs signed (a signed status); the 2 tests
-// PASSED. The last PASSED is the build's trigger: its last satisfying
-// event, which flips its gating decision to policies_satisfied.
-//
-// Every event's Origin.MessageID is its own id, and a decision's envelope
-// takes its origin from its trigger (see gating's deriveEnvelope): that is
-// how the benchmarks find the event behind a decision.
-type loadGen struct {
-	run    string    // unique per benchmark run; ids never repeat across runs
-	base   time.Time // event time of the first event
-	parser *ingest.Parser
-	codec  *avro.Codec
-}
-
-func newLoadGen(b *testing.B, cat *topics.Catalog, codec *avro.Codec) *loadGen {
-	return &loadGen{
-		run:    kafkatest.UniqueName(b),
-		base:   time.Now().UTC().Truncate(time.Second),
-		parser: &ingest.Parser{Catalog: cat},
-		codec:  codec,
-	}
-}
-
-// order yields (build, event) of builds builds in stream order: row r
-// holds event 0 of build r, event 1 of build r-buildLag, event 2 of build
-// r-2*buildLag, and so on, so every build's events come in order and
-// builds overlap.
-func order(builds int) iter.Seq2[int, int] {
-	return func(yield func(int, int) bool) {
-		for r := 0; r < builds+(eventsPerBuild-1)*buildLag; r++ {
-			for j := range eventsPerBuild {
-				if k := r - j*buildLag; k >= 0 && k < builds {
-					if !yield(k, j) {
-						return
-					}
-				}
-			}
-		}
-	}
-}
-
-// isTrigger reports whether event j of a build is its last satisfying one.
-func isTrigger(j int) bool { return j == eventsPerBuild-1 }
-
-// eventID is the id of event j of build k.
-func (g *loadGen) eventID(k, j int) string { return fmt.Sprintf("%s-%d-%d", g.run, k, j) }
-
-// event returns event j of build k; seq is its place in the stream, which
-// gives its event time (500µs apart, as at 2,000 events/s).
-func (g *loadGen) event(k, j, seq int) avro.Record {
-	name, version, release := fmt.Sprintf("loadgen-%d", k), "1.0", "1.fc42"
-	nvr := name + "-" + version + "-" + release
-	at := g.base.Add(time.Duration(seq) * 500 * time.Microsecond)
-	env := func(source, topic string) avro.Envelope {
-		id := g.eventID(k, j)
-		return avro.Envelope{ID: id, Source: source, EventTime: at,
-			Origin: avro.Origin{Topic: "org.fedoraproject.prod." + topic, MessageID: id}}
-	}
-	buildID := int64(3_000_000 + k)
-	var arts []avro.Artifact
-	for i, a := range []string{"x86_64", "aarch64", "src"} {
-		arts = append(arts, avro.Artifact{ID: fmt.Sprint(buildID*10 + int64(i)), Name: fmt.Sprintf("%s.%s.rpm", nvr, a), Type: "rpm", Arch: a})
-	}
-	build := func(kind, state, old, tag string) *avro.BuildEvent {
-		e := &avro.BuildEvent{
-			Envelope: env("koji/primary", "buildsys.build.state.change"),
-			Kind:     kind, NVR: nvr, Name: name, Version: version, Release: release,
-			BuildID: buildID, TaskID: buildID + 90_000_000, Owner: "packager", Instance: "primary",
-			State: state, OldState: old, Tag: tag, CreationTime: g.base,
-			SourceURL:    "git+https://src.fedoraproject.org/rpms/" + name + ".git#0123456789abcdef0123456789abcdef01234567",
-			SourceCommit: "0123456789abcdef0123456789abcdef01234567",
-		}
-		if kind != avro.BuildStateChange {
-			e.Origin.Topic = "org.fedoraproject.prod.buildsys." + kind
-			e.TagUser = "bodhi"
-		}
-		if state == avro.StateComplete {
-			e.CompletionTime = at
-			e.Artifacts = arts
-		}
-		return e
-	}
-	result := func(tc, outcome string) *avro.TestResult {
-		r := &avro.TestResult{
-			Envelope: env("resultsdb", "resultsdb.result.new"),
-			ResultID: fmt.Sprint(k*eventsPerBuild + j), Testcase: tc, Outcome: outcome,
-			SubjectType: "koji_build", SubjectID: nvr,
-			RefURL: "https://artifacts.example.org/" + nvr + "/" + tc,
-		}
-		r.SubmitTime = at
-		return r
-	}
-	switch j {
-	case 0:
-		return build(avro.BuildStateChange, avro.StateBuilding, "", "")
-	case 1:
-		return build(avro.BuildStateChange, avro.StateComplete, avro.StateBuilding, "")
-	case 2:
-		return build(avro.BuildTag, avro.StateComplete, "", "f42-updates-candidate")
-	case 3:
-		return build(avro.BuildTag, avro.StateComplete, "", sample.SigningRule.From)
-	case 4, 5:
-		return result(testcases[j-4], avro.OutcomeQueued)
-	case 6, 7, 8:
-		return &avro.SignEvent{
-			Envelope: env("koji/primary", "buildsys.rpm.sign"),
-			NVR:      nvr, BuildID: buildID, SigKey: sample.SigningRule.KeyID,
-			Artifacts: []avro.Artifact{arts[j-6]}, Signer: "robosignatory", Outcome: avro.SignSigned, Instance: "primary",
-		}
-	case 9, 10:
-		return result(testcases[j-9], avro.OutcomePassed)
-	}
-	panic(fmt.Sprintf("loadGen: no event %d", j))
-}
-
-// record returns event j of build k as the Kafka record ingest would
-// produce: validated, routed to its input topic, keyed by subject, encoded.
-func (g *loadGen) record(k, j, seq int) (*kgo.Record, error) {
-	evs, err := g.parser.Records(g.event(k, j, seq))
-	if err != nil {
-		return nil, err
-	}
-	v, err := g.codec.Encode(evs[0].Record)
-	if err != nil {
-		return nil, err
-	}
-	return &kgo.Record{Topic: evs[0].Topic, Key: []byte(evs[0].Key), Value: v}, nil
-}
-
-// benchFixture is a fresh catalog (6 partitions, changelog included, all
-// created) with the gating spec over internal/sample's policy and signing
-// rule.
-type benchFixture struct {
-	env   *kafkatest.Env
-	cat   *topics.Catalog
-	codec *avro.Codec
-	spec  processors.Spec
-	adm   *kadm.Client
-}
-
-// newBenchFixture returns a fixture on the real broker, or skips b. The
-// topics and the processor's group are deleted when b ends.
-func newBenchFixture(b *testing.B) *benchFixture {
-	b.Helper()
-	if os.Getenv(kafkatest.EnvBrokers) == "" {
-		b.Skipf("needs a real Kafka broker: set %s=127.0.0.1:29092 (make kafka-up)", kafkatest.EnvBrokers)
-	}
-	env := kafkatest.Cluster(b)
-	cat, err := topics.New(topics.Config{Prefix: kafkatest.UniqueName(b) + ".", Partitions: benchPartitions, Replication: 1,
-		InputRetentionMS: -1, DecisionRetentionMS: -1})
-	if err != nil {
-		b.Fatal(err)
-	}
-	ps, err := gating.LoadPolicies(map[string][]byte{"sample.yaml": []byte(sample.Policy)})
-	if err != nil {
-		b.Fatal(err)
-	}
-	eng, err := gating.NewEngine(ps, []gating.SigningRule{sample.SigningRule})
-	if err != nil {
-		b.Fatal(err)
-	}
-	codec, err := avro.NewCodec()
-	if err != nil {
-		b.Fatal(err)
-	}
-	f := &benchFixture{env: env, cat: cat, codec: codec, spec: gating.Spec(cat, eng), adm: kafkatest.Admin(b, env)}
-	cat.AddChangelog(f.spec.Name, gating.StoreSubjects) // as NewRunner does, so that Ensure creates it
-	ctx, cancel := context.WithTimeout(context.Background(), benchTimeout)
-	defer cancel()
-	// Registered after Admin's client closes, so it runs before that.
-	b.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if _, err := f.adm.DeleteGroup(ctx, cat.Prefix()+f.spec.Name); err != nil {
-			b.Logf("deleting the benchmark's group: %v", err)
-		}
-		if _, err := f.adm.DeleteTopics(ctx, topics.Names(cat.Specs())...); err != nil {
-			b.Logf("deleting the benchmark's topics: %v", err)
-		}
-	})
-	if _, err := cat.Ensure(ctx, kafkatest.Client(b, env)); err != nil {
-		b.Fatal(err)
-	}
-	return f
-}
-
-// runner returns a Runner of the gating spec with a commit interval
-// (0: the default), its metrics in reg, its session client hooked, its
-// state on fs.
-func (f *benchFixture) runner(b *testing.B, interval time.Duration, reg prometheus.Registerer, fs vfs.FS, hooks ...kgo.Hook) *processors.Runner {
-	b.Helper()
-	r, err := processors.NewRunner(f.spec, processors.Config{
-		Brokers:        f.env.Brokers(),
-		InstanceID:     "bench",
-		Catalog:        f.cat,
-		Codec:          f.codec,
-		StateDir:       b.TempDir(),
-		FS:             fs,
-		CommitInterval: interval,
-		SessionTimeout: 6 * time.Second,
-		Registerer:     reg,
-		SessionHooks:   hooks,
-		ClientOpts:     tmpOpts(),
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	return r
-}
-
-// startRunner runs r until the returned stop (or b's end) cancels it.
-func startRunner(b *testing.B, r *processors.Runner) (stop func() error) {
-	ctx, cancel := context.WithCancel(context.Background())
-	errc := make(chan error, 1)
-	go func() { errc <- r.Run(ctx) }()
-	var (
-		once sync.Once
-		err  error
-	)
-	stop = func() error {
-		once.Do(func() { cancel(); err = <-errc })
-		return err
-	}
-	b.Cleanup(func() { _ = stop() })
-	return stop
-}
-
-// tp is a topic partition; tpo a record's place.
-type (
-	tp struct {
-		topic     string
-		partition int32
-	}
-	tpo struct {
-		tp
-		offset int64
-	}
-)
-
-func placeOf(r *kgo.Record) tpo { return tpo{tp{r.Topic, r.Partition}, r.Offset} }
-
-// committedPast reports nil once group's committed offsets are past
-// last's offsets (the last produced record of each partition). Compare
-// with what was produced, not with end offsets: a transaction's trailing
-// commit marker is never consumed past.
-func committedPast(ctx context.Context, adm *kadm.Client, group string, last map[tp]int64) error {
-	offs, err := adm.FetchOffsets(ctx, group)
-	if err != nil {
-		return err
-	}
-	for p, off := range last {
-		c, ok := offs.Lookup(p.topic, p.partition)
-		if !ok || c.Err != nil || c.At <= off {
-			return fmt.Errorf("group %s has not committed past %s/%d@%d", group, p.topic, p.partition, off)
-		}
-	}
-	return nil
-}
-
-// reqProbe hooks a client: how long each kind of request takes (written
-// to response read), when each transaction ended, and when the first
-// fetch brought records.
-type reqProbe struct {
-	mu         sync.Mutex
-	reqs       map[int16]*reqStat
-	endTxn     []time.Time // EndTxn responses read
-	firstFetch time.Time
-}
-
-type reqStat struct {
-	n        int
-	sum, max time.Duration
-}
-
-func newReqProbe() *reqProbe { return &reqProbe{reqs: map[int16]*reqStat{}} }
-
-func (p *reqProbe) OnBrokerE2E(_ kgo.BrokerMetadata, key int16, e2e kgo.BrokerE2E) {
-	now := time.Now()
-	if e2e.Err() != nil {
-		return
-	}
-	d := e2e.DurationE2E()
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	s := p.reqs[key]
-	if s == nil {
-		s = &reqStat{}
-		p.reqs[key] = s
-	}
-	s.n++
-	s.sum += d
-	s.max = max(s.max, d)
-	if key == kmsg.EndTxn.Int16() {
-		p.endTxn = append(p.endTxn, now)
-	}
-}
-
-func (p *reqProbe) OnFetchBatchRead(kgo.BrokerMetadata, string, int32, kgo.FetchBatchMetrics) {
-	p.mu.Lock()
-	if p.firstFetch.IsZero() {
-		p.firstFetch = time.Now()
-	}
-	p.mu.Unlock()
-}
-
-func (p *reqProbe) first() time.Time {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.firstFetch
-}
-
-// summary lists the requests by total time, each with its count, mean
-// and max.
-func (p *reqProbe) summary() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	keys := slices.Collect(func(yield func(int16) bool) {
-		for k := range p.reqs {
-			if !yield(k) {
-				return
-			}
-		}
-	})
-	slices.SortFunc(keys, func(a, b int16) int { return int(p.reqs[b].sum - p.reqs[a].sum) })
-	var sb strings.Builder
-	for _, k := range keys {
-		s := p.reqs[k]
-		fmt.Fprintf(&sb, " %s n=%d mean=%v max=%v;", kmsg.NameForKey(k), s.n,
-			(s.sum / time.Duration(s.n)).Round(10*time.Microsecond), s.max.Round(10*time.Microsecond))
-	}
-	return sb.String()
-}
-
-// recProbe hooks the runner's session client per record: when each
-// input record was buffered by a fetch and polled by the runner, and when
-// each gating decision was acknowledged inside its transaction.
-type recProbe struct {
-	decisions string // topic
-	mu        sync.Mutex
-	buffered  map[tpo]time.Time
-	polled    map[tpo]time.Time
-	emitted   []emitted
-}
-
-type emitted struct {
-	value []byte
-	at    time.Time
-}
-
-func newRecProbe(decisions string) *recProbe {
-	return &recProbe{decisions: decisions, buffered: map[tpo]time.Time{}, polled: map[tpo]time.Time{}}
-}
-
-func (p *recProbe) OnFetchRecordBuffered(r *kgo.Record) {
-	now := time.Now()
-	p.mu.Lock()
-	p.buffered[placeOf(r)] = now
-	p.mu.Unlock()
-}
-
-func (p *recProbe) OnFetchRecordUnbuffered(r *kgo.Record, polled bool) {
-	if !polled {
-		return
-	}
-	now := time.Now()
-	p.mu.Lock()
-	p.polled[placeOf(r)] = now
-	p.mu.Unlock()
-}
-
-func (p *recProbe) OnProduceRecordUnbuffered(r *kgo.Record, err error) {
-	if err != nil || r.Topic != p.decisions {
-		return
-	}
-	now := time.Now()
-	p.mu.Lock()
-	p.emitted = append(p.emitted, emitted{r.Value, now})
-	p.mu.Unlock()
-}
-
-// syncFS counts and times the fsyncs of the state (Pebble's WAL syncs of
-// each committed batch, mostly).
-type syncFS struct {
-	vfs.FS
-	n, ns atomic.Int64
-	maxNS atomic.Int64
-}
-
-func (fs *syncFS) wrap(f vfs.File, err error) (vfs.File, error) {
-	if err != nil {
-		return nil, err
-	}
-	return &syncFile{File: f, fs: fs}, nil
-}
-
-func (fs *syncFS) Create(name string, c vfs.DiskWriteCategory) (vfs.File, error) {
-	return fs.wrap(fs.FS.Create(name, c))
-}
-
-func (fs *syncFS) OpenReadWrite(name string, c vfs.DiskWriteCategory, opts ...vfs.OpenOption) (vfs.File, error) {
-	return fs.wrap(fs.FS.OpenReadWrite(name, c, opts...))
-}
-
-func (fs *syncFS) ReuseForWrite(oldname, newname string, c vfs.DiskWriteCategory) (vfs.File, error) {
-	return fs.wrap(fs.FS.ReuseForWrite(oldname, newname, c))
-}
-
-func (fs *syncFS) OpenDir(name string) (vfs.File, error) { return fs.wrap(fs.FS.OpenDir(name)) }
-
-func (fs *syncFS) Unwrap() vfs.FS { return fs.FS }
-
-func (fs *syncFS) timed(start time.Time) {
-	d := int64(time.Since(start))
-	fs.n.Add(1)
-	fs.ns.Add(d)
-	for m := fs.maxNS.Load(); d > m && !fs.maxNS.CompareAndSwap(m, d); m = fs.maxNS.Load() {
-	}
-}
-
-func (fs *syncFS) summary() string {
-	n := fs.n.Load()
-	if n == 0 {
-		return "no fsyncs"
-	}
-	return fmt.Sprintf("%d fsyncs, %v in all, mean %v, max %v", n, time.Duration(fs.ns.Load()).Round(time.Millisecond),
-		(time.Duration(fs.ns.Load()) / time.Duration(n)).Round(10*time.Microsecond), time.Duration(fs.maxNS.Load()).Round(10*time.Microsecond))
-}
-
-type syncFile struct {
-	vfs.File
-	fs *syncFS
-}
-
-func (f *syncFile) Sync() error {
-	defer f.fs.timed(time.Now())
-	return f.File.Sync()
-}
-
-func (f *syncFile) SyncData() error {
-	defer f.fs.timed(time.Now())
-	return f.File.SyncData()
-}
-
-func (f *syncFile) SyncTo(length int64) (bool, error) {
-	defer f.fs.timed(time.Now())
-	return f.File.SyncTo(length)
-}
-
-// metricValues sums every series of each metric of reg by name: a
-// counter's or gauge's value, a histogram's sum (and its count as
-// name_count).
-func metricValues(b *testing.B, reg *prometheus.Registry) map[string]float64 {
-	b.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		b.Fatal(err)
-	}
-	out := map[string]float64{}
-	for _, mf := range mfs {
-		for _, m := range mf.GetMetric() {
-			switch {
-			case m.Counter != nil:
-				out[mf.GetName()] += m.Counter.GetValue()
-			case m.Gauge != nil:
-				out[mf.GetName()] += m.Gauge.GetValue()
-			case m.Histogram != nil:
-				out[mf.GetName()] += m.Histogram.GetSampleSum()
-				out[mf.GetName()+"_count"] += float64(m.Histogram.GetSampleCount())
-			}
-		}
-	}
-	return out
-}
-
-// runnerSummary says what the runner did, from its metrics.
-func runnerSummary(m map[string]float64) string {
-	txns := m["factory2_processor_transactions_total"]
-	return fmt.Sprintf("%.0f records processed, %.0f emitted, %.0f dead-lettered; %.0f transactions (commit mean %.1f ms); "+
-		"Process mean %.1f µs; %.0f changelog records",
-		m["factory2_processor_records_processed_total"], m["factory2_processor_records_emitted_total"],
-		m["factory2_processor_records_dead_lettered_total"], txns,
-		1e3*m["factory2_processor_commit_seconds"]/max(1, m["factory2_processor_commit_seconds_count"]),
-		1e6*m["factory2_processor_process_seconds"]/max(1, m["factory2_processor_process_seconds_count"]),
-		m["factory2_processor_changelog_records_total"])
-}
-
-// startProfile starts a CPU profile into the file named by
-// FACTORY2_BENCH_CPUPROFILE, if set, and returns its stop.
-func startProfile(b *testing.B) (stop func()) {
-	path := os.Getenv("FACTORY2_BENCH_CPUPROFILE")
-	if path == "" {
-		return func() {}
-	}
-	fh, err := os.Create(path)
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := pprof.StartCPUProfile(fh); err != nil {
-		b.Fatal(err)
-	}
-	return func() {
-		pprof.StopCPUProfile()
-		if err := fh.Close(); err != nil {
-			b.Error(err)
-		}
-	}
-}
-
-// received is a record as a consumer polled it.
-type received struct {
-	rec *kgo.Record
-	at  time.Time
-}
-
-// consumer polls a client in a goroutine and keeps what it receives, with
-// the time each poll returned.
-type consumer struct {
-	cl     *kgo.Client
-	cancel context.CancelFunc
-	done   chan struct{}
-	mu     sync.Mutex
-	got    []received
-	err    error
-	onRec  func(*kgo.Record) // called in the polling goroutine, after the time was taken
-}
-
-func startConsumer(b *testing.B, env *kafkatest.Env, onRec func(*kgo.Record), opts ...kgo.Opt) *consumer {
-	b.Helper()
-	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(env.Brokers()...),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted())}, opts...)...)
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	c := &consumer{cl: cl, cancel: cancel, done: make(chan struct{}), onRec: onRec}
-	go func() {
-		defer close(c.done)
-		for {
-			fs := cl.PollFetches(ctx)
-			now := time.Now()
-			if ctx.Err() != nil || fs.IsClientClosed() {
-				return
-			}
-			c.mu.Lock()
-			fs.EachError(func(t string, p int32, err error) { c.err = errors.Join(c.err, fmt.Errorf("%s/%d: %w", t, p, err)) })
-			fs.EachRecord(func(r *kgo.Record) { c.got = append(c.got, received{r, now}) })
-			c.mu.Unlock()
-			if c.onRec != nil {
-				fs.EachRecord(c.onRec)
-			}
-		}
-	}()
-	b.Cleanup(c.stop)
-	return c
-}
-
-func (c *consumer) stop() {
-	c.cancel()
-	<-c.done
-	c.cl.Close()
-}
-
-// percentiles returns the q-quantiles of ds (nearest rank), sorting ds.
-func percentiles(ds []time.Duration, qs ...float64) []time.Duration {
-	slices.Sort(ds)
-	out := make([]time.Duration, len(qs))
-	if len(ds) == 0 {
-		return out
-	}
-	for i, q := range qs {
-		out[i] = ds[min(len(ds)-1, int(q*float64(len(ds))))]
-	}
-	return out
-}
-
-func ms(d time.Duration) float64 { return float64(d) / 1e6 }
-
-// short formats the p50/p90/p99 of ds in milliseconds.
-func short(ds []time.Duration) string {
-	p := percentiles(ds, 0.5, 0.9, 0.99)
-	return fmt.Sprintf("%.1f/%.1f/%.1f", ms(p[0]), ms(p[1]), ms(p[2]))
-}
-
-// dist formats the p50/p90/p99/max of ds in milliseconds.
-func dist(ds []time.Duration) string {
-	p := percentiles(ds, 0.5, 0.9, 0.99, 1)
-	return fmt.Sprintf("p50 %.1f p90 %.1f p99 %.1f max %.1f ms (n=%d)", ms(p[0]), ms(p[1]), ms(p[2]), ms(p[3]), len(ds))
-}
 
 // BenchmarkGatingLatency measures how long after a build's last
 // satisfying event is acknowledged by Kafka a read_committed consumer of
@@ -1043,10 +442,628 @@ func rawConsume(b *testing.B, f *benchFixture, last map[tp]int64) time.Duration 
 	return time.Since(req.first())
 }
 
-func tmpOpts() []kgo.Opt {
-	if v := os.Getenv("TMP_LINGER"); v != "" {
-		d, _ := time.ParseDuration(v)
-		return []kgo.Opt{kgo.ProducerLinger(d)}
+// testcases are the sample policy's two required test cases.
+var testcases = []string{"fedora-ci.koji-build.tier0.functional", "fedora-ci.koji-build.rpminspect.static-analysis"}
+
+// eventsPerBuild is the length of one build's life in loadGen.
+const eventsPerBuild = 11
+
+// buildLag spaces the events of one build in the stream: between two of
+// them, buildLag*eventsPerBuild events of other builds go by (27.5 ms at
+// 2,000 events/s), so about 50 builds are in flight at any time.
+const buildLag = 5
+
+// loadGen makes the events of many distinct builds, each living the life
+// internal/sample tells: BUILDING; COMPLETE with 3 RPMs; tagged into the
+// candidate tag, then into the signing tag (an autosign decision); the 2
+// required tests QUEUED; the 3 RPMs signed (a signed status); the 2 tests
+// PASSED. The last PASSED is the build's trigger: its last satisfying
+// event, which flips its gating decision to policies_satisfied.
+//
+// Every event's Origin.MessageID is its own id, and a decision's envelope
+// takes its origin from its trigger (see gating's deriveEnvelope): that is
+// how the benchmarks find the event behind a decision.
+type loadGen struct {
+	run    string    // unique per benchmark run; ids never repeat across runs
+	base   time.Time // event time of the first event
+	parser *ingest.Parser
+	codec  *avro.Codec
+}
+
+func newLoadGen(b *testing.B, cat *topics.Catalog, codec *avro.Codec) *loadGen {
+	return &loadGen{
+		run:    kafkatest.UniqueName(b),
+		base:   time.Now().UTC().Truncate(time.Second),
+		parser: &ingest.Parser{Catalog: cat},
+		codec:  codec,
+	}
+}
+
+// order yields (build, event) of builds builds in stream order: row r
+// holds event 0 of build r, event 1 of build r-buildLag, event 2 of build
+// r-2*buildLag, and so on, so every build's events come in order and
+// builds overlap.
+func order(builds int) iter.Seq2[int, int] {
+	return func(yield func(int, int) bool) {
+		for r := 0; r < builds+(eventsPerBuild-1)*buildLag; r++ {
+			for j := range eventsPerBuild {
+				if k := r - j*buildLag; k >= 0 && k < builds {
+					if !yield(k, j) {
+						return
+					}
+				}
+			}
+		}
+	}
+}
+
+// isTrigger reports whether event j of a build is its last satisfying one.
+func isTrigger(j int) bool { return j == eventsPerBuild-1 }
+
+// eventID is the id of event j of build k.
+func (g *loadGen) eventID(k, j int) string { return fmt.Sprintf("%s-%d-%d", g.run, k, j) }
+
+// event returns event j of build k; seq is its place in the stream, which
+// gives its event time (500µs apart, as at 2,000 events/s).
+func (g *loadGen) event(k, j, seq int) avro.Record {
+	name, version, release := fmt.Sprintf("loadgen-%d", k), "1.0", "1.fc42"
+	nvr := name + "-" + version + "-" + release
+	at := g.base.Add(time.Duration(seq) * 500 * time.Microsecond)
+	env := func(source, topic string) avro.Envelope {
+		id := g.eventID(k, j)
+		return avro.Envelope{ID: id, Source: source, EventTime: at,
+			Origin: avro.Origin{Topic: "org.fedoraproject.prod." + topic, MessageID: id}}
+	}
+	buildID := int64(3_000_000 + k)
+	var arts []avro.Artifact
+	for i, a := range []string{"x86_64", "aarch64", "src"} {
+		arts = append(arts, avro.Artifact{ID: fmt.Sprint(buildID*10 + int64(i)), Name: fmt.Sprintf("%s.%s.rpm", nvr, a), Type: "rpm", Arch: a})
+	}
+	build := func(kind, state, old, tag string) *avro.BuildEvent {
+		e := &avro.BuildEvent{
+			Envelope: env("koji/primary", "buildsys.build.state.change"),
+			Kind:     kind, NVR: nvr, Name: name, Version: version, Release: release,
+			BuildID: buildID, TaskID: buildID + 90_000_000, Owner: "packager", Instance: "primary",
+			State: state, OldState: old, Tag: tag, CreationTime: g.base,
+			SourceURL:    "git+https://src.fedoraproject.org/rpms/" + name + ".git#0123456789abcdef0123456789abcdef01234567",
+			SourceCommit: "0123456789abcdef0123456789abcdef01234567",
+		}
+		if kind != avro.BuildStateChange {
+			e.Origin.Topic = "org.fedoraproject.prod.buildsys." + kind
+			e.TagUser = "bodhi"
+		}
+		if state == avro.StateComplete {
+			e.CompletionTime = at
+			e.Artifacts = arts
+		}
+		return e
+	}
+	result := func(tc, outcome string) *avro.TestResult {
+		r := &avro.TestResult{
+			Envelope: env("resultsdb", "resultsdb.result.new"),
+			ResultID: fmt.Sprint(k*eventsPerBuild + j), Testcase: tc, Outcome: outcome,
+			SubjectType: "koji_build", SubjectID: nvr,
+			RefURL: "https://artifacts.example.org/" + nvr + "/" + tc,
+		}
+		r.SubmitTime = at
+		return r
+	}
+	switch j {
+	case 0:
+		return build(avro.BuildStateChange, avro.StateBuilding, "", "")
+	case 1:
+		return build(avro.BuildStateChange, avro.StateComplete, avro.StateBuilding, "")
+	case 2:
+		return build(avro.BuildTag, avro.StateComplete, "", "f42-updates-candidate")
+	case 3:
+		return build(avro.BuildTag, avro.StateComplete, "", sample.SigningRule.From)
+	case 4, 5:
+		return result(testcases[j-4], avro.OutcomeQueued)
+	case 6, 7, 8:
+		return &avro.SignEvent{
+			Envelope: env("koji/primary", "buildsys.rpm.sign"),
+			NVR:      nvr, BuildID: buildID, SigKey: sample.SigningRule.KeyID,
+			Artifacts: []avro.Artifact{arts[j-6]}, Signer: "robosignatory", Outcome: avro.SignSigned, Instance: "primary",
+		}
+	case 9, 10:
+		return result(testcases[j-9], avro.OutcomePassed)
+	}
+	panic(fmt.Sprintf("loadGen: no event %d", j))
+}
+
+// record returns event j of build k as the Kafka record ingest would
+// produce: validated, routed to its input topic, keyed by subject, encoded.
+func (g *loadGen) record(k, j, seq int) (*kgo.Record, error) {
+	evs, err := g.parser.Records(g.event(k, j, seq))
+	if err != nil {
+		return nil, err
+	}
+	v, err := g.codec.Encode(evs[0].Record)
+	if err != nil {
+		return nil, err
+	}
+	return &kgo.Record{Topic: evs[0].Topic, Key: []byte(evs[0].Key), Value: v}, nil
+}
+
+// benchFixture is a fresh catalog (6 partitions, changelog included, all
+// created) with the gating spec over internal/sample's policy and signing
+// rule.
+type benchFixture struct {
+	env   *kafkatest.Env
+	cat   *topics.Catalog
+	codec *avro.Codec
+	spec  processors.Spec
+	adm   *kadm.Client
+}
+
+// newBenchFixture returns a fixture on the real broker, or skips b. The
+// topics and the processor's group are deleted when b ends.
+func newBenchFixture(b *testing.B) *benchFixture {
+	b.Helper()
+	if os.Getenv(kafkatest.EnvBrokers) == "" {
+		b.Skipf("needs a real Kafka broker: set %s=127.0.0.1:29092 (make kafka-up)", kafkatest.EnvBrokers)
+	}
+	env := kafkatest.Cluster(b)
+	cat, err := topics.New(topics.Config{Prefix: kafkatest.UniqueName(b) + ".", Partitions: benchPartitions, Replication: 1,
+		InputRetentionMS: -1, DecisionRetentionMS: -1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ps, err := gating.LoadPolicies(map[string][]byte{"sample.yaml": []byte(sample.Policy)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	eng, err := gating.NewEngine(ps, []gating.SigningRule{sample.SigningRule})
+	if err != nil {
+		b.Fatal(err)
+	}
+	codec, err := avro.NewCodec()
+	if err != nil {
+		b.Fatal(err)
+	}
+	f := &benchFixture{env: env, cat: cat, codec: codec, spec: gating.Spec(cat, eng), adm: kafkatest.Admin(b, env)}
+	cat.AddChangelog(f.spec.Name, gating.StoreSubjects) // as NewRunner does, so that Ensure creates it
+	ctx, cancel := context.WithTimeout(context.Background(), benchTimeout)
+	defer cancel()
+	// Registered after Admin's client closes, so it runs before that.
+	b.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if _, err := f.adm.DeleteGroup(ctx, cat.Prefix()+f.spec.Name); err != nil {
+			b.Logf("deleting the benchmark's group: %v", err)
+		}
+		if _, err := f.adm.DeleteTopics(ctx, topics.Names(cat.Specs())...); err != nil {
+			b.Logf("deleting the benchmark's topics: %v", err)
+		}
+	})
+	if _, err := cat.Ensure(ctx, kafkatest.Client(b, env)); err != nil {
+		b.Fatal(err)
+	}
+	return f
+}
+
+// runner returns a Runner of the gating spec with a commit interval
+// (0: the default), its metrics in reg, its session client hooked, its
+// state on fs.
+func (f *benchFixture) runner(b *testing.B, interval time.Duration, reg prometheus.Registerer, fs vfs.FS, hooks ...kgo.Hook) *processors.Runner {
+	b.Helper()
+	r, err := processors.NewRunner(f.spec, processors.Config{
+		Brokers:        f.env.Brokers(),
+		InstanceID:     "bench",
+		Catalog:        f.cat,
+		Codec:          f.codec,
+		StateDir:       b.TempDir(),
+		FS:             fs,
+		CommitInterval: interval,
+		SessionTimeout: 6 * time.Second,
+		Registerer:     reg,
+		SessionHooks:   hooks,
+		ClientOpts:     runnerExperiment(b),
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return r
+}
+
+// runnerExperiment returns client options that FACTORY2_BENCH_RUNNER_LINGER
+// adds to the runner's (Config.ClientOpts win over the runner's own): a
+// producer linger, e.g. 5ms, where the runner sets none. It is an
+// experiment, not a setting of the runtime: the transaction's commit
+// flushes lingering records at once, so a linger batches the outputs of
+// a transaction without delaying its commit.
+func runnerExperiment(b *testing.B) []kgo.Opt {
+	v := os.Getenv("FACTORY2_BENCH_RUNNER_LINGER")
+	if v == "" {
+		return nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		b.Fatalf("FACTORY2_BENCH_RUNNER_LINGER: %v", err)
+	}
+	b.Logf("experiment: the runner's producer lingers %v", d)
+	return []kgo.Opt{kgo.ProducerLinger(d)}
+}
+
+// startRunner runs r until the returned stop (or b's end) cancels it.
+func startRunner(b *testing.B, r *processors.Runner) (stop func() error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- r.Run(ctx) }()
+	var (
+		once sync.Once
+		err  error
+	)
+	stop = func() error {
+		once.Do(func() { cancel(); err = <-errc })
+		return err
+	}
+	b.Cleanup(func() { _ = stop() })
+	return stop
+}
+
+// tp is a topic partition; tpo a record's place.
+type (
+	tp struct {
+		topic     string
+		partition int32
+	}
+	tpo struct {
+		tp
+		offset int64
+	}
+)
+
+func placeOf(r *kgo.Record) tpo { return tpo{tp{r.Topic, r.Partition}, r.Offset} }
+
+// committedPast reports nil once group's committed offsets are past
+// last's offsets (the last produced record of each partition). Compare
+// with what was produced, not with end offsets: a transaction's trailing
+// commit marker is never consumed past.
+func committedPast(ctx context.Context, adm *kadm.Client, group string, last map[tp]int64) error {
+	offs, err := adm.FetchOffsets(ctx, group)
+	if err != nil {
+		return err
+	}
+	for p, off := range last {
+		c, ok := offs.Lookup(p.topic, p.partition)
+		if !ok || c.Err != nil || c.At <= off {
+			return fmt.Errorf("group %s has not committed past %s/%d@%d", group, p.topic, p.partition, off)
+		}
 	}
 	return nil
+}
+
+// reqProbe hooks a client: how long each kind of request takes (written
+// to response read), when each transaction ended, and when the first
+// fetch brought records.
+type reqProbe struct {
+	mu         sync.Mutex
+	reqs       map[int16]*reqStat
+	endTxn     []time.Time // EndTxn responses read
+	firstFetch time.Time
+}
+
+type reqStat struct {
+	n        int
+	sum, max time.Duration
+}
+
+func newReqProbe() *reqProbe { return &reqProbe{reqs: map[int16]*reqStat{}} }
+
+func (p *reqProbe) OnBrokerE2E(_ kgo.BrokerMetadata, key int16, e2e kgo.BrokerE2E) {
+	now := time.Now()
+	if e2e.Err() != nil {
+		return
+	}
+	d := e2e.DurationE2E()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	s := p.reqs[key]
+	if s == nil {
+		s = &reqStat{}
+		p.reqs[key] = s
+	}
+	s.n++
+	s.sum += d
+	s.max = max(s.max, d)
+	if key == kmsg.EndTxn.Int16() {
+		p.endTxn = append(p.endTxn, now)
+	}
+}
+
+func (p *reqProbe) OnFetchBatchRead(kgo.BrokerMetadata, string, int32, kgo.FetchBatchMetrics) {
+	p.mu.Lock()
+	if p.firstFetch.IsZero() {
+		p.firstFetch = time.Now()
+	}
+	p.mu.Unlock()
+}
+
+func (p *reqProbe) first() time.Time {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.firstFetch
+}
+
+// summary lists the requests by total time, each with its count, mean
+// and max.
+func (p *reqProbe) summary() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	keys := slices.Collect(func(yield func(int16) bool) {
+		for k := range p.reqs {
+			if !yield(k) {
+				return
+			}
+		}
+	})
+	slices.SortFunc(keys, func(a, b int16) int { return int(p.reqs[b].sum - p.reqs[a].sum) })
+	var sb strings.Builder
+	for _, k := range keys {
+		s := p.reqs[k]
+		fmt.Fprintf(&sb, " %s n=%d mean=%v max=%v;", kmsg.NameForKey(k), s.n,
+			(s.sum / time.Duration(s.n)).Round(10*time.Microsecond), s.max.Round(10*time.Microsecond))
+	}
+	return sb.String()
+}
+
+// recProbe hooks the runner's session client per record: when each
+// input record was buffered by a fetch and polled by the runner, and when
+// each gating decision was acknowledged inside its transaction.
+type recProbe struct {
+	decisions string // topic
+	mu        sync.Mutex
+	buffered  map[tpo]time.Time
+	polled    map[tpo]time.Time
+	emitted   []emitted
+}
+
+type emitted struct {
+	value []byte
+	at    time.Time
+}
+
+func newRecProbe(decisions string) *recProbe {
+	return &recProbe{decisions: decisions, buffered: map[tpo]time.Time{}, polled: map[tpo]time.Time{}}
+}
+
+func (p *recProbe) OnFetchRecordBuffered(r *kgo.Record) {
+	now := time.Now()
+	p.mu.Lock()
+	p.buffered[placeOf(r)] = now
+	p.mu.Unlock()
+}
+
+func (p *recProbe) OnFetchRecordUnbuffered(r *kgo.Record, polled bool) {
+	if !polled {
+		return
+	}
+	now := time.Now()
+	p.mu.Lock()
+	p.polled[placeOf(r)] = now
+	p.mu.Unlock()
+}
+
+func (p *recProbe) OnProduceRecordUnbuffered(r *kgo.Record, err error) {
+	if err != nil || r.Topic != p.decisions {
+		return
+	}
+	now := time.Now()
+	p.mu.Lock()
+	p.emitted = append(p.emitted, emitted{r.Value, now})
+	p.mu.Unlock()
+}
+
+// syncFS counts and times the fsyncs of the state (Pebble's WAL syncs of
+// each committed batch, mostly).
+type syncFS struct {
+	vfs.FS
+	n, ns atomic.Int64
+	maxNS atomic.Int64
+}
+
+func (fs *syncFS) wrap(f vfs.File, err error) (vfs.File, error) {
+	if err != nil {
+		return nil, err
+	}
+	return &syncFile{File: f, fs: fs}, nil
+}
+
+func (fs *syncFS) Create(name string, c vfs.DiskWriteCategory) (vfs.File, error) {
+	return fs.wrap(fs.FS.Create(name, c))
+}
+
+func (fs *syncFS) OpenReadWrite(name string, c vfs.DiskWriteCategory, opts ...vfs.OpenOption) (vfs.File, error) {
+	return fs.wrap(fs.FS.OpenReadWrite(name, c, opts...))
+}
+
+func (fs *syncFS) ReuseForWrite(oldname, newname string, c vfs.DiskWriteCategory) (vfs.File, error) {
+	return fs.wrap(fs.FS.ReuseForWrite(oldname, newname, c))
+}
+
+func (fs *syncFS) OpenDir(name string) (vfs.File, error) { return fs.wrap(fs.FS.OpenDir(name)) }
+
+func (fs *syncFS) Unwrap() vfs.FS { return fs.FS }
+
+func (fs *syncFS) timed(start time.Time) {
+	d := int64(time.Since(start))
+	fs.n.Add(1)
+	fs.ns.Add(d)
+	for m := fs.maxNS.Load(); d > m && !fs.maxNS.CompareAndSwap(m, d); m = fs.maxNS.Load() {
+	}
+}
+
+func (fs *syncFS) summary() string {
+	n := fs.n.Load()
+	if n == 0 {
+		return "no fsyncs"
+	}
+	return fmt.Sprintf("%d fsyncs, %v in all, mean %v, max %v", n, time.Duration(fs.ns.Load()).Round(time.Millisecond),
+		(time.Duration(fs.ns.Load()) / time.Duration(n)).Round(10*time.Microsecond), time.Duration(fs.maxNS.Load()).Round(10*time.Microsecond))
+}
+
+type syncFile struct {
+	vfs.File
+	fs *syncFS
+}
+
+func (f *syncFile) Sync() error {
+	defer f.fs.timed(time.Now())
+	return f.File.Sync()
+}
+
+func (f *syncFile) SyncData() error {
+	defer f.fs.timed(time.Now())
+	return f.File.SyncData()
+}
+
+func (f *syncFile) SyncTo(length int64) (bool, error) {
+	defer f.fs.timed(time.Now())
+	return f.File.SyncTo(length)
+}
+
+// metricValues sums every series of each metric of reg by name: a
+// counter's or gauge's value, a histogram's sum (and its count as
+// name_count).
+func metricValues(b *testing.B, reg *prometheus.Registry) map[string]float64 {
+	b.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		b.Fatal(err)
+	}
+	out := map[string]float64{}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			switch {
+			case m.Counter != nil:
+				out[mf.GetName()] += m.Counter.GetValue()
+			case m.Gauge != nil:
+				out[mf.GetName()] += m.Gauge.GetValue()
+			case m.Histogram != nil:
+				out[mf.GetName()] += m.Histogram.GetSampleSum()
+				out[mf.GetName()+"_count"] += float64(m.Histogram.GetSampleCount())
+			}
+		}
+	}
+	return out
+}
+
+// runnerSummary says what the runner did, from its metrics.
+func runnerSummary(m map[string]float64) string {
+	txns := m["factory2_processor_transactions_total"]
+	return fmt.Sprintf("%.0f records processed, %.0f emitted, %.0f dead-lettered; %.0f transactions (commit mean %.1f ms); "+
+		"Process mean %.1f µs; %.0f changelog records",
+		m["factory2_processor_records_processed_total"], m["factory2_processor_records_emitted_total"],
+		m["factory2_processor_records_dead_lettered_total"], txns,
+		1e3*m["factory2_processor_commit_seconds"]/max(1, m["factory2_processor_commit_seconds_count"]),
+		1e6*m["factory2_processor_process_seconds"]/max(1, m["factory2_processor_process_seconds_count"]),
+		m["factory2_processor_changelog_records_total"])
+}
+
+// startProfile starts a CPU profile into the file named by
+// FACTORY2_BENCH_CPUPROFILE, if set, and returns its stop.
+func startProfile(b *testing.B) (stop func()) {
+	path := os.Getenv("FACTORY2_BENCH_CPUPROFILE")
+	if path == "" {
+		return func() {}
+	}
+	fh, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(fh); err != nil {
+		b.Fatal(err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		if err := fh.Close(); err != nil {
+			b.Error(err)
+		}
+	}
+}
+
+// received is a record as a consumer polled it.
+type received struct {
+	rec *kgo.Record
+	at  time.Time
+}
+
+// consumer polls a client in a goroutine and keeps what it receives, with
+// the time each poll returned.
+type consumer struct {
+	cl     *kgo.Client
+	once   sync.Once
+	cancel context.CancelFunc
+	done   chan struct{}
+	mu     sync.Mutex
+	got    []received
+	err    error
+	onRec  func(*kgo.Record) // called in the polling goroutine, after the time was taken
+}
+
+func startConsumer(b *testing.B, env *kafkatest.Env, onRec func(*kgo.Record), opts ...kgo.Opt) *consumer {
+	b.Helper()
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(env.Brokers()...),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted())}, opts...)...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &consumer{cl: cl, cancel: cancel, done: make(chan struct{}), onRec: onRec}
+	go func() {
+		defer close(c.done)
+		for {
+			fs := cl.PollFetches(ctx)
+			now := time.Now()
+			if ctx.Err() != nil || fs.IsClientClosed() {
+				return
+			}
+			c.mu.Lock()
+			fs.EachError(func(t string, p int32, err error) { c.err = errors.Join(c.err, fmt.Errorf("%s/%d: %w", t, p, err)) })
+			fs.EachRecord(func(r *kgo.Record) { c.got = append(c.got, received{r, now}) })
+			c.mu.Unlock()
+			if c.onRec != nil {
+				fs.EachRecord(c.onRec)
+			}
+		}
+	}()
+	b.Cleanup(c.stop)
+	return c
+}
+
+// stop stops polling and closes the client; got and err are final then.
+func (c *consumer) stop() {
+	c.once.Do(func() {
+		c.cancel()
+		<-c.done
+		c.cl.Close()
+	})
+}
+
+// percentiles returns the q-quantiles of ds (nearest rank), sorting ds.
+func percentiles(ds []time.Duration, qs ...float64) []time.Duration {
+	slices.Sort(ds)
+	out := make([]time.Duration, len(qs))
+	if len(ds) == 0 {
+		return out
+	}
+	for i, q := range qs {
+		out[i] = ds[min(len(ds)-1, int(q*float64(len(ds))))]
+	}
+	return out
+}
+
+func ms(d time.Duration) float64 { return float64(d) / 1e6 }
+
+// short formats the p50/p90/p99 of ds in milliseconds.
+func short(ds []time.Duration) string {
+	p := percentiles(ds, 0.5, 0.9, 0.99)
+	return fmt.Sprintf("%.1f/%.1f/%.1f", ms(p[0]), ms(p[1]), ms(p[2]))
+}
+
+// dist formats the p50/p90/p99/max of ds in milliseconds.
+func dist(ds []time.Duration) string {
+	p := percentiles(ds, 0.5, 0.9, 0.99, 1)
+	return fmt.Sprintf("p50 %.1f p90 %.1f p99 %.1f max %.1f ms (n=%d)", ms(p[0]), ms(p[1]), ms(p[2]), ms(p[3]), len(ds))
 }

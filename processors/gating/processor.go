@@ -3,6 +3,7 @@ package gating
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/factory2/factory2/avro"
 	"github.com/factory2/factory2/processors"
@@ -38,6 +39,9 @@ func Spec(cat *topics.Catalog, e *Engine) processors.Spec {
 		Outputs: []string{p.gating, p.autosign, p.signed},
 		Stores:  []string{StoreSubjects},
 		New:     func(int32) processors.Processor { return p },
+		// Punctuation re-evaluates the stored subjects once after the
+		// policies or signing rules changed; otherwise it is one Get.
+		PunctuateEvery: time.Second,
 	}
 }
 
@@ -54,8 +58,8 @@ type Processor struct {
 // subject (which would break co-partitioning) are rejected to the
 // dead-letter topic; a stored state that does not decode is fatal.
 func (p *Processor) Process(c *processors.Context, in *processors.Input) error {
-	if len(in.Key) == 0 {
-		return processors.Reject("gating: record has no key (want the subject identifier)")
+	if len(in.Key) == 0 || in.Key[0] == 0 {
+		return processors.Reject("gating: record key %q is not a subject identifier", in.Key)
 	}
 	s, err := LoadSubject(c, in.Key)
 	if err != nil {
@@ -70,23 +74,80 @@ func (p *Processor) Process(c *processors.Context, in *processors.Input) error {
 	case !changed:
 		return nil // a duplicate, or an older fact than the state holds
 	}
-	env := in.Record.Env()
-	for _, d := range p.engine.Gating(s, env) {
-		c.Emit(p.gating, in.Key, d)
+	return p.decide(c, in.Key, s, in.Record.Env())
+}
+
+// decide emits the decisions of s that changed after trigger, and stores s.
+func (p *Processor) decide(c *processors.Context, key []byte, s *Subject, trigger *avro.Envelope) error {
+	for _, d := range p.engine.Gating(s, trigger) {
+		c.Emit(p.gating, key, d)
 	}
-	for _, r := range p.engine.Autosign(s, env) {
+	for _, r := range p.engine.Autosign(s, trigger) {
 		switch r.(type) {
 		case *avro.SignedStatus:
-			c.Emit(p.signed, in.Key, r)
+			c.Emit(p.signed, key, r)
 		default:
-			c.Emit(p.autosign, in.Key, r)
+			c.Emit(p.autosign, key, r)
 		}
 	}
 	b, err := s.MarshalBinary()
 	if err != nil {
-		return fmt.Errorf("gating: encoding subject %s: %w", in.Key, err)
+		return fmt.Errorf("gating: encoding subject %s: %w", key, err)
 	}
-	return c.Put(StoreSubjects, in.Key, b)
+	return c.Put(StoreSubjects, key, b)
+}
+
+// engineVersionKey holds, in the subjects store, the version of the engine
+// the task's decisions were last computed with. No subject identifier
+// starts with a NUL byte.
+var engineVersionKey = []byte("\x00engine-version")
+
+// Punctuate implements processors.Punctuator: the first time a task runs
+// with an engine (policies, signing rules, options) other than the one its
+// decisions were computed with, it re-evaluates every subject it holds and
+// emits the decisions that changed, so a policy change reaches subjects
+// that receive no new event. Those decisions are triggered by the engine
+// version at the wall-clock time of the punctuation (no input event is
+// behind them); they commit exactly once with the rest of the transaction.
+func (p *Processor) Punctuate(c *processors.Context, now time.Time) error {
+	v, ok, err := c.Get(StoreSubjects, engineVersionKey)
+	if err != nil {
+		return err
+	}
+	if ok && string(v) == p.engine.Version() {
+		return nil
+	}
+	// Subjects already evaluated with this engine emit nothing: Gating
+	// skips a subject whose inputs (the engine version among them) are
+	// unchanged, and Autosign emits once per state.
+	trigger := &avro.Envelope{
+		ID:        "engine/" + p.engine.Version(),
+		Source:    SourceGating,
+		EventTime: now.UTC().Truncate(time.Microsecond),
+	}
+	trigger.IngestTime = trigger.EventTime
+	var keys [][]byte
+	err = c.Scan(StoreSubjects, []byte{1}, nil, func(k, _ []byte) error {
+		keys = append(keys, append([]byte(nil), k...))
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, k := range keys {
+		if err := p.reevaluate(c, k, trigger); err != nil {
+			return err
+		}
+	}
+	return c.Put(StoreSubjects, engineVersionKey, []byte(p.engine.Version()))
+}
+
+func (p *Processor) reevaluate(c *processors.Context, key []byte, trigger *avro.Envelope) error {
+	s, err := LoadSubject(c, key)
+	if err != nil {
+		return err
+	}
+	return p.decide(c, key, s, trigger)
 }
 
 // Getter reads a stored value; *processors.Context and a Runner (through

@@ -307,3 +307,70 @@ func readAll(t *testing.T, resp *http.Response) string {
 		}
 	}
 }
+
+// After a policy change, the processor re-evaluates the subjects it holds
+// and emits the decisions that changed, without waiting for new events;
+// a restart with the same policies emits nothing more.
+func TestPolicyChangeReevaluatesStoredSubjects(t *testing.T) {
+	e := newE2E(t)
+	run := func(r *processors.Runner) (stop func()) {
+		ctx, cancel := context.WithCancel(context.Background())
+		errc := make(chan error, 1)
+		go func() { errc <- r.Run(ctx) }()
+		return func() {
+			cancel()
+			if err := <-errc; err != nil {
+				t.Errorf("runner: %v", err)
+			}
+		}
+	}
+	stop := run(e.runner)
+	e.feed(t, sample.Events(time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)))
+	stop()
+	before := len(e.decisions(t))
+
+	stricter := sample.Policy + "  - !PassingTestCaseRule {test_case_name: fedora-ci.koji-build.installability.functional}\n"
+	ps, err := gating.LoadPolicies(map[string][]byte{"sample.yaml": []byte(stricter)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng, err := gating.NewEngine(ps, []gating.SigningRule{sample.SigningRule})
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := gating.Spec(e.cat, eng)
+	newRunner := func() *processors.Runner {
+		r, err := processors.NewRunner(spec, e.cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	stop = run(newRunner())
+	var after []decisionLine
+	kafkatest.WaitFor(t, 60*time.Second, func() error {
+		after = e.decisions(t)
+		if len(after) != before+3 {
+			return fmt.Errorf("%d decisions, want %d + 3 re-evaluations", len(after), before)
+		}
+		return nil
+	})
+	stop()
+	flipped := 0
+	for _, d := range after {
+		if d.Type == "gating_decision" && strings.Contains(d.What, "satisfied=false: Of 3 required tests, 1 result missing") {
+			flipped++
+		}
+	}
+	if flipped != 3 {
+		t.Fatalf("%d subjects flipped to unsatisfied under the stricter policy, want 3:\n%+v", flipped, after)
+	}
+
+	// Same engine again: nothing to re-evaluate.
+	stop = run(newRunner())
+	time.Sleep(3 * time.Second) // two punctuation intervals; asserting an absence
+	stop()
+	if again := e.decisions(t); len(again) != len(after) {
+		t.Fatalf("restart with the same policies emitted %d more decisions", len(again)-len(after))
+	}
+}
