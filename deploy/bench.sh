@@ -9,25 +9,9 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-kafka=deploy/kafka/kafka.sh
-started=0
-stop_broker() {
-	if ((started)); then
-		"$kafka" down single || echo "bench.sh: warning: could not stop the Kafka broker" >&2
-	fi
-}
-trap stop_broker EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-if [[ $("$kafka" status) =~ (^|$'\n')single\ +running ]]; then
-	echo "bench.sh: using the Kafka broker that is already running; it stays up" >&2
-else
-	started=1
-fi
-FACTORY2_KAFKA_BROKERS="$("$kafka" up)"
-export FACTORY2_KAFKA_BROKERS
-echo "bench.sh: FACTORY2_KAFKA_BROKERS=$FACTORY2_KAFKA_BROKERS" >&2
+who=bench.sh
+# shellcheck source=deploy/broker.sh
+source deploy/broker.sh
 
 bench="${1:-.}"
 shift || true

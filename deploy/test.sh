@@ -13,27 +13,10 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-kafka=deploy/kafka/kafka.sh
-started=0
-stop_broker() {
-	if ((started)); then
-		"$kafka" down single || echo "test.sh: warning: could not stop the Kafka broker" >&2
-	fi
-}
-trap stop_broker EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-# (status is read whole first: grep -q in a pipe could end it early with SIGPIPE,
-# which pipefail turns into "not running".)
-if [[ $("$kafka" status) =~ (^|$'\n')single\ +running ]]; then
-	echo "test.sh: using the Kafka broker that is already running; it stays up" >&2
-else
-	started=1
-fi
-FACTORY2_KAFKA_BROKERS="$("$kafka" up)"
-export FACTORY2_KAFKA_BROKERS FACTORY2_REQUIRE_KAFKA=1
-echo "test.sh: FACTORY2_KAFKA_BROKERS=$FACTORY2_KAFKA_BROKERS FACTORY2_REQUIRE_KAFKA=1" >&2
+who=test.sh
+# shellcheck source=deploy/broker.sh
+source deploy/broker.sh
+export FACTORY2_REQUIRE_KAFKA=1
 
 log="$(mktemp "${TMPDIR:-/tmp}/factory2-test.XXXXXX.log")"
 

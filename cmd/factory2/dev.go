@@ -15,7 +15,6 @@ import (
 
 	"github.com/factory2/factory2/avro"
 	"github.com/factory2/factory2/internal/embedded"
-	"github.com/factory2/factory2/internal/httpapi"
 	"github.com/factory2/factory2/internal/ingest"
 	"github.com/factory2/factory2/internal/sample"
 	"github.com/factory2/factory2/processors/gating"
@@ -103,17 +102,11 @@ func (a *app) runDev(ctx context.Context, o devOpts) error {
 	if err := p.ensureTopics(ctx); err != nil {
 		return err
 	}
-	srv, err := httpapi.Listen(cfg.HTTP.Addr, p.reg, log)
+	srv, closeHTTP, err := p.listenHTTP()
 	if err != nil {
 		return err
 	}
-	ing, err := newIngestProducer(cfg, "http-"+cfg.InstanceID)
-	if err != nil {
-		return err
-	}
-	defer ing.Close()
-	registerIngest(srv, cfg, ing)
-	p.registerAPIs(srv)
+	defer closeHTTP()
 	a.say("factory2 dev: embedded Kafka broker at %s (any Kafka client can connect)", broker.Addr())
 	a.say("factory2 dev: HTTP server at %s (try %s/healthz, %s/metrics)", srv.URL(), srv.URL(), srv.URL())
 	a.say("factory2 dev: %d processors; data in %s; topics %s*", len(p.runners), o.dataDir, p.cat.Prefix())

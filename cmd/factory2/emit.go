@@ -193,11 +193,7 @@ func (a *app) readInput(name string) ([]byte, error) {
 
 // runEmit parses with parse and prints (--dry-run) or produces the events.
 func (a *app) runEmit(ctx context.Context, o emitOpts, parse func(*ingest.Parser) ([]ingest.Event, error)) error {
-	cfg, err := a.config()
-	if err != nil {
-		return err
-	}
-	cat, err := catalog(cfg)
+	cfg, cat, err := a.configAndCatalog()
 	if err != nil {
 		return err
 	}

@@ -37,13 +37,27 @@ type pipeline struct {
 	gating  *gating.Engine
 }
 
-// registerAPIs adds the processors' query APIs to srv.
-func (p *pipeline) registerAPIs(srv *httpapi.Server) {
+// listenHTTP binds the HTTP server with everything a process serves:
+// health, metrics, event ingestion and the processors' query APIs. close
+// releases the ingestion producer.
+func (p *pipeline) listenHTTP() (srv *httpapi.Server, close func(), err error) {
+	srv, err = httpapi.Listen(p.cfg.HTTP.Addr, p.reg, p.log)
+	if err != nil {
+		return nil, nil, err
+	}
+	// A suffix stable across restarts: a restarted instance fences the
+	// ingestion transaction its predecessor left open.
+	ing, err := newIngestProducer(p.cfg, "http-"+p.cfg.InstanceID)
+	if err != nil {
+		return nil, nil, err
+	}
+	registerIngest(srv, p.cfg, ing)
 	for i, s := range p.specs {
 		if s.Name == gating.Name {
 			gating.NewAPI(p.gating, p.runners[i]).Register(srv)
 		}
 	}
+	return srv, ing.Close, nil
 }
 
 // newPipeline builds the processors of cfg. Topics are not touched; call

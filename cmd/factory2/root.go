@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/factory2/factory2/internal/config"
+	"github.com/factory2/factory2/topics"
 )
 
 // errSilent is returned by a command that already told the user why it
@@ -84,6 +85,16 @@ func (a *app) config() (config.Config, error) {
 		cfg.Brokers = splitList(a.brokers)
 	}
 	return cfg, cfg.Validate()
+}
+
+// configAndCatalog loads the configuration and builds its topic catalog.
+func (a *app) configAndCatalog() (config.Config, *topics.Catalog, error) {
+	cfg, err := a.config()
+	if err != nil {
+		return cfg, nil, err
+	}
+	cat, err := catalog(cfg)
+	return cfg, cat, err
 }
 
 func splitList(s string) []string {

@@ -4,8 +4,6 @@ import (
 	"context"
 
 	"github.com/spf13/cobra"
-
-	"github.com/factory2/factory2/internal/httpapi"
 )
 
 func (a *app) serveCmd() *cobra.Command {
@@ -45,17 +43,11 @@ func (a *app) runServe(ctx context.Context, ensure bool) error {
 			return err
 		}
 	}
-	srv, err := httpapi.Listen(cfg.HTTP.Addr, p.reg, log)
+	srv, closeHTTP, err := p.listenHTTP()
 	if err != nil {
 		return err
 	}
-	ing, err := newIngestProducer(cfg, "http-"+cfg.InstanceID)
-	if err != nil {
-		return err
-	}
-	defer ing.Close()
-	registerIngest(srv, cfg, ing)
-	p.registerAPIs(srv)
+	defer closeHTTP()
 	a.say("factory2 serve: %d processors on %v; HTTP at %s", len(p.runners), cfg.Brokers, srv.URL())
 	if err := p.run(ctx, srv); err != nil && ctx.Err() == nil {
 		return err

@@ -49,11 +49,7 @@ Prints one JSON line per topic; exits non-zero if any topic has drifted.`,
 }
 
 func (a *app) runTopics(ctx context.Context, timeout time.Duration, create bool) error {
-	cfg, err := a.config()
-	if err != nil {
-		return err
-	}
-	cat, err := catalog(cfg)
+	cfg, cat, err := a.configAndCatalog()
 	if err != nil {
 		return err
 	}

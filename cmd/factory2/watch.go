@@ -162,11 +162,7 @@ func (a *app) runWatch(ctx context.Context, o watchOpts, args []string) error {
 	if o.max < 0 {
 		return fmt.Errorf("watch: --max %d: must not be negative", o.max)
 	}
-	cfg, err := a.config()
-	if err != nil {
-		return err
-	}
-	cat, err := catalog(cfg)
+	cfg, cat, err := a.configAndCatalog()
 	if err != nil {
 		return err
 	}
