@@ -226,7 +226,11 @@ func (t *task) restore(ctx context.Context) error {
 	for _, s := range t.r.spec.Stores {
 		topic := t.r.changelogs[s]
 		end, _ := ends.Lookup(topic, t.partition)
-		if from[s] >= end.Offset {
+		// The local offset is one past the last changelog record this
+		// store applied; the commit marker of that record's transaction
+		// follows it. Every changelog write is transactional, so a tail of
+		// one offset is that marker alone, and there is nothing to read.
+		if from[s] >= end.Offset-1 && !(from[s] == 0 && end.Offset == 1) {
 			continue
 		}
 		if err := t.restoreStore(ctx, s, topic, from[s], end.Offset); err != nil {
