@@ -2,12 +2,13 @@ package topics
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kfake"
-	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/factory2/factory2/internal/kafkatest"
 )
 
 func TestCatalogNames(t *testing.T) {
@@ -41,48 +42,39 @@ func TestConfigValidateReportsAll(t *testing.T) {
 		t.Fatal("want errors")
 	}
 	for _, want := range []string{"partitions 0", "replication 0", "min.insync.replicas 2", "prefix"} {
-		if !contains(err.Error(), want) {
+		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not mention %q", err, want)
 		}
 	}
 }
 
-func contains(s, sub string) bool {
-	return len(s) >= len(sub) && (s == sub || len(sub) == 0 || indexOf(s, sub) >= 0)
-}
-
-func indexOf(s, sub string) int {
-	for i := 0; i+len(sub) <= len(s); i++ {
-		if s[i:i+len(sub)] == sub {
-			return i
-		}
-	}
-	return -1
-}
-
 func TestEnsureCreatesAndReportsDrift(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	kc, err := kfake.NewCluster(kfake.NumBrokers(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer kc.Close()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(kc.ListenAddrs()...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
+	// The real broker under make test, kfake otherwise.
+	env := kafkatest.Cluster(t)
+	cl := kafkatest.Client(t, env)
 	adm := kadm.NewClient(cl)
+	prefix := kafkatest.UniqueName(t) + "."
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		ts, _ := adm.ListTopics(ctx)
+		for _, name := range ts.Names() {
+			if strings.HasPrefix(name, prefix) {
+				_, _ = adm.DeleteTopics(ctx, name)
+			}
+		}
+	})
 
-	c, err := New(Config{Prefix: "t.", Partitions: 3, Replication: 1, InputRetentionMS: -1, DecisionRetentionMS: -1})
+	c, err := New(Config{Prefix: prefix, Partitions: 3, Replication: 1, InputRetentionMS: -1, DecisionRetentionMS: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
 	c.AddChangelog("gating", "subjects")
 	// A topic created by hand with the wrong partition count must be
 	// reported, not recreated.
-	if _, err := adm.CreateTopic(ctx, 2, 1, nil, "t.events.sign"); err != nil {
+	if _, err := adm.CreateTopic(ctx, 2, 1, nil, prefix+"events.sign"); err != nil {
 		t.Fatal(err)
 	}
 	st, err := c.Ensure(ctx, cl)
@@ -116,11 +108,11 @@ func TestEnsureCreatesAndReportsDrift(t *testing.T) {
 			}
 		}
 	}
-	d, err := adm.ListTopics(ctx, "t.events.sign")
+	d, err := adm.ListTopics(ctx, prefix+"events.sign")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := len(d["t.events.sign"].Partitions); n != 2 {
+	if n := len(d[prefix+"events.sign"].Partitions); n != 2 {
 		t.Fatalf("Ensure changed a drifted topic: %d partitions", n)
 	}
 }
