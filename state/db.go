@@ -355,7 +355,16 @@ func (db *DB) NewBatch() *Batch {
 // An I/O error while writing or syncing the WAL is not returned: Pebble
 // treats it as fatal (a failed fsync leaves the page cache in an unknown
 // state) and calls its Logger's Fatalf, which panics (see Options.Logger).
-func (db *DB) Commit(b *Batch) error {
+func (db *DB) Commit(b *Batch) error { return db.commit(b, pebble.Sync) }
+
+// CommitNoSync is Commit without the fsync: the batch is applied
+// atomically and survives a process crash (it is in the OS's page cache),
+// but an operating-system crash may lose it, and the batches after it,
+// never part of one. Use it where the DB is a cache of a durable log that
+// can replay what was lost, as a task's state is of its changelog.
+func (db *DB) CommitNoSync(b *Batch) error { return db.commit(b, pebble.NoSync) }
+
+func (db *DB) commit(b *Batch, opts *pebble.WriteOptions) error {
 	if b.db != db {
 		return errors.New("state: commit: batch belongs to another DB")
 	}
@@ -370,7 +379,7 @@ func (db *DB) Commit(b *Batch) error {
 	if db.readOnly {
 		return fmt.Errorf("%w: commit", ErrReadOnly)
 	}
-	if err := db.pdb.Apply(b.b, pebble.Sync); err != nil {
+	if err := db.pdb.Apply(b.b, opts); err != nil {
 		return wrapErr("commit", err)
 	}
 	b.state = batchCommitted

@@ -147,6 +147,14 @@ func (p *Processor) reevaluate(c *processors.Context, key []byte, trigger *avro.
 	if err != nil {
 		return err
 	}
+	if s.GatingInput == p.engine.gatingInput(s) {
+		// Already decided with this engine (a restart, or a subject
+		// that arrived since the engine changed): nothing to write, so
+		// no changelog record either. Autosign depends only on state
+		// gating's fingerprint covers or on tags and signatures, which
+		// were decided when they arrived.
+		return nil
+	}
 	return p.decide(c, key, s, trigger)
 }
 
