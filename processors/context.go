@@ -27,13 +27,24 @@ type Context struct {
 	// transaction (nil value: deleted), for the changelog.
 	dirty map[string]map[string][]byte
 	emit  func(Output)
+	// cache is the processor's per-transaction scratch (TxnCache).
+	cache map[string]any
 }
 
 // NewContext returns a Context over view that passes emitted records to
 // emit. The runtime builds its own; replays and tests use this.
 func NewContext(partition int32, view View, emit func(Output)) *Context {
-	return &Context{partition: partition, view: view, emit: emit, dirty: map[string]map[string][]byte{}}
+	return &Context{partition: partition, view: view, emit: emit, dirty: map[string]map[string][]byte{}, cache: map[string]any{}}
 }
+
+// TxnCache is scratch space that lives as long as the open transaction:
+// the runtime empties it when the transaction commits or aborts, after
+// calling Flush (for processors that implement Flusher). A processor may
+// keep decoded state in it to read and write a hot key once per
+// transaction instead of once per record; it must then write what it
+// changed to the state in Flush. Never keep anything in it that is not
+// derived from the transaction's own reads and writes.
+func (c *Context) TxnCache() map[string]any { return c.cache }
 
 // Partition is the task's partition.
 func (c *Context) Partition() int32 { return c.partition }

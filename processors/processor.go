@@ -35,6 +35,14 @@ type Punctuator interface {
 	Punctuate(c *Context, now time.Time) error
 }
 
+// Flusher is implemented by processors that hold writes in
+// Context.TxnCache: Flush writes them to the state (with Context.Put). The
+// runtime calls it on every task before the transaction's changelog is
+// produced, and replays call it before writing their state.
+type Flusher interface {
+	Flush(c *Context) error
+}
+
 // Input is one record from an input topic.
 type Input struct {
 	Topic     string

@@ -231,7 +231,16 @@ func rederivePartition(ctx context.Context, spec Spec, cfg Config, dir string, p
 	defer batch.Close()
 	proc := spec.New(p)
 	c := NewContext(p, batch, func(o Output) { out.Outputs = append(out.Outputs, o) })
-	for _, r := range recs {
+	flusher, _ := proc.(Flusher)
+	for i, r := range recs {
+		if flusher != nil && i > 0 && i%10000 == 0 {
+			// Bound what the processor caches: the replay of a partition
+			// is one long "transaction".
+			if err := flusher.Flush(c); err != nil {
+				return err
+			}
+			clear(c.cache)
+		}
 		out.Inputs++
 		v, err := cfg.Codec.Decode(r.Value)
 		if err != nil {
@@ -245,6 +254,11 @@ func rederivePartition(ctx context.Context, spec Spec, cfg Config, dir string, p
 			out.DeadLetters++
 		case err != nil:
 			return fmt.Errorf("processors: re-deriving %s/%d@%d: %w", r.Topic, p, r.Offset, err)
+		}
+	}
+	if flusher != nil {
+		if err := flusher.Flush(c); err != nil {
+			return err
 		}
 	}
 	return db.Commit(batch)

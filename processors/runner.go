@@ -565,12 +565,22 @@ func (r *Runner) commit(ctx context.Context) error {
 	defer cancel()
 	start := time.Now()
 	r.mu.Lock()
+	var flushErr error
 	for _, p := range slices.Sorted(maps.Keys(r.tasks)) {
+		if err := r.tasks[p].flush(); err != nil {
+			flushErr = errors.Join(flushErr, err)
+			continue
+		}
 		r.tasks[p].produceChangelog(ctx)
 	}
 	r.mu.Unlock()
 
 	try := kgo.TryCommit
+	if flushErr != nil {
+		// A processor that cannot write its state must not commit the
+		// offsets of the records it processed: abort, then stop.
+		r.setProduceErr(flushErr)
+	}
 	if err := r.flushErr(ctx); err != nil {
 		r.log.Warn("aborting transaction after a produce failure", "err", err)
 		try = kgo.TryAbort
@@ -601,7 +611,7 @@ func (r *Runner) commit(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("processors: %s: ending transaction: %w", r.spec.Name, err)
 	}
-	return nil
+	return flushErr
 }
 
 // flushErr waits for in-flight produces and reports the first failure.

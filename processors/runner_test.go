@@ -74,6 +74,8 @@ type fixture struct {
 	cat *topics.Catalog
 	in  string
 	out string
+	// cached runs cachedCounter instead of counter.
+	cached bool
 }
 
 func newFixture(t *testing.T, partitions int32) *fixture {
@@ -90,8 +92,50 @@ func (f *fixture) spec() processors.Spec {
 		Name:   "counter",
 		Inputs: []string{f.in},
 		Stores: []string{"counts"},
-		New:    func(int32) processors.Processor { return counter{out: f.out} },
+		New: func(int32) processors.Processor {
+			if f.cached {
+				return cachedCounter{counter{out: f.out}}
+			}
+			return counter{out: f.out}
+		},
 	}
+}
+
+// cachedCounter is counter keeping its counts in the transaction cache and
+// writing them in Flush, as the gating processor keeps its subjects.
+type cachedCounter struct{ counter }
+
+func (c cachedCounter) Process(ctx *processors.Context, in *processors.Input) error {
+	ev := in.Record.(*avro.BuildEvent)
+	if ev.Kind == "poison" {
+		return processors.Reject("poison event %s", ev.ID)
+	}
+	cache := ctx.TxnCache()
+	n, ok := cache[string(in.Key)].(uint64)
+	if !ok {
+		v, found, err := ctx.Get("counts", in.Key)
+		if err != nil {
+			return err
+		}
+		if found {
+			n = binary.BigEndian.Uint64(v)
+		}
+	}
+	n++
+	cache[string(in.Key)] = n
+	out := &avro.BuildEvent{NVR: ev.NVR, Release: strconv.FormatUint(n, 10)}
+	out.ID = ev.ID + "#" + strconv.FormatUint(n, 10)
+	ctx.Emit(c.out, in.Key, out)
+	return nil
+}
+
+func (c cachedCounter) Flush(ctx *processors.Context) error {
+	for k, v := range ctx.TxnCache() {
+		if err := ctx.Put("counts", []byte(k), binary.BigEndian.AppendUint64(nil, v.(uint64))); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (f *fixture) runner(t *testing.T, instance, stateDir string) *processors.Runner {
@@ -214,7 +258,15 @@ func start(t *testing.T, r *processors.Runner) (stop func() error) {
 }
 
 func TestRunnerCountsExactlyOnceAcrossRestartAndLostState(t *testing.T) {
+	t.Run("state", func(t *testing.T) { countsExactlyOnce(t, false) })
+	// Writes held in the transaction cache reach the state and the
+	// changelog through Flush, and vanish with an aborted transaction.
+	t.Run("txn-cache", func(t *testing.T) { countsExactlyOnce(t, true) })
+}
+
+func countsExactlyOnce(t *testing.T, cached bool) {
 	f := newFixture(t, 3)
+	f.cached = cached
 	dir := t.TempDir()
 	r := f.runner(t, "a", dir)
 	f.ensure(t)

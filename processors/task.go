@@ -83,10 +83,21 @@ func (t *task) resetPending() {
 	t.batch = t.db.NewBatch()
 	t.ctx.view = t.batch
 	clear(t.ctx.dirty)
+	clear(t.ctx.cache)
 	clear(t.inNext)
 	t.mu.Lock()
 	clear(t.clEnd)
 	t.mu.Unlock()
+}
+
+// flush lets a Flusher write what it holds in its transaction cache.
+func (t *task) flush() error {
+	if f, ok := t.proc.(Flusher); ok && len(t.ctx.cache) > 0 {
+		if err := f.Flush(t.ctx); err != nil {
+			return fmt.Errorf("processors: %s: flush: %w", t.label, err)
+		}
+	}
+	return nil
 }
 
 // produceChangelog sends the last write of every key changed in the open

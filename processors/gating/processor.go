@@ -61,10 +61,12 @@ func (p *Processor) Process(c *processors.Context, in *processors.Input) error {
 	if len(in.Key) == 0 || in.Key[0] == 0 {
 		return processors.Reject("gating: record key %q is not a subject identifier", in.Key)
 	}
-	s, err := LoadSubject(c, in.Key)
+	s, err := p.subject(c, in.Key)
 	if err != nil {
 		return err
 	}
+	// Apply validates a record before it changes anything, so a rejected
+	// record leaves the cached subject as it was.
 	changed, err := s.Apply(in.Record)
 	switch {
 	case errors.Is(err, ErrUnsupportedRecord), errors.Is(err, ErrInvalidRecord), errors.Is(err, ErrSubjectMismatch):
@@ -77,7 +79,8 @@ func (p *Processor) Process(c *processors.Context, in *processors.Input) error {
 	return p.decide(c, in.Key, s, in.Record.Env())
 }
 
-// decide emits the decisions of s that changed after trigger, and stores s.
+// decide emits the decisions of s that changed after trigger, and marks s
+// to be stored when the transaction commits (Flush).
 func (p *Processor) decide(c *processors.Context, key []byte, s *Subject, trigger *avro.Envelope) error {
 	for _, d := range p.engine.Gating(s, trigger) {
 		c.Emit(p.gating, key, d)
@@ -90,11 +93,50 @@ func (p *Processor) decide(c *processors.Context, key []byte, s *Subject, trigge
 			c.Emit(p.autosign, key, r)
 		}
 	}
-	b, err := s.MarshalBinary()
-	if err != nil {
-		return fmt.Errorf("gating: encoding subject %s: %w", key, err)
+	c.TxnCache()[string(key)].(*cachedSubject).dirty = true
+	return nil
+}
+
+// cachedSubject is a subject decoded once per transaction.
+type cachedSubject struct {
+	s     *Subject
+	dirty bool
+}
+
+// subject returns the subject of key, decoded from the state on first use
+// in the transaction and kept in its cache after: a build's events mostly
+// arrive together, so one decode and one encode serve them all.
+func (p *Processor) subject(c *processors.Context, key []byte) (*Subject, error) {
+	cache := c.TxnCache()
+	if cs, ok := cache[string(key)].(*cachedSubject); ok {
+		return cs.s, nil
 	}
-	return c.Put(StoreSubjects, key, b)
+	s, err := LoadSubject(c, key)
+	if err != nil {
+		return nil, err
+	}
+	cache[string(key)] = &cachedSubject{s: s}
+	return s, nil
+}
+
+// Flush implements processors.Flusher: it stores the subjects the
+// transaction changed.
+func (p *Processor) Flush(c *processors.Context) error {
+	for key, v := range c.TxnCache() {
+		cs, ok := v.(*cachedSubject)
+		if !ok || !cs.dirty {
+			continue
+		}
+		b, err := cs.s.MarshalBinary()
+		if err != nil {
+			return fmt.Errorf("gating: encoding subject %s: %w", key, err)
+		}
+		if err := c.Put(StoreSubjects, []byte(key), b); err != nil {
+			return err
+		}
+		cs.dirty = false
+	}
+	return nil
 }
 
 // engineVersionKey holds, in the subjects store, the version of the engine
@@ -143,7 +185,7 @@ func (p *Processor) Punctuate(c *processors.Context, now time.Time) error {
 }
 
 func (p *Processor) reevaluate(c *processors.Context, key []byte, trigger *avro.Envelope) error {
-	s, err := LoadSubject(c, key)
+	s, err := p.subject(c, key)
 	if err != nil {
 		return err
 	}
