@@ -407,8 +407,7 @@ func (p *policyParser) document(root *yaml.Node) *Policy {
 			pol.Blacklist, _ = p.strList(v, what)
 		case "relevance_key", "relevance_value":
 			if p.remote {
-				p.errorf(k, "%s: unknown key %q", label, key)
-				continue
+				continue // not a remote policy attribute: ignored, as any unknown key
 			}
 			s, _ := p.str(v, what)
 			if key == "relevance_key" {
@@ -417,7 +416,7 @@ func (p *policyParser) document(root *yaml.Node) *Policy {
 				pol.RelevanceValue = s
 			}
 		default:
-			p.errorf(k, "%s: unknown key %q", label, key)
+			p.unknownKey(k, label, key)
 		}
 	}
 
@@ -683,13 +682,26 @@ func (p *policyParser) passingTestCaseRule(n *yaml.Node, what string) (Rule, boo
 		case "valid_until":
 			r.ValidUntil = p.datetime(v, fwhat)
 		default:
-			p.errorf(k, "%s: unknown key %q", what, k.Value)
+			p.unknownKey(k, what, k.Value)
 		}
 	}
 	if !hasName {
 		p.errorf(n, "%s: attribute %q is required", what, "test_case_name")
 	}
 	return r, len(p.errs) == nerr
+}
+
+// unknownKey reports a key the policy format does not have. In server
+// policies (ours) it is an error, so a typo stops the service at start
+// instead of silently changing what is gated. A package's gating.yaml is
+// read as Greenwave reads it, which ignores unknown keys: rejecting what
+// Greenwave accepts would block packagers' builds on files they cannot fix
+// in time.
+func (p *policyParser) unknownKey(k *yaml.Node, what, key string) {
+	if p.remote {
+		return
+	}
+	p.errorf(k, "%s: unknown key %q", what, key)
 }
 
 func (p *policyParser) remoteRule(n *yaml.Node, what string) (Rule, bool) {
@@ -706,7 +718,7 @@ func (p *policyParser) remoteRule(n *yaml.Node, what string) (Rule, bool) {
 		case "sources":
 			r.Sources, _ = p.strList(v, fwhat)
 		default:
-			p.errorf(k, "%s: unknown key %q", what, k.Value)
+			p.unknownKey(k, what, k.Value)
 		}
 	}
 	return r, len(p.errs) == nerr

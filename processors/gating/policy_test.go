@@ -574,3 +574,25 @@ func TestGlob(t *testing.T) {
 		}
 	}
 }
+
+// Greenwave reads a package's gating.yaml ignoring keys it does not know
+// (safe_yaml.py, SafeYAMLObject.from_yaml): so do we, while a server
+// policy with the same keys is an error.
+func TestRemotePolicyIgnoresUnknownKeys(t *testing.T) {
+	data, err := os.ReadFile("testdata/remote/unknown-keys.good.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pols, err := ParseRemotePolicies("gating.yaml", data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pols) != 1 || len(pols[0].Rules) != 1 || pols[0].Rules[0].TestCaseName != "dist.rpmdeplint" {
+		t.Fatalf("parsed %+v", pols)
+	}
+	server := strings.Replace(string(data), "decision_context: test", "id: p\ndecision_context: test", 1)
+	if _, err := LoadPolicies(map[string][]byte{"server.yaml": []byte(server)}); err == nil ||
+		!strings.Contains(err.Error(), `unknown key "maintainers_note"`) || !strings.Contains(err.Error(), `unknown key "comment"`) {
+		t.Fatalf("server policy with unknown keys: %v", err)
+	}
+}
