@@ -430,7 +430,7 @@ func (a *autosignRun) autosignKey(trigger *avro.Envelope, key string) *avro.Auto
 		sat = append(sat, avro.Requirement{Type: ReqUnsignedArtifacts, SubjectType: SubjectKojiBuild,
 			SubjectID: s.ID, Source: rule.Name, Detail: detail})
 		refs := append(check.refs(s), s.Build.ArtifactsEvent)
-		env := deriveEnvelope(SourceAutosign, trigger, "autosign", s.ID, key)
+		env := e.deriveEnvelope(SourceAutosign, trigger, "autosign", s.ID, key)
 		s.putAutosignRecord(AutosignRecord{KeyID: key, Active: true, Action: avro.AutosignSign, Rule: rule.Name,
 			Key: rule.Key, FromTag: check.tag, ToTag: to, Priority: rule.Priority, DecisionID: env.ID})
 		return &avro.AutosignDecision{
@@ -477,7 +477,7 @@ func (a *autosignRun) revoke(trigger *avro.Envelope, rec *AutosignRecord, unsign
 		unsat = []avro.Requirement{{Type: ReqRuleRemoved, SubjectType: SubjectKojiBuild,
 			SubjectID: s.ID, Source: rec.Rule, Detail: "signing rule no longer configured"}}
 	}
-	env := deriveEnvelope(SourceAutosign, trigger, "autosign", s.ID, rec.KeyID)
+	env := e.deriveEnvelope(SourceAutosign, trigger, "autosign", s.ID, rec.KeyID)
 	rec.Active, rec.Action, rec.DecisionID = false, avro.AutosignRevoke, env.ID
 	return &avro.AutosignDecision{
 		Decision: avro.Decision{
@@ -525,7 +525,7 @@ func (e *Engine) signedStatus(s *Subject, trigger *avro.Envelope, key string) *a
 		req.Type, req.Detail = ReqUnsignedArtifacts, strings.Join(names, ", ")
 		unsat = append(unsat, req)
 	}
-	env := deriveEnvelope(SourceAutosign, trigger, "signed", s.ID, key)
+	env := e.deriveEnvelope(SourceAutosign, trigger, "signed", s.ID, key)
 	s.putSignedRecord(SignedRecord{KeyID: key, Signed: signed, DecisionID: env.ID})
 	return &avro.SignedStatus{
 		Decision: avro.Decision{

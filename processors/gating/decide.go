@@ -802,7 +802,7 @@ func (e *Engine) Gating(s *Subject, trigger *avro.Envelope) []*avro.GatingDecisi
 			sameRequirements(rec.Satisfied, sat) && sameRequirements(rec.Unsatisfied, unsat) {
 			continue
 		}
-		env := deriveEnvelope(SourceGating, trigger, "gating", k.SubjectType, s.ID, k.DecisionContext, k.ProductVersion)
+		env := e.deriveEnvelope(SourceGating, trigger, "gating", k.SubjectType, s.ID, k.DecisionContext, k.ProductVersion)
 		d := &avro.GatingDecision{
 			Decision: avro.Decision{
 				Envelope:      env,

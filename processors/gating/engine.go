@@ -278,11 +278,17 @@ func sortedKeys(m map[string]bool) []string {
 }
 
 // deriveEnvelope builds the envelope of an emitted record from its trigger
-// so that a replay reproduces it byte for byte: the ID hashes the source,
+// so that a replay reproduces it byte for byte: the ID hashes the engine
+// version, the source,
 // the parts that identify the record and the trigger's ID; the times and
 // origin are the trigger's (never the wall clock).
-func deriveEnvelope(source string, trigger *avro.Envelope, parts ...string) avro.Envelope {
+func (e *Engine) deriveEnvelope(source string, trigger *avro.Envelope, parts ...string) avro.Envelope {
 	h := sha256.New()
+	// The engine version is part of the identity: the same trigger under
+	// other policies or signing rules may give another decision, and a
+	// consumer deduplicating by id must not drop it as a repeat.
+	h.Write([]byte(e.version))
+	h.Write([]byte{0})
 	h.Write([]byte(source))
 	for _, p := range parts {
 		h.Write([]byte{0})
