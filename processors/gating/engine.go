@@ -279,9 +279,8 @@ func sortedKeys(m map[string]bool) []string {
 
 // deriveEnvelope builds the envelope of an emitted record from its trigger
 // so that a replay reproduces it byte for byte: the ID hashes the engine
-// version, the source,
-// the parts that identify the record and the trigger's ID; the times and
-// origin are the trigger's (never the wall clock).
+// version, the source, the parts that identify the record and the
+// trigger's ID; the times and origin are the trigger's (never the clock).
 func (e *Engine) deriveEnvelope(source string, trigger *avro.Envelope, parts ...string) avro.Envelope {
 	h := sha256.New()
 	// The engine version is part of the identity: the same trigger under
