@@ -58,6 +58,8 @@ func partitionsOf(ctx context.Context, adm *kadm.Client, topic string, want []in
 // processor is stopped on this instance.
 func Restore(ctx context.Context, spec Spec, cfg Config, parts []int32) (RestoreStats, error) {
 	start := time.Now()
+	// An offline job: its metrics would collide with a live runner's.
+	cfg.Registerer = nil
 	r, err := NewRunner(spec, cfg)
 	if err != nil {
 		return RestoreStats{}, err
@@ -103,6 +105,11 @@ type Rederived struct {
 	// Outputs are the re-derived records, per partition in processing
 	// order, partitions ascending.
 	Outputs []Output
+	// Partitions were re-derived, into Dir/<processor>/<partition>, from
+	// the inputs up to Ends (committed end offsets when it started).
+	Partitions []int32
+	Dir        string
+	Ends       map[string]map[int32]int64
 	// Inputs is the number of input records read.
 	Inputs int64
 	// DeadLetters counts inputs that would be dead-lettered.
@@ -143,7 +150,13 @@ func Rederive(ctx context.Context, spec Spec, cfg Config, dir string, parts []in
 	if err != nil {
 		return nil, fmt.Errorf("processors: listing input end offsets: %w", err)
 	}
-	out := &Rederived{}
+	out := &Rederived{Partitions: parts, Dir: dir, Ends: map[string]map[int32]int64{}}
+	ends.Each(func(o kadm.ListedOffset) {
+		if out.Ends[o.Topic] == nil {
+			out.Ends[o.Topic] = map[int32]int64{}
+		}
+		out.Ends[o.Topic][o.Partition] = o.Offset
+	})
 	for _, p := range parts {
 		if err := rederivePartition(ctx, spec, cfg, dir, p, ends, out, progress); err != nil {
 			return out, err

@@ -567,3 +567,119 @@ func TestRunnersCoPartitionTheirInputs(t *testing.T) {
 		return nil
 	})
 }
+
+// counterV2 is counter after a "policy change": it counts by two and its
+// outputs have other ids.
+type counterV2 struct{ out string }
+
+func (c counterV2) Process(ctx *processors.Context, in *processors.Input) error {
+	ev := in.Record.(*avro.BuildEvent)
+	v, ok, err := ctx.Get("counts", in.Key)
+	if err != nil {
+		return err
+	}
+	var n uint64
+	if ok {
+		n = binary.BigEndian.Uint64(v)
+	}
+	n += 2
+	if err := ctx.Put("counts", in.Key, binary.BigEndian.AppendUint64(nil, n)); err != nil {
+		return err
+	}
+	out := &avro.BuildEvent{NVR: ev.NVR, Release: strconv.FormatUint(n, 10)}
+	out.ID = ev.ID + "#v2#" + strconv.FormatUint(n, 10)
+	ctx.Emit(c.out, in.Key, out)
+	return nil
+}
+
+// Applying a re-derivation publishes the new history, rewrites the state
+// and moves the group's offsets in one transaction; the processor then
+// continues from there, exactly once.
+func TestApplyRederivationThenContinueExactlyOnce(t *testing.T) {
+	f := newFixture(t, 2)
+	local := t.TempDir()
+	r := f.runner(t, "a", local)
+	f.ensure(t)
+	stop := start(t, r)
+	f.produce(t, 0, 60, 4)
+	kafkatest.WaitFor(t, 60*time.Second, func() error {
+		got, err := f.outputs(t)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if total(got) != 60 {
+			return fmt.Errorf("%d outputs, want 60", total(got))
+		}
+		return nil
+	})
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	v2 := f.spec()
+	v2.New = func(int32) processors.Processor { return counterV2{out: f.out} }
+	cfg := processors.Config{Brokers: f.env.Brokers(), InstanceID: "a", Catalog: f.cat, Codec: jsonCodec{}, StateDir: t.TempDir(), SessionTimeout: 6 * time.Second}
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	red, err := processors.Rederive(ctx, v2, cfg, t.TempDir(), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := processors.Apply(ctx, v2, cfg, red)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Published != 60 || st.ChangelogRecords != 4 || st.Offsets != 2 {
+		t.Fatalf("apply: %+v, want 60 published, 4 changelog records, 2 offsets", st)
+	}
+	// Applying again finds nothing to do.
+	red2, err := processors.Rederive(ctx, v2, cfg, t.TempDir(), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, err = processors.Apply(ctx, v2, cfg, red2); err != nil || st.Published != 0 || st.ChangelogRecords != 0 {
+		t.Fatalf("second apply: %+v, %v", st, err)
+	}
+
+	// The processor continues on its old local state dir: it restores the
+	// rewritten changelog and resumes after the re-derived inputs.
+	rv2, err := processors.NewRunner(v2, processors.Config{Brokers: f.env.Brokers(), InstanceID: "a", Catalog: f.cat, Codec: jsonCodec{},
+		StateDir: local, CommitInterval: 50 * time.Millisecond, SessionTimeout: 6 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start(t, rv2)
+	f.produce(t, 60, 80, 4)
+	cl := kafkatest.Client(t, f.env,
+		kgo.ConsumeTopics(f.out),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+	)
+	seen := map[string][]int{}
+	kafkatest.WaitFor(t, 60*time.Second, func() error {
+		pctx, pcancel := context.WithTimeout(context.Background(), time.Second)
+		defer pcancel()
+		cl.PollFetches(pctx).EachRecord(func(rec *kgo.Record) {
+			ev, _ := jsonCodec{}.Decode(rec.Value)
+			if b := ev.(*avro.BuildEvent); strings.Contains(b.ID, "#v2#") {
+				n, _ := strconv.Atoi(b.Release)
+				seen[string(rec.Key)] = append(seen[string(rec.Key)], n)
+			}
+		})
+		total := 0
+		for _, ns := range seen {
+			total += len(ns)
+		}
+		if total < 80 {
+			return fmt.Errorf("%d v2 outputs, want 80", total)
+		}
+		return nil
+	})
+	for k, ns := range seen {
+		for i, n := range ns {
+			if n != 2*(i+1) {
+				t.Fatalf("key %s: v2 outputs %v: not exactly once across the cutover", k, ns)
+			}
+		}
+	}
+}

@@ -20,6 +20,7 @@ type replayOpts struct {
 	into       string
 	dryRun     bool
 	diff       bool
+	apply      bool
 }
 
 func (a *app) replayCmd() *cobra.Command {
@@ -37,7 +38,16 @@ summary on stdout.
                    beginning into a fresh state (after a policy change or a
                    bug fix). With --dry-run --diff, print which decisions would
                    differ from those already emitted (add, remove, change),
-                   before anything is published.`,
+                   before anything is published. With --apply (every instance
+                   of the processor stopped), make it the processor's history
+                   in one transaction: publish the decisions never emitted,
+                   rewrite the state changelogs, and move the group's offsets
+                   to where the re-derivation read to; instances then restore
+                   and continue from there, exactly once.
+
+A policy change alone needs no replay: a processor started with new policies
+re-evaluates the subjects it holds and emits what changed. Re-derive for a
+bug fix, whose effect on stored state only a run from the start can undo.`,
 	}
 	restore := &cobra.Command{
 		Use:   "restore",
@@ -62,8 +72,10 @@ summary on stdout.
 		_ = c.MarkFlagRequired("processor")
 	}
 	rederive.Flags().StringVar(&o.into, "into", "", "`dir`ectory for the fresh state (default a temporary one, removed after)")
-	rederive.Flags().BoolVar(&o.dryRun, "dry-run", false, "publish nothing (today rederive never publishes; the flag makes that explicit in scripts)")
+	rederive.Flags().BoolVar(&o.dryRun, "dry-run", false, "publish nothing (the default unless --apply; explicit in scripts)")
 	rederive.Flags().BoolVar(&o.diff, "diff", false, "compare the re-derived decisions with those already emitted")
+	rederive.Flags().BoolVar(&o.apply, "apply", false, "publish the re-derivation as the processor's history (the processor must be stopped)")
+	rederive.MarkFlagsMutuallyExclusive("dry-run", "apply")
 	cmd.AddCommand(restore, rederive)
 	return cmd
 }
@@ -139,6 +151,16 @@ func (a *app) runRederive(ctx context.Context, o replayOpts) error {
 			}
 		}
 		summary["diff"] = counts
+	}
+	if o.apply {
+		a.say("applying: publishing, rewriting the changelogs and moving the offsets of group %s in one transaction", spec.Name)
+		st, err := processors.Apply(ctx, spec, p.runnerConfig(), red)
+		if err != nil {
+			return err
+		}
+		summary["published"] = st.Published
+		summary["changelog_records"] = st.ChangelogRecords
+		summary["offsets_moved"] = st.Offsets
 	}
 	if o.into != "" {
 		summary["state_dir"] = o.into
