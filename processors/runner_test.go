@@ -232,6 +232,22 @@ func (f *fixture) outputs(t *testing.T) (map[string]int, error) {
 	}
 }
 
+// waitOutputs waits until exactly n outputs are committed, each key's
+// counts 1..k (outputs fails the test on a gap or a repeat).
+func (f *fixture) waitOutputs(t *testing.T, n int) {
+	t.Helper()
+	kafkatest.WaitFor(t, 60*time.Second, func() error {
+		got, err := f.outputs(t)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if total(got) != n {
+			return fmt.Errorf("%d outputs, want %d", total(got), n)
+		}
+		return nil
+	})
+}
+
 func total(m map[string]int) int {
 	n := 0
 	for _, v := range m {
@@ -273,16 +289,7 @@ func countsExactlyOnce(t *testing.T, cached bool) {
 
 	stop := start(t, r)
 	f.produce(t, 0, 300, 7)
-	kafkatest.WaitFor(t, 60*time.Second, func() error {
-		got, err := f.outputs(t)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if total(got) != 300 {
-			return fmt.Errorf("%d outputs, want 300", total(got))
-		}
-		return nil
-	})
+	f.waitOutputs(t, 300)
 	if err := stop(); err != nil {
 		t.Fatalf("runner: %v", err)
 	}
@@ -295,16 +302,7 @@ func countsExactlyOnce(t *testing.T, cached bool) {
 	r2 := f.runner(t, "a", filepath.Join(t.TempDir(), "fresh"))
 	stop2 := start(t, r2)
 	f.produce(t, 300, 450, 7)
-	kafkatest.WaitFor(t, 60*time.Second, func() error {
-		got, err := f.outputs(t)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if total(got) != 450 {
-			return fmt.Errorf("%d outputs, want 450", total(got))
-		}
-		return nil
-	})
+	f.waitOutputs(t, 450)
 	if err := stop2(); err != nil {
 		t.Fatalf("runner: %v", err)
 	}
@@ -330,16 +328,7 @@ func TestRunnerDeadLettersPoisonAndContinues(t *testing.T) {
 	}
 	f.produce(t, 0, 10, 2)
 
-	kafkatest.WaitFor(t, 60*time.Second, func() error {
-		got, err := f.outputs(t)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if total(got) != 10 {
-			return fmt.Errorf("%d outputs, want 10", total(got))
-		}
-		return nil
-	})
+	f.waitOutputs(t, 10)
 	dl := kafkatest.Client(t, f.env,
 		kgo.ConsumeTopics(f.cat.Name(topics.DeadLetters)),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
@@ -397,16 +386,7 @@ func TestRederiveReproducesHistoryAndDiffFindsChanges(t *testing.T) {
 	f.ensure(t)
 	stop := start(t, r)
 	f.produce(t, 0, 100, 5)
-	kafkatest.WaitFor(t, 60*time.Second, func() error {
-		got, err := f.outputs(t)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if total(got) != 100 {
-			return fmt.Errorf("%d outputs, want 100", total(got))
-		}
-		return nil
-	})
+	f.waitOutputs(t, 100)
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -451,16 +431,7 @@ func TestRestoreBuildsLocalStateFromChangelog(t *testing.T) {
 	f.ensure(t)
 	stop := start(t, r)
 	f.produce(t, 0, 50, 4)
-	kafkatest.WaitFor(t, 60*time.Second, func() error {
-		got, err := f.outputs(t)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if total(got) != 50 {
-			return fmt.Errorf("%d outputs, want 50", total(got))
-		}
-		return nil
-	})
+	f.waitOutputs(t, 50)
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -602,16 +573,7 @@ func TestApplyRederivationThenContinueExactlyOnce(t *testing.T) {
 	f.ensure(t)
 	stop := start(t, r)
 	f.produce(t, 0, 60, 4)
-	kafkatest.WaitFor(t, 60*time.Second, func() error {
-		got, err := f.outputs(t)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if total(got) != 60 {
-			return fmt.Errorf("%d outputs, want 60", total(got))
-		}
-		return nil
-	})
+	f.waitOutputs(t, 60)
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
