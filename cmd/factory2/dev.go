@@ -153,6 +153,8 @@ func (a *app) feedSample(ctx context.Context, p *pipeline, print bool) error {
 	}
 	a.say("factory2 dev: fed %d sample events (idempotent: their ids are fixed)", len(events))
 	if !print {
+		a.say("factory2 dev: see the decisions with `factory2 watch decisions --from-beginning --brokers %s`", p.cfg.Brokers[0])
+		a.say("factory2 dev: ask why with `factory2 why xz-5.6.3-2.fc42 --url http://%s`", p.cfg.HTTP.Addr)
 		return nil
 	}
 	if len(p.runners) == 0 {
