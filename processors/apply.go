@@ -44,21 +44,12 @@ type ApplyStats struct {
 // members, and joins it itself for the commit.
 func Apply(ctx context.Context, spec Spec, cfg Config, red *Rederived) (ApplyStats, error) {
 	var st ApplyStats
-	// An offline job: its metrics would collide with a live runner's.
-	cfg.Registerer = nil
-	r, err := NewRunner(spec, cfg)
-	if err != nil {
-		return st, err
-	}
-	r.admin, err = kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(r.cfg.Brokers...)}, r.cfg.ClientOpts...)...)
+	r, err := offlineRunner(ctx, spec, cfg)
 	if err != nil {
 		return st, err
 	}
 	defer r.admin.Close()
 	adm := kadm.NewClient(r.admin)
-	if err := r.checkTopics(ctx); err != nil {
-		return st, err
-	}
 	groups, err := adm.DescribeGroups(ctx, r.group)
 	if err != nil {
 		return st, fmt.Errorf("processors: describing group %s: %w", r.group, err)
@@ -205,16 +196,7 @@ func Apply(ctx context.Context, spec Spec, cfg Config, red *Rederived) (ApplySta
 // tombstone for every key the re-derivation does not have.
 func (r *Runner) rewriteChangelog(ctx context.Context, red *Rederived, store string, produce func(*kgo.Record)) (int, error) {
 	topic := r.changelogs[store]
-	cl, err := kgo.NewClient(append([]kgo.Opt{
-		kgo.SeedBrokers(r.cfg.Brokers...),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-		kgo.KeepControlRecords(),
-	}, r.cfg.ClientOpts...)...)
-	if err != nil {
-		return 0, err
-	}
-	defer cl.Close()
-	recs, err := readAll(ctx, cl, []string{topic})
+	recs, err := ReadCommitted(ctx, r.cfg.Brokers, []string{topic}, r.cfg.ClientOpts...)
 	if err != nil {
 		return 0, fmt.Errorf("processors: reading changelog %s: %w", topic, err)
 	}

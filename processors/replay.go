@@ -58,20 +58,11 @@ func partitionsOf(ctx context.Context, adm *kadm.Client, topic string, want []in
 // processor is stopped on this instance.
 func Restore(ctx context.Context, spec Spec, cfg Config, parts []int32) (RestoreStats, error) {
 	start := time.Now()
-	// An offline job: its metrics would collide with a live runner's.
-	cfg.Registerer = nil
-	r, err := NewRunner(spec, cfg)
-	if err != nil {
-		return RestoreStats{}, err
-	}
-	r.admin, err = kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(r.cfg.Brokers...)}, r.cfg.ClientOpts...)...)
+	r, err := offlineRunner(ctx, spec, cfg)
 	if err != nil {
 		return RestoreStats{}, err
 	}
 	defer r.admin.Close()
-	if err := r.checkTopics(ctx); err != nil {
-		return RestoreStats{}, err
-	}
 	parts, err = partitionsOf(ctx, kadm.NewClient(r.admin), spec.Inputs[0], parts)
 	if err != nil {
 		return RestoreStats{}, err
@@ -93,6 +84,27 @@ func Restore(ctx context.Context, spec Spec, cfg Config, parts []int32) (Restore
 	}
 	st.Took = time.Since(start)
 	return st, nil
+}
+
+// offlineRunner is a Runner for a job that runs beside the processor
+// rather than as it (restore, apply): connected and checked, but not
+// consuming, and registering no metrics (they would collide with a live
+// runner's). The caller closes r.admin.
+func offlineRunner(ctx context.Context, spec Spec, cfg Config) (*Runner, error) {
+	cfg.Registerer = nil
+	r, err := NewRunner(spec, cfg)
+	if err != nil {
+		return nil, err
+	}
+	r.admin, err = kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(r.cfg.Brokers...)}, r.cfg.ClientOpts...)...)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.checkTopics(ctx); err != nil {
+		r.admin.Close()
+		return nil, err
+	}
+	return r, nil
 }
 
 func restoredCount(r *Runner) int64 {
@@ -309,16 +321,7 @@ func Diff(ctx context.Context, cfg Config, outputs []Output, topics []string) ([
 		}
 		want[id] = rec{o.Topic, string(o.Key), v}
 	}
-	cl, err := kgo.NewClient(append([]kgo.Opt{
-		kgo.SeedBrokers(cfg.Brokers...),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-		kgo.KeepControlRecords(), // to reach end offsets past commit markers
-	}, cfg.ClientOpts...)...)
-	if err != nil {
-		return nil, err
-	}
-	defer cl.Close()
-	have, err := readAll(ctx, cl, topics)
+	have, err := ReadCommitted(ctx, cfg.Brokers, topics, cfg.ClientOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -348,9 +351,22 @@ func Diff(ctx context.Context, cfg Config, outputs []Output, topics []string) ([
 	return diff, nil
 }
 
-// readAll reads every committed record of topics up to their current end.
-// cl must read committed records and keep control records.
-func readAll(ctx context.Context, cl *kgo.Client, topics []string) ([]*kgo.Record, error) {
+// ReadCommitted returns every committed record of topics up to their end
+// offsets when it starts, as a read_committed consumer sees them, in fetch
+// order (offset order within a partition). It is for bounded reads of
+// decision and changelog topics: replay's diff, apply, dev's printout.
+func ReadCommitted(ctx context.Context, brokers, topics []string, opts ...kgo.Opt) ([]*kgo.Record, error) {
+	cl, err := kgo.NewClient(append([]kgo.Opt{
+		kgo.SeedBrokers(brokers...),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		// Control records are returned so that the position can reach
+		// the end offset, one past the last transaction's commit marker.
+		kgo.KeepControlRecords(),
+	}, opts...)...)
+	if err != nil {
+		return nil, err
+	}
+	defer cl.Close()
 	adm := kadm.NewClient(cl)
 	ends, err := adm.ListCommittedOffsets(ctx, topics...)
 	if err == nil {

@@ -17,6 +17,7 @@ import (
 	"github.com/factory2/factory2/internal/embedded"
 	"github.com/factory2/factory2/internal/ingest"
 	"github.com/factory2/factory2/internal/sample"
+	"github.com/factory2/factory2/processors"
 	"github.com/factory2/factory2/processors/gating"
 	"github.com/factory2/factory2/topics"
 )
@@ -161,7 +162,7 @@ func (a *app) feedSample(ctx context.Context, p *pipeline, print bool) error {
 		a.say("factory2 dev: no processors are built into this binary yet, so there are no decisions to print")
 		return nil
 	}
-	cl, err := kafkaClient(ctx, p.cfg, kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.KeepControlRecords())
+	cl, err := kafkaClient(ctx, p.cfg)
 	if err != nil {
 		return err
 	}
@@ -169,7 +170,7 @@ func (a *app) feedSample(ctx context.Context, p *pipeline, print bool) error {
 	if err := waitCaughtUp(ctx, cl, p, produced); err != nil {
 		return err
 	}
-	n, err := printTopics(ctx, cl, a.jsonOut(), p.codec, topics.Names(p.cat.ByRole(topics.Decision)))
+	n, err := printTopics(ctx, p.cfg.Brokers, a.jsonOut(), p.codec, topics.Names(p.cat.ByRole(topics.Decision)))
 	a.say("factory2 dev: %d decisions", n)
 	return err
 }
@@ -214,56 +215,27 @@ func waitCaughtUp(ctx context.Context, cl *kgo.Client, p *pipeline, produced []i
 
 // printTopics prints every committed record of topics, up to their
 // current end, as JSON lines.
-func printTopics(ctx context.Context, cl *kgo.Client, out jsonLines, codec *avro.Codec, names []string) (int, error) {
-	ends, err := kadm.NewClient(cl).ListCommittedOffsets(ctx, names...)
+func printTopics(ctx context.Context, brokers []string, out jsonLines, codec *avro.Codec, names []string) (int, error) {
+	recs, err := processors.ReadCommitted(ctx, brokers, names)
 	if err != nil {
 		return 0, err
 	}
-	assign := map[string]map[int32]kgo.Offset{}
-	left := 0
-	ends.Each(func(o kadm.ListedOffset) {
-		if o.Offset > 0 {
-			if assign[o.Topic] == nil {
-				assign[o.Topic] = map[int32]kgo.Offset{}
-			}
-			assign[o.Topic][o.Partition] = kgo.NewOffset().AtStart()
-			left++
-		}
-	})
-	if left == 0 {
-		return 0, nil
-	}
-	cl.AddConsumePartitions(assign)
 	n := 0
-	for left > 0 {
-		fs := cl.PollFetches(ctx)
-		if err := ctx.Err(); err != nil {
+	for _, r := range recs {
+		v, err := codec.Decode(r.Value)
+		if err != nil {
+			if err := out.write(map[string]any{"topic": r.Topic, "offset": r.Offset, "error": err.Error()}); err != nil {
+				return n, err
+			}
+			continue
+		}
+		js, err := avro.MarshalJSON(v)
+		if err != nil {
 			return n, err
 		}
-		var werr error
-		fs.EachRecord(func(r *kgo.Record) {
-			end, _ := ends.Lookup(r.Topic, r.Partition)
-			if r.Offset+1 == end.Offset {
-				left--
-			}
-			if r.Attrs.IsControl() || werr != nil {
-				return
-			}
-			v, err := codec.Decode(r.Value)
-			if err != nil {
-				werr = out.write(map[string]any{"topic": r.Topic, "offset": r.Offset, "error": err.Error()})
-				return
-			}
-			js, err := avro.MarshalJSON(v)
-			if err != nil {
-				werr = err
-				return
-			}
-			n++
-			werr = out.write(map[string]any{"topic": r.Topic, "partition": r.Partition, "offset": r.Offset, "key": string(r.Key), "record": jsonRaw(js)})
-		})
-		if werr != nil {
-			return n, werr
+		n++
+		if err := out.write(map[string]any{"topic": r.Topic, "partition": r.Partition, "offset": r.Offset, "key": string(r.Key), "record": jsonRaw(js)}); err != nil {
+			return n, err
 		}
 	}
 	return n, nil
