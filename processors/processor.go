@@ -30,9 +30,28 @@ type Processor interface {
 // Punctuator is implemented by processors with time-based rules. The
 // runtime calls Punctuate on every task every Spec.PunctuateEvery with the
 // wall-clock time, inside the current transaction; what it emits and
-// writes commits with the records processed around it.
+// writes commits with the records processed around it. It never calls
+// Punctuate on a task before the task's state is restored and its
+// committed input offsets are known.
+//
+// A punctuation must do a bounded amount of work, since everything it
+// writes goes into one transaction: a long job (re-evaluating every stored
+// subject) does one chunk, records where it stopped in the state, and
+// returns more = true; the runtime then calls it again in the next
+// transaction instead of after PunctuateEvery.
 type Punctuator interface {
-	Punctuate(c *Context, now time.Time) error
+	Punctuate(c *Context, now time.Time) (more bool, err error)
+}
+
+// StateValidator is implemented by processors that can check a stored
+// value without using it. A restore calls ValidateState for every value it
+// reads from a changelog; a value that fails (garbage written to the
+// changelog by another client, a record of an incompatible version) is
+// quarantined: the key is deleted, its deletion is written to the
+// changelog in the next transaction, and the value goes to the
+// dead-letter topic with the reason. See DESIGN.md, "Poison".
+type StateValidator interface {
+	ValidateState(store string, key, value []byte) error
 }
 
 // Flusher is implemented by processors that hold writes in

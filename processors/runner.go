@@ -486,7 +486,7 @@ func (r *Runner) punctuate(ctx context.Context, now time.Time) error {
 			return err
 		}
 		r.dirty = true
-		if err := pu.Punctuate(t.ctx, now); err != nil {
+		if _, err := pu.Punctuate(t.ctx, now); err != nil {
 			return fmt.Errorf("processors: %s: punctuate: %w", t.label, err)
 		}
 	}

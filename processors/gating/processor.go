@@ -151,7 +151,11 @@ var engineVersionKey = []byte("\x00engine-version")
 // that receive no new event. Those decisions are triggered by the engine
 // version at the wall-clock time of the punctuation (no input event is
 // behind them); they commit exactly once with the rest of the transaction.
-func (p *Processor) Punctuate(c *processors.Context, now time.Time) error {
+func (p *Processor) Punctuate(c *processors.Context, now time.Time) (more bool, err error) {
+	return false, p.punctuate(c, now)
+}
+
+func (p *Processor) punctuate(c *processors.Context, now time.Time) error {
 	v, ok, err := c.Get(StoreSubjects, engineVersionKey)
 	if err != nil {
 		return err
