@@ -29,6 +29,9 @@ type Context struct {
 	emit  func(Output)
 	// cache is the processor's per-transaction scratch (TxnCache).
 	cache map[string]any
+	// maxValue bounds a stored key and value (0: no bound): a changelog
+	// record must fit in a Kafka record.
+	maxValue int
 }
 
 // NewContext returns a Context over view that passes emitted records to
@@ -57,15 +60,20 @@ func (c *Context) Get(store string, key []byte) ([]byte, bool, error) {
 		return nil, false, nil
 	}
 	if err != nil {
-		return nil, false, err
+		return nil, false, &StorageError{err}
 	}
 	return v, true, nil
 }
 
-// Put sets key to value in store. The value is copied.
+// Put sets key to value in store. The value is copied. A value its
+// changelog could not carry returns a *ValueTooLargeError, and the input
+// being processed is dead-lettered.
 func (c *Context) Put(store string, key, value []byte) error {
+	if c.maxValue > 0 && len(key)+len(value) > c.maxValue {
+		return &ValueTooLargeError{Store: store, Key: key, Size: len(key) + len(value), Limit: c.maxValue}
+	}
 	if err := c.view.Set(store, key, value); err != nil {
-		return err
+		return &StorageError{err}
 	}
 	c.mark(store, key, append([]byte{}, value...))
 	return nil
@@ -74,7 +82,7 @@ func (c *Context) Put(store string, key, value []byte) error {
 // Delete removes key from store.
 func (c *Context) Delete(store string, key []byte) error {
 	if err := c.view.Delete(store, key); err != nil {
-		return err
+		return &StorageError{err}
 	}
 	c.mark(store, key, nil)
 	return nil

@@ -17,6 +17,15 @@ type metrics struct {
 	tasks            prometheus.Gauge
 	processSeconds   prometheus.Histogram
 	commitSeconds    prometheus.Histogram
+
+	aborts            *prometheus.CounterVec
+	consecutiveAborts prometheus.Gauge
+	lastCommit        prometheus.Gauge
+	restoring         prometheus.Gauge
+	quarantined       prometheus.Counter
+	waiting           prometheus.Gauge
+	sessions          prometheus.Counter
+	lag               *prometheus.GaugeVec
 }
 
 func newMetrics() *metrics {
@@ -60,11 +69,44 @@ func newMetrics() *metrics {
 			Help:    "Time to end a transaction, from changelog produce to Pebble commit.",
 			Buckets: prometheus.ExponentialBuckets(1e-3, 2, 12),
 		}),
+		aborts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Name: "transaction_aborts_total",
+			Help: "Aborted transactions by cause: kafka (a broker, coordinator or network fault, a rebalance), poison (an input that cannot be processed; it is dead-lettered), punctuation (a punctuation that failed; it is retried later).",
+		}, []string{"cause"}),
+		consecutiveAborts: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: ns, Name: "consecutive_aborts",
+			Help: "Transactions aborted in a row since the last commit; the runner backs off while it grows.",
+		}),
+		lastCommit: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: ns, Name: "last_commit_timestamp_seconds",
+			Help: "Unix time of the last committed transaction (time() minus it is the time since the last commit).",
+		}),
+		restoring: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: ns, Name: "tasks_restoring",
+			Help: "Tasks restoring their state from a changelog now.",
+		}),
+		quarantined: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: ns, Name: "state_values_quarantined_total",
+			Help: "Changelog values a restore refused as unusable: the key was reset and the value dead-lettered.",
+		}),
+		waiting: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: ns, Name: "waiting_for_kafka",
+			Help: "1 while the runner waits out a Kafka fault (broker or coordinator unreachable, failed commits), else 0.",
+		}),
+		sessions: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: ns, Name: "sessions_total",
+			Help: "Kafka sessions started (group membership and transactional producer); more than one means the runner rebuilt its session after a fault.",
+		}),
+		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: ns, Name: "task_lag_records",
+			Help: "Per assigned task: offsets between its inputs' last stable offsets and its position, summed over its input partitions (transaction markers count).",
+		}, []string{"partition"}),
 	}
 }
 
 func (m *metrics) each(fn func(prometheus.Collector)) {
-	for _, c := range []prometheus.Collector{m.processed, m.emitted, m.deadLettered, m.commits, m.changelogRecords, m.restoredRecords, m.tasks, m.processSeconds, m.commitSeconds} {
+	for _, c := range []prometheus.Collector{m.processed, m.emitted, m.deadLettered, m.commits, m.changelogRecords, m.restoredRecords, m.tasks, m.processSeconds, m.commitSeconds,
+		m.aborts, m.consecutiveAborts, m.lastCommit, m.restoring, m.quarantined, m.waiting, m.sessions, m.lag} {
 		fn(c)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/factory2/factory2/state"
@@ -54,7 +55,21 @@ type Config struct {
 	// MaxPollRecords bounds the records processed between two checks of
 	// the commit deadline. Default 5000.
 	MaxPollRecords int
-	Logger         *slog.Logger
+	// MaxRecordBytes is the largest record (key, value and headers) the
+	// runner produces: an output or a state value over it is the fault
+	// of the input that caused it, which is dead-lettered. Keep it at or
+	// below the brokers' message.max.bytes. Default 1,000,000 (Kafka's
+	// default limit is 1,048,588).
+	MaxRecordBytes int
+	// MaxDeadLetterBytes bounds the payload copied into a dead letter; a
+	// longer payload is truncated (its size and SHA-256 are in the
+	// headers, and its topic/partition/offset say where the original
+	// is). Default 64 KiB.
+	MaxDeadLetterBytes int
+	// RetryBackoff and MaxRetryBackoff bound the wait between retries
+	// after a Kafka fault or failed transaction. Defaults 100ms and 10s.
+	RetryBackoff, MaxRetryBackoff time.Duration
+	Logger                        *slog.Logger
 	// Registerer receives the runner's metrics; nil registers nothing.
 	Registerer prometheus.Registerer
 	// ClientOpts are appended to the options of every Kafka client the
@@ -78,6 +93,19 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxPollRecords <= 0 {
 		c.MaxPollRecords = 5000
+	}
+	if c.MaxRecordBytes <= 0 {
+		c.MaxRecordBytes = 1_000_000
+	}
+	if c.MaxDeadLetterBytes <= 0 {
+		c.MaxDeadLetterBytes = 64 << 10
+	}
+	c.MaxDeadLetterBytes = min(c.MaxDeadLetterBytes, c.MaxRecordBytes/2)
+	if c.RetryBackoff <= 0 {
+		c.RetryBackoff = 100 * time.Millisecond
+	}
+	if c.MaxRetryBackoff <= 0 {
+		c.MaxRetryBackoff = 10 * time.Second
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -119,6 +147,10 @@ func (c *Config) validate() error {
 // anywhere therefore leaves either an aborted transaction (inputs are
 // reprocessed against the state before it) or a committed one whose state
 // is in the changelog.
+//
+// A Runner keeps going (DESIGN.md, "Failure model"): Kafka faults are
+// waited out, an input that cannot be processed is dead-lettered, and Run
+// returns only when ctx ends or on an error no retry can fix.
 type Runner struct {
 	spec       Spec
 	cfg        Config
@@ -132,13 +164,16 @@ type Runner struct {
 	stateMetrics *state.Collector
 	// processedByTopic caches metrics.processed per input topic (under mu).
 	processedByTopic map[string]prometheus.Counter
+	// retention is the changelogs' delete.retention.ms, by topic.
+	retention map[string]time.Duration
 
 	admin *kgo.Client // metadata and offsets; no transactions
 	sess  *kgo.GroupTransactSession
 
 	// mu guards tasks and everything a task holds except its clEnd. The
 	// group callbacks take it, so it is never held across sess.End, whose
-	// lock the callbacks hold (see kgo.GroupTransactSession).
+	// lock the callbacks hold (see kgo.GroupTransactSession), nor across
+	// a restore, which can outlast the rebalance timeout.
 	mu    sync.Mutex
 	tasks map[int32]*task
 	// owned is the assignment per input topic.
@@ -149,11 +184,32 @@ type Runner struct {
 	// produceErr is the first error of a produce in the open transaction.
 	produceMu  sync.Mutex
 	produceErr error
-	inTxn      bool
-	dirty      bool // something was produced or consumed since Begin
 	// fatal is set (under mu) by a group callback that failed in a way
-	// the loop must stop for, such as a task whose state cannot open.
+	// the loop must stop for, such as a split assignment.
 	fatal error
+
+	// The loop's own state, touched by the loop goroutine only.
+	inTxn bool
+	dirty bool // something was produced or consumed since Begin
+	// current is the input record being processed, to which a failed
+	// output is attributed.
+	current *kgo.Record
+	// txnRecords counts the input records processed in the open
+	// transaction; txnLast is the last one.
+	txnRecords  int
+	txnLast     recordRef
+	txnProduced int
+	// suspects are input records whose processing failed for a reason
+	// tied to them: when polled again they are dead-lettered instead.
+	suspects map[recordRef]string
+	// isolate, when not nil, is the end (exclusive) per input partition of
+	// a transaction that failed for a reason no single record was blamed
+	// for: up to there, records are processed one per transaction, so the
+	// next failure names its record.
+	isolate map[recordRef]bool
+	retry   backoff
+
+	health health
 }
 
 // NewRunner returns a Runner for spec. It adds the spec's changelog topics
@@ -173,9 +229,13 @@ func NewRunner(spec Spec, cfg Config) (*Runner, error) {
 		txnID:      cfg.Catalog.Prefix() + spec.Name + "/" + cfg.InstanceID,
 		tasks:      map[int32]*task{},
 		owned:      map[string]map[int32]bool{},
+		retention:  map[string]time.Duration{},
+		suspects:   map[recordRef]string{},
+		retry:      backoff{min: cfg.RetryBackoff, max: cfg.MaxRetryBackoff},
 
 		processedByTopic: map[string]prometheus.Counter{},
 	}
+	r.health.started = time.Now()
 	for _, s := range spec.Stores {
 		r.changelogs[s] = cfg.Catalog.AddChangelog(spec.Name, s)
 	}
@@ -199,9 +259,12 @@ func NewRunner(spec Spec, cfg Config) (*Runner, error) {
 // Group is the consumer group id.
 func (r *Runner) Group() string { return r.group }
 
-// Run processes until ctx is done or a fatal error. On cancel it commits
-// the open transaction if it can (abort otherwise), writes the state,
-// closes every task and leaves the group.
+// Run processes until ctx is done or an error no retry can fix. Kafka
+// faults (brokers down, coordinators moving, a lost group membership,
+// failed commits) are logged once per change and waited out, rebuilding
+// the Kafka session when its state is unknown. On cancel it commits the
+// open transaction if it can (abort otherwise), writes the state, closes
+// every task and leaves the group.
 func (r *Runner) Run(ctx context.Context) error {
 	var err error
 	r.admin, err = kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(r.cfg.Brokers...)}, r.cfg.ClientOpts...)...)
@@ -209,10 +272,154 @@ func (r *Runner) Run(ctx context.Context) error {
 		return err
 	}
 	defer r.admin.Close()
-	if err := r.checkTopics(ctx); err != nil {
+	if err := r.waitTopics(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
 		return err
 	}
+	var runErr error
+	for ctx.Err() == nil {
+		err := r.session(ctx)
+		if err == nil || ctx.Err() != nil {
+			break
+		}
+		if classify(err) == fatal {
+			runErr = err
+			break
+		}
+		// The session's state is unknown (a commit whose outcome was not
+		// reported, a producer the client gave up on): start a new one,
+		// which rejoins the group, re-reads the committed offsets and
+		// restores the tasks' changelog tails.
+		r.problem("kafka session", err)
+		sleep(ctx, r.retry.next())
+	}
+	r.mu.Lock()
+	for p, t := range r.tasks {
+		if err := t.close(); err != nil {
+			runErr = errors.Join(runErr, err)
+		}
+		delete(r.tasks, p)
+	}
+	r.mu.Unlock()
+	r.log.Info("processor stopped", "err", runErr)
+	return runErr
+}
 
+// waitTopics checks the topics until they are all there and
+// co-partitioned, waiting out an unreachable cluster and topics that were
+// just created (metadata reaches every broker a moment after creation).
+// Missing topics are fatal after a minute, a partition mismatch at once.
+func (r *Runner) waitTopics(ctx context.Context) error {
+	var missingSince time.Time
+	for {
+		err := r.checkTopics(ctx)
+		var me *missingTopicsError
+		switch {
+		case err == nil:
+			r.recovered()
+			return nil
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case classify(err) == fatal:
+			return err
+		case errors.As(err, &me):
+			if missingSince.IsZero() {
+				missingSince = time.Now()
+			}
+			if time.Since(missingSince) > time.Minute {
+				return &fatalError{err}
+			}
+		}
+		r.problem("topics", err)
+		sleep(ctx, r.retry.next())
+	}
+}
+
+// missingTopicsError: some topics the processor needs do not exist.
+type missingTopicsError struct{ topics []string }
+
+func (e *missingTopicsError) Error() string {
+	return fmt.Sprintf("topics %v are missing (run `factory2 topics ensure`)", e.topics)
+}
+
+// checkTopics checks once that the topics exist and are co-partitioned,
+// and reads the changelogs' delete.retention.ms.
+func (r *Runner) checkTopics(ctx context.Context) error {
+	pctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	if err := r.admin.Ping(pctx); err != nil {
+		return fmt.Errorf("processors: %s: no Kafka broker answers at %v: %w", r.spec.Name, r.cfg.Brokers, err)
+	}
+	want := append(slices.Clone(r.spec.Inputs), r.deadLetter)
+	var changelogs []string
+	for _, s := range r.spec.Stores {
+		want = append(want, r.changelogs[s])
+		changelogs = append(changelogs, r.changelogs[s])
+	}
+	adm := kadm.NewClient(r.admin)
+	details, err := adm.ListTopics(pctx, want...)
+	if err != nil {
+		return fmt.Errorf("processors: %s: listing topics: %w", r.spec.Name, err)
+	}
+	var missing []string
+	parts := map[string]int{}
+	for _, t := range want {
+		d, ok := details[t]
+		switch {
+		case !ok || errors.Is(d.Err, kerr.UnknownTopicOrPartition):
+			missing = append(missing, t)
+			continue
+		case d.Err != nil:
+			return fmt.Errorf("processors: %s: topic %s: %w", r.spec.Name, t, d.Err)
+		}
+		if t != r.deadLetter {
+			parts[t] = len(d.Partitions)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("processors: %s: %w", r.spec.Name, &missingTopicsError{missing})
+	}
+	counts := slices.Sorted(maps.Values(parts))
+	if counts[0] != counts[len(counts)-1] {
+		return &fatalError{fmt.Errorf("processors: %s: inputs and changelogs are not co-partitioned: partition counts %v", r.spec.Name, parts)}
+	}
+	if len(changelogs) > 0 {
+		rcs, err := adm.DescribeTopicConfigs(pctx, changelogs...)
+		if err != nil {
+			return fmt.Errorf("processors: %s: describing changelogs: %w", r.spec.Name, err)
+		}
+		for _, rc := range rcs {
+			for _, c := range rc.Configs {
+				if c.Key == "delete.retention.ms" && c.Value != nil {
+					if ms, err := strconv.ParseInt(*c.Value, 10, 64); err == nil && ms > 0 {
+						r.retention[rc.Name] = time.Duration(ms) * time.Millisecond
+					}
+				}
+			}
+		}
+	}
+	r.mu.Lock()
+	r.partitions = counts[0]
+	r.mu.Unlock()
+	return nil
+}
+
+// deleteRetention is the changelog topic's delete.retention.ms (Kafka's
+// default, one day, if it could not be read).
+func (r *Runner) deleteRetention(topic string) time.Duration {
+	if d, ok := r.retention[topic]; ok {
+		return d
+	}
+	return 24 * time.Hour
+}
+
+// session runs one Kafka session: a transactional group client, its
+// producer id, and the processing loop. It returns nil when ctx ends, and
+// an error when the session must be rebuilt (or, if fatal, the runner
+// stop).
+func (r *Runner) session(ctx context.Context) error {
 	opts := []kgo.Opt{
 		kgo.SeedBrokers(r.cfg.Brokers...),
 		kgo.TransactionalID(r.txnID),
@@ -230,7 +437,7 @@ func (r *Runner) Run(ctx context.Context) error {
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.RequireStableFetchOffsets(),
 		kgo.SessionTimeout(r.cfg.SessionTimeout),
-		kgo.RebalanceTimeout(max(r.cfg.SessionTimeout, 30*time.Second)),
+		kgo.RebalanceTimeout(r.rebalanceTimeout()),
 		kgo.OnPartitionsAssigned(r.assigned),
 		kgo.OnPartitionsRevoked(r.revoked),
 		kgo.OnPartitionsLost(r.lost),
@@ -245,79 +452,69 @@ func (r *Runner) Run(ctx context.Context) error {
 	if len(r.cfg.SessionHooks) > 0 {
 		opts = append(opts, kgo.WithHooks(r.cfg.SessionHooks...))
 	}
-	r.sess, err = kgo.NewGroupTransactSession(opts...)
+	sess, err := kgo.NewGroupTransactSession(opts...)
 	if err != nil {
+		return &fatalError{err}
+	}
+	r.sess = sess
+	r.metrics.sessions.Inc()
+	defer r.closeSession(ctx)
+	if err := r.initProducer(ctx); err != nil {
 		return err
 	}
-	// Fence the previous incarnation now: initializing the producer id
-	// aborts a transaction it left open. Without this, a restart whose
-	// predecessor died after committing offsets in its transaction would
-	// wait for that transaction to time out (read_committed offset fetches
-	// stay "unstable" until it ends) before consuming anything, and so
-	// before producing, which is when franz-go would fence.
-	fctx, fcancel := context.WithTimeout(ctx, r.cfg.TransactionTimeout)
-	_, _, err = r.sess.Client().ProducerID(fctx)
-	fcancel()
-	if err != nil {
-		r.sess.Close()
-		return fmt.Errorf("processors: %s: initializing transactional producer %s: %w", r.spec.Name, r.txnID, err)
-	}
 	r.log.Info("processor started", "group", r.group, "transactional_id", r.txnID, "inputs", r.spec.Inputs)
-	runErr := r.loop(ctx)
-	r.sess.Close() // leaves the group; revoke callbacks close the tasks
-	r.mu.Lock()
-	for p, t := range r.tasks {
-		if err := t.close(); err != nil {
-			runErr = errors.Join(runErr, err)
-		}
-		delete(r.tasks, p)
-	}
-	r.mu.Unlock()
-	r.log.Info("processor stopped", "err", runErr)
-	return runErr
+	return r.loop(ctx)
 }
 
-// checkTopics fails fast, with a clear error, when Kafka is unreachable
-// or the topics are missing or not co-partitioned.
-func (r *Runner) checkTopics(ctx context.Context) error {
-	pctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	defer cancel()
-	if err := r.admin.Ping(pctx); err != nil {
-		return fmt.Errorf("processors: %s: no Kafka broker answers at %v: %w", r.spec.Name, r.cfg.Brokers, err)
-	}
-	want := append(slices.Clone(r.spec.Inputs), r.deadLetter)
-	for _, s := range r.spec.Stores {
-		want = append(want, r.changelogs[s])
-	}
-	details, err := kadm.NewClient(r.admin).ListTopics(pctx, want...)
-	if err != nil {
-		return fmt.Errorf("processors: %s: listing topics: %w", r.spec.Name, err)
-	}
-	var errs []error
-	parts := map[string]int{}
-	for _, t := range want {
-		d, ok := details[t]
-		if !ok || d.Err != nil {
-			errs = append(errs, fmt.Errorf("topic %s is missing (run `factory2 topics ensure`)", t))
-			continue
+// rebalanceTimeout is how long the group waits for members to rejoin.
+func (r *Runner) rebalanceTimeout() time.Duration { return max(r.cfg.SessionTimeout, 30*time.Second) }
+
+// initProducer initializes the transactional producer id, waiting out an
+// unreachable transaction coordinator. That fences the previous
+// incarnation now: initializing the producer id aborts a transaction it
+// left open. Without this, a restart whose predecessor died after
+// committing offsets in its transaction would wait for that transaction to
+// time out (read_committed offset fetches stay "unstable" until it ends)
+// before consuming anything, and so before producing, which is when
+// franz-go would fence.
+func (r *Runner) initProducer(ctx context.Context) error {
+	for {
+		fctx, fcancel := context.WithTimeout(ctx, r.cfg.TransactionTimeout)
+		_, _, err := r.sess.Client().ProducerID(fctx)
+		fcancel()
+		switch {
+		case err == nil:
+			r.recovered()
+			return nil
+		case ctx.Err() != nil:
+			return nil
+		case classify(err) == fatal:
+			return &fatalError{fmt.Errorf("processors: %s: initializing transactional producer %s: %w (is another instance running with instance_id %q?)", r.spec.Name, r.txnID, err, r.cfg.InstanceID)}
 		}
-		if t != r.deadLetter {
-			parts[t] = len(d.Partitions)
-		}
+		// The client keeps a failed producer id load: only a new
+		// session retries it.
+		return fmt.Errorf("processors: %s: initializing transactional producer %s: %w", r.spec.Name, r.txnID, err)
 	}
-	if len(errs) == 0 {
-		counts := slices.Sorted(maps.Values(parts))
-		if counts[0] != counts[len(counts)-1] {
-			errs = append(errs, fmt.Errorf("inputs and changelogs are not co-partitioned: partition counts %v", parts))
-		}
-		r.mu.Lock()
-		r.partitions = counts[0]
-		r.mu.Unlock()
+}
+
+// closeSession ends the open transaction (abort), leaves the group within
+// a bounded time (a dead coordinator must not hold the stop), and closes
+// the client; the revoke or lost callback closes the tasks.
+func (r *Runner) closeSession(ctx context.Context) {
+	r.abort(ctx)
+	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	_ = r.sess.Client().LeaveGroupContext(lctx)
+	cancel()
+	r.sess.Close()
+	r.mu.Lock()
+	for p, t := range r.tasks {
+		r.closeTask(p, t, "session closed")
 	}
-	if len(errs) > 0 {
-		return fmt.Errorf("processors: %s: %w", r.spec.Name, errors.Join(errs...))
-	}
-	return nil
+	clear(r.owned)
+	r.metrics.tasks.Set(0)
+	r.mu.Unlock()
+	clear(r.suspects)
+	r.isolate = nil
 }
 
 func (r *Runner) loop(ctx context.Context) error {
@@ -328,8 +525,20 @@ func (r *Runner) loop(ctx context.Context) error {
 		nextPunct = time.Now().Add(r.spec.PunctuateEvery)
 	}
 	for {
+		r.beat()
+		if err := r.restorePending(ctx); err != nil {
+			if classify(err) == fatal {
+				return err
+			}
+			r.problem("restore", err)
+			sleep(ctx, r.retry.next())
+		}
+		maxRecords := r.cfg.MaxPollRecords
+		if r.isolate != nil {
+			maxRecords = 1
+		}
 		pctx, cancel := context.WithDeadline(ctx, deadline)
-		fetches := r.sess.PollRecords(pctx, r.cfg.MaxPollRecords)
+		fetches := r.sess.PollRecords(pctx, maxRecords)
 		cancel()
 		if ctx.Err() != nil {
 			// The records this poll returned already count as consumed
@@ -339,63 +548,145 @@ func (r *Runner) loop(ctx context.Context) error {
 			defer scancel()
 			if err := r.process(sctx, fetches); err != nil {
 				r.abort(sctx)
-				return err
+				return nil
 			}
 			return r.shutdown()
 		}
 		if fetches.IsClientClosed() {
 			return errors.New("processors: client closed")
 		}
-		var ferr error
-		fetches.EachError(func(t string, p int32, err error) {
-			if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
-				return
-			}
-			ferr = errors.Join(ferr, fmt.Errorf("fetching %s/%d: %w", t, p, err))
-		})
-		if ferr != nil {
+		if err := r.fetchErrors(fetches); err != nil {
 			r.abort(ctx)
-			return fmt.Errorf("processors: %s: %w", r.spec.Name, ferr)
+			return err
 		}
 		r.mu.Lock()
 		fatal := r.fatal
 		r.mu.Unlock()
 		if fatal != nil {
 			r.abort(ctx)
-			return fmt.Errorf("processors: %s: %w", r.spec.Name, fatal)
+			return &fatalError{fmt.Errorf("processors: %s: %w", r.spec.Name, fatal)}
 		}
 		if err := r.process(ctx, fetches); err != nil {
-			r.abort(ctx)
-			if ctx.Err() != nil {
-				return nil // stopped during a restore: nothing half done is kept
-			}
-			return err
-		}
-		now := time.Now()
-		if !nextPunct.IsZero() && !now.Before(nextPunct) {
-			if err := r.punctuate(ctx, now); err != nil {
-				r.abort(ctx)
+			if err := r.failed(ctx, err); err != nil {
 				return err
 			}
-			nextPunct = now.Add(r.spec.PunctuateEvery)
+			deadline = time.Now().Add(r.cfg.CommitInterval)
+			continue
 		}
+		now := time.Now()
 		// Commit at the deadline, or once the runner has caught up with
 		// its inputs (nothing more is buffered): under a trickle of events
 		// a decision then waits for one commit, not for the interval. But
 		// not within minCommitGap of the last commit: every transaction
 		// costs the broker markers on each partition it touched, and
 		// committing after every small poll saturated it (p50 latency
-		// tripled at 2,000 events/s) once commits got cheap.
+		// tripled at 2,000 events/s) once commits got cheap. While
+		// isolating a failure, every record is its own transaction.
 		caughtUp := r.inTxn && r.sess.Client().BufferedFetchRecords() == 0 &&
 			now.Sub(lastCommit) >= min(minCommitGap, r.cfg.CommitInterval)
-		if !now.Before(deadline) || caughtUp {
+		if !now.Before(deadline) || caughtUp || (r.isolate != nil && r.inTxn) {
 			lastCommit = now
 			if err := r.commit(ctx); err != nil {
-				return err
+				if err := r.failed(ctx, err); err != nil {
+					return err
+				}
+			}
+			deadline = time.Now().Add(r.cfg.CommitInterval)
+		}
+		if !nextPunct.IsZero() && !now.Before(nextPunct) && r.isolate == nil {
+			// Punctuation runs in transactions of its own, after the
+			// records' commit: its failure is then its own, and never
+			// holds back the inputs.
+			more, err := r.punctuate(ctx, now)
+			if err != nil {
+				if err := r.failed(ctx, err); err != nil {
+					return err
+				}
+			}
+			nextPunct = now.Add(r.spec.PunctuateEvery)
+			if more {
+				nextPunct = now // another chunk in the next round
 			}
 			deadline = time.Now().Add(r.cfg.CommitInterval)
 		}
 	}
+}
+
+// fetchErrors logs the fetch errors of a poll that are informational
+// (the group session lost or not joinable, data loss the client resets
+// from) and returns the first one the runner must act on.
+func (r *Runner) fetchErrors(fetches kgo.Fetches) error {
+	var err error
+	fetches.EachError(func(t string, p int32, ferr error) {
+		var gs *kgo.ErrGroupSession
+		switch {
+		case errors.Is(ferr, context.DeadlineExceeded), errors.Is(ferr, context.Canceled):
+		case classify(ferr) == fatal:
+			err = errors.Join(err, &fatalError{fmt.Errorf("processors: %s: fetching %s/%d: %w", r.spec.Name, t, p, ferr)})
+		case errors.As(ferr, &gs):
+			// The client rejoins by itself; the lost callback has
+			// closed the tasks, and the open transaction will abort.
+			r.problem("consumer group", ferr)
+		default:
+			r.problem("fetch", fmt.Errorf("fetching %s/%d: %w", t, p, ferr))
+		}
+	})
+	return err
+}
+
+// failed handles an error of processing, committing or punctuating: the
+// open transaction is aborted; a poison record is blamed (or isolated);
+// a Kafka fault is backed off from. It returns an error only when the
+// loop must end: fatal, or a session to rebuild.
+func (r *Runner) failed(ctx context.Context, err error) error {
+	r.abort(ctx)
+	var pe *poisonError
+	var rb *rebuildError
+	switch {
+	case ctx.Err() != nil:
+		return nil
+	case classify(err) == fatal:
+		return err
+	case errors.As(err, &rb):
+		r.countAbort("kafka")
+		return err
+	case errors.As(err, &pe) && pe.src != nil:
+		// Blamed on one record: reprocess at once, dead-lettering it.
+		r.suspects[*pe.src] = pe.err.Error()
+		r.countAbort("poison")
+		r.log.Warn("an input record cannot be processed; dead-lettering it", "record", pe.src.String(), "reason", pe.err)
+		return nil
+	case errors.As(err, &pe), classify(err) == poison:
+		r.countAbort("poison")
+		r.log.Warn("a transaction failed for a reason tied to one of its records; processing them one per transaction to find it", "err", err)
+		return nil
+	case errors.As(err, new(*punctuationError)):
+		r.countAbort("punctuation")
+		r.log.Warn("punctuation failed; retrying it later", "err", err)
+		return nil
+	}
+	r.countAbort("kafka")
+	r.problem("transaction", err)
+	sleep(ctx, r.retry.next())
+	return nil
+}
+
+// rebuildError: the session's state is unknown, so it must be rebuilt.
+type rebuildError struct{ err error }
+
+func (e *rebuildError) Error() string { return e.err.Error() }
+func (e *rebuildError) Unwrap() error { return e.err }
+
+// punctuationError: a punctuation failed.
+type punctuationError struct{ err error }
+
+func (e *punctuationError) Error() string { return e.err.Error() }
+func (e *punctuationError) Unwrap() error { return e.err }
+
+func (r *Runner) countAbort(cause string) {
+	r.metrics.aborts.WithLabelValues(cause).Inc()
+	n := r.health.abortedInARow()
+	r.metrics.consecutiveAborts.Set(float64(n))
 }
 
 // begin opens a transaction if none is open.
@@ -404,15 +695,30 @@ func (r *Runner) begin() error {
 		return nil
 	}
 	if err := r.sess.Begin(); err != nil {
-		return fmt.Errorf("processors: %s: beginning transaction: %w", r.spec.Name, err)
+		return &rebuildError{fmt.Errorf("processors: %s: beginning transaction: %w", r.spec.Name, err)}
 	}
 	r.inTxn = true
+	r.txnRecords, r.txnProduced = 0, 0
 	return nil
 }
 
+// process handles the records of one poll. Tasks that must first restore
+// do so before the lock is taken. An error means the open transaction
+// must abort (see failed).
 func (r *Runner) process(ctx context.Context, fetches kgo.Fetches) error {
 	if fetches.NumRecords() == 0 {
 		return nil
+	}
+	var need []int32
+	fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
+		if len(fp.Records) > 0 && !slices.Contains(need, fp.Partition) {
+			need = append(need, fp.Partition)
+		}
+	})
+	for _, p := range need {
+		if err := r.ensureRestored(ctx, p); err != nil {
+			return err
+		}
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -420,98 +726,229 @@ func (r *Runner) process(ctx context.Context, fetches kgo.Fetches) error {
 		return err
 	}
 	r.dirty = true
+	r.sendQuarantined()
 	var err error
 	fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
 		if err != nil || len(fp.Records) == 0 {
 			return
 		}
 		t := r.tasks[fp.Partition]
-		if t == nil {
+		switch {
+		case t == nil:
 			// Revoked since the fetch: the session aborts this
 			// transaction and the new owner processes the records.
 			return
+		case !t.restored:
+			// Revoked and reassigned meanwhile: processing these
+			// records without the state would be wrong, skipping them
+			// would lose them.
+			err = fmt.Errorf("processors: %s: records for a task that is not restored", t.label)
+			return
 		}
-		if !t.restored {
-			if err = t.restore(ctx); err != nil {
-				return
-			}
-		}
+		t.offsetsKnown = true
 		for _, rec := range fp.Records {
 			if err = r.processOne(t, rec); err != nil {
 				return
 			}
 		}
+		t.noteFetched(fp)
 	})
 	return err
 }
 
 func (r *Runner) processOne(t *task, rec *kgo.Record) error {
 	t.inNext[rec.Topic] = rec.Offset + 1
+	r.txnRecords++
+	r.txnLast = refOf(rec)
+	ref := refOf(rec)
+	if reason, ok := r.suspects[ref]; ok {
+		delete(r.suspects, ref)
+		r.deadLetterRecord(rec, "poison", reason)
+		return nil
+	}
 	v, err := r.cfg.Codec.Decode(rec.Value)
 	if err != nil {
 		r.deadLetterRecord(rec, "decode", err.Error())
 		return nil
 	}
 	in := &Input{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset, Key: rec.Key, Timestamp: rec.Timestamp, Record: v}
+	r.current = rec
 	start := time.Now()
 	err = t.proc.Process(t.ctx, in)
 	r.metrics.processSeconds.Observe(time.Since(start).Seconds())
+	r.current = nil
 	var rej *RejectError
 	switch {
 	case errors.As(err, &rej):
 		r.deadLetterRecord(rec, "rejected", rej.Reason)
 		return nil
+	case err != nil && classify(err) == fatal:
+		return err
+	case err != nil && errors.Is(err, context.Canceled):
+		return err
 	case err != nil:
-		return fmt.Errorf("processors: %s: processing %s/%d@%d: %w", t.label, rec.Topic, rec.Partition, rec.Offset, err)
+		// Process is deterministic: the same record fails again on the
+		// same state, so the record is the poison.
+		return &poisonError{src: &ref, err: fmt.Errorf("processors: %s: processing %s: %w", t.label, ref, err)}
+	}
+	if perr := r.producePoison(); perr != nil {
+		return perr
 	}
 	r.processedCounter(rec.Topic).Inc()
 	return nil
 }
 
-func (r *Runner) punctuate(ctx context.Context, now time.Time) error {
+// punctuate runs the punctuation of every task whose state is restored
+// and whose committed offsets are known, in a transaction of its own. It
+// returns more when a punctuator has more work for the next round.
+func (r *Runner) punctuate(ctx context.Context, now time.Time) (more bool, err error) {
+	if !r.hasPunctuator() {
+		return false, nil
+	}
+	if r.inTxn {
+		if err := r.commit(ctx); err != nil {
+			return false, err
+		}
+	}
+	ran, more, err := r.punctuateTasks(now)
+	if err != nil || !ran {
+		return more, err
+	}
+	if !r.txnWrites() {
+		return more, r.commit(ctx) // nothing to fence: an empty transaction
+	}
+	// A transaction that consumed nothing commits no offsets, so the
+	// broker would not check this member's generation: a member that
+	// lost its partitions without knowing it yet could commit for them.
+	// Fence it explicitly.
+	if err := r.fenceGeneration(ctx); err != nil {
+		if errors.Is(err, errNotMember) {
+			r.abort(ctx) // between generations: punctuate later
+			return more, nil
+		}
+		return more, err
+	}
+	return more, r.commit(ctx)
+}
+
+// txnWrites reports whether the open transaction produced a record or
+// changed state.
+func (r *Runner) txnWrites() bool {
+	if r.txnProduced > 0 {
+		return true
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	for _, t := range r.tasks {
+		for _, m := range t.ctx.dirty {
+			if len(m) > 0 {
+				return true
+			}
+		}
+		if len(t.ctx.cache) > 0 {
+			return true // a Flusher may write it
+		}
+	}
+	return false
+}
+
+func (r *Runner) hasPunctuator() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, t := range r.tasks {
+		if _, ok := t.proc.(Punctuator); ok {
+			return true
+		}
+	}
+	return false
+}
+
+func (r *Runner) punctuateTasks(now time.Time) (ran, more bool, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	committed := r.sess.Client().CommittedOffsets()
 	for _, p := range slices.Sorted(maps.Keys(r.tasks)) {
 		t := r.tasks[p]
 		pu, ok := t.proc.(Punctuator)
-		if !ok {
-			return nil
+		if !ok || !t.restored || now.Before(t.punctRetryAt) {
+			continue
 		}
-		if !t.restored {
-			if err := t.restore(ctx); err != nil {
-				return err
-			}
+		// Never before the task's committed offsets are known: until
+		// the group's stable offset fetch returned, a previous owner's
+		// transaction may still commit state for this partition.
+		if !t.offsetsKnown && !hasPartition(committed, p) {
+			continue
 		}
+		t.offsetsKnown = true
 		if err := r.begin(); err != nil {
-			return err
+			return ran, more, err
 		}
-		r.dirty = true
-		if _, err := pu.Punctuate(t.ctx, now); err != nil {
-			return fmt.Errorf("processors: %s: punctuate: %w", t.label, err)
+		r.dirty, ran = true, true
+		r.sendQuarantined()
+		m, err := pu.Punctuate(t.ctx, now)
+		if err == nil {
+			err = r.producePoison()
+		}
+		if err != nil {
+			t.punctFailures++
+			t.punctRetryAt = now.Add(min(time.Duration(1<<min(t.punctFailures, 12))*time.Second, 5*time.Minute))
+			return ran, more, &punctuationError{fmt.Errorf("processors: %s: punctuate: %w", t.label, err)}
+		}
+		t.punctFailures = 0
+		more = more || m
+	}
+	return ran, more, nil
+}
+
+func hasPartition(offsets map[string]map[int32]kgo.EpochOffset, p int32) bool {
+	for _, ps := range offsets {
+		if _, ok := ps[p]; ok {
+			return true
 		}
 	}
-	return nil
+	return false
 }
 
 // emitFor returns the Context emit function of task t.
 func (r *Runner) emitFor(t *task) func(Output) {
 	return func(o Output) {
+		src := r.current
 		v, err := r.cfg.Codec.Encode(o.Record)
 		if err != nil {
-			r.setProduceErr(fmt.Errorf("processors: %s: encoding output for %s: %w", t.label, o.Topic, err))
+			r.setProduceErr(r.blame(src, fmt.Errorf("processors: %s: encoding output for %s: %w", t.label, o.Topic, err)))
+			return
+		}
+		if n := len(o.Key) + len(v); n > r.cfg.MaxRecordBytes {
+			r.setProduceErr(r.blame(src, fmt.Errorf("processors: %s: output to %s is %d bytes, over the %d-byte record limit", t.label, o.Topic, n, r.cfg.MaxRecordBytes)))
 			return
 		}
 		r.metrics.emitted.WithLabelValues(r.alias(o.Topic)).Inc()
-		r.produce(context.Background(), &kgo.Record{Topic: o.Topic, Key: o.Key, Value: v}, nil)
+		r.produce(context.Background(), &kgo.Record{Topic: o.Topic, Key: o.Key, Value: v}, src, nil)
 	}
 }
 
+// blame wraps err as a poison error of src (nil: of the transaction).
+func (r *Runner) blame(src *kgo.Record, err error) error {
+	if src == nil {
+		return &poisonError{err: err}
+	}
+	ref := refOf(src)
+	return &poisonError{src: &ref, err: err}
+}
+
 // produce sends rec in the open transaction; the first failure dooms the
-// transaction (commit turns into abort).
-func (r *Runner) produce(ctx context.Context, rec *kgo.Record, ok func(*kgo.Record)) {
+// transaction (commit turns into abort). src is the input record rec
+// derives from, if one: a produce error that rejects rec for what it is
+// is blamed on src.
+func (r *Runner) produce(ctx context.Context, rec *kgo.Record, src *kgo.Record, ok func(*kgo.Record)) {
+	r.txnProduced++
 	r.sess.Produce(ctx, rec, func(rec *kgo.Record, err error) {
 		if err != nil {
-			r.setProduceErr(fmt.Errorf("processors: %s: producing to %s: %w", r.spec.Name, rec.Topic, err))
+			err = fmt.Errorf("processors: %s: producing to %s: %w", r.spec.Name, rec.Topic, err)
+			if classify(err) == poison {
+				err = r.blame(src, err)
+			}
+			r.setProduceErr(err)
 			return
 		}
 		if ok != nil {
@@ -528,32 +965,23 @@ func (r *Runner) setProduceErr(err error) {
 	r.produceMu.Unlock()
 }
 
-// deadLetterRecord sends rec to the dead-letter topic, in the open
-// transaction, with headers saying why, where from and when.
-func (r *Runner) deadLetterRecord(rec *kgo.Record, kind, reason string) {
-	r.metrics.deadLettered.WithLabelValues(r.alias(rec.Topic), kind).Inc()
-	r.log.Warn("dead-lettering record", "topic", rec.Topic, "partition", rec.Partition, "offset", rec.Offset, "kind", kind, "reason", reason)
-	dl := &kgo.Record{
-		Topic: r.deadLetter,
-		Key:   rec.Key,
-		Value: rec.Value,
-		Headers: append(slices.Clone(rec.Headers),
-			kgo.RecordHeader{Key: "factory2.dlq.reason", Value: []byte(reason)},
-			kgo.RecordHeader{Key: "factory2.dlq.kind", Value: []byte(kind)},
-			kgo.RecordHeader{Key: "factory2.dlq.processor", Value: []byte(r.spec.Name)},
-			kgo.RecordHeader{Key: "factory2.dlq.topic", Value: []byte(rec.Topic)},
-			kgo.RecordHeader{Key: "factory2.dlq.partition", Value: []byte(strconv.Itoa(int(rec.Partition)))},
-			kgo.RecordHeader{Key: "factory2.dlq.offset", Value: []byte(strconv.FormatInt(rec.Offset, 10))},
-			kgo.RecordHeader{Key: "factory2.dlq.record_time", Value: []byte(rec.Timestamp.UTC().Format(time.RFC3339Nano))},
-		),
+// producePoison returns the produce error of the open transaction if it is
+// already known to be poison, so processing stops at the record to blame.
+func (r *Runner) producePoison() error {
+	r.produceMu.Lock()
+	defer r.produceMu.Unlock()
+	if r.produceErr != nil && classify(r.produceErr) == poison {
+		return r.produceErr
 	}
-	r.produce(context.Background(), dl, nil)
+	return nil
 }
 
 // commit ends the open transaction. Order: produce the changelog of every
 // task; End (flush, commit offsets in the transaction, commit); then, only
 // if Kafka committed, write each task's batch to Pebble; if it aborted,
-// drop the batches (the session has rewound the consumer).
+// drop the batches (the session has rewound the consumer). An error says
+// why the transaction did not commit (see failed); the batches are
+// dropped then too.
 func (r *Runner) commit(ctx context.Context) error {
 	if !r.inTxn {
 		return nil
@@ -565,24 +993,28 @@ func (r *Runner) commit(ctx context.Context) error {
 	defer cancel()
 	start := time.Now()
 	r.mu.Lock()
-	var flushErr error
 	for _, p := range slices.Sorted(maps.Keys(r.tasks)) {
 		if err := r.tasks[p].flush(); err != nil {
-			flushErr = errors.Join(flushErr, err)
-			continue
+			// A state value the changelog cannot carry: the fault of
+			// some record of this transaction.
+			if c := classify(err); c != fatal && !errors.As(err, new(*poisonError)) {
+				err = &poisonError{err: err}
+			}
+			r.setProduceErr(err)
+			break
 		}
 		r.tasks[p].produceChangelog(ctx)
+	}
+	records, last := r.txnRecords, r.txnLast
+	var ends map[recordRef]bool
+	if r.isolate == nil {
+		ends = r.txnEnds()
 	}
 	r.mu.Unlock()
 
 	try := kgo.TryCommit
-	if flushErr != nil {
-		// A processor that cannot write its state must not commit the
-		// offsets of the records it processed: abort, then stop.
-		r.setProduceErr(flushErr)
-	}
-	if err := r.flushErr(ctx); err != nil {
-		r.log.Warn("aborting transaction after a produce failure", "err", err)
+	txnErr := r.flushErr(ctx)
+	if txnErr != nil {
 		try = kgo.TryAbort
 	}
 	committed, err := r.sess.End(ctx, try)
@@ -594,24 +1026,81 @@ func (r *Runner) commit(ctx context.Context) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if committed {
+		now := time.Now()
 		for _, p := range slices.Sorted(maps.Keys(r.tasks)) {
-			if aerr := r.tasks[p].applyCommitted(); aerr != nil {
-				return errors.Join(err, aerr)
+			if aerr := r.tasks[p].applyCommitted(now); aerr != nil {
+				return &fatalError{aerr}
 			}
 		}
 		r.metrics.commits.WithLabelValues("committed").Inc()
-	} else {
-		for _, t := range r.tasks {
-			t.discard()
+		r.metrics.commitSeconds.Observe(time.Since(start).Seconds())
+		r.metrics.lastCommit.Set(float64(now.UnixNano()) / 1e9)
+		r.metrics.consecutiveAborts.Set(0)
+		r.health.committed(now)
+		r.retry.reset()
+		r.recovered()
+		r.isolated()
+		return nil
+	}
+	for _, t := range r.tasks {
+		t.discard()
+	}
+	r.metrics.commits.WithLabelValues("aborted").Inc()
+	r.health.aborted()
+	switch {
+	case err != nil:
+		// The outcome of End is unknown (the commit may have reached
+		// the coordinator): only a new session, which re-reads the
+		// committed offsets and restores the changelog tails, can go on
+		// without losing or repeating anything.
+		return &rebuildError{fmt.Errorf("processors: %s: ending transaction: %w", r.spec.Name, errors.Join(txnErr, err))}
+	case txnErr == nil:
+		return fmt.Errorf("processors: %s: transaction aborted (rebalance or commit failure); reprocessing from the last committed offsets", r.spec.Name)
+	}
+	var pe *poisonError
+	if classify(txnErr) == poison && (!errors.As(txnErr, &pe) || pe.src == nil) {
+		if r.isolate != nil && records == 1 {
+			// One record per transaction: it is the one.
+			return &poisonError{src: &last, err: txnErr}
 		}
-		r.metrics.commits.WithLabelValues("aborted").Inc()
-		r.log.Info("transaction aborted; reprocessing from the last committed offsets")
+		if r.isolate == nil && records > 0 {
+			r.isolate = ends
+		}
 	}
-	r.metrics.commitSeconds.Observe(time.Since(start).Seconds())
-	if err != nil {
-		return fmt.Errorf("processors: %s: ending transaction: %w", r.spec.Name, err)
+	return txnErr
+}
+
+// txnEnds returns, per input partition the open transaction consumed, the
+// ref of its next offset. Called with mu held.
+func (r *Runner) txnEnds() map[recordRef]bool {
+	ends := map[recordRef]bool{}
+	for p, t := range r.tasks {
+		for topic, next := range t.inNext {
+			ends[recordRef{Topic: topic, Partition: p, Offset: next}] = true
+		}
 	}
-	return flushErr
+	return ends
+}
+
+// isolated ends isolation once the committed positions passed the ends of
+// the transaction that failed. Called with mu held after a commit.
+func (r *Runner) isolated() {
+	if r.isolate == nil {
+		return
+	}
+	for end := range r.isolate {
+		t := r.tasks[end.Partition]
+		if t == nil {
+			delete(r.isolate, end) // no longer ours
+			continue
+		}
+		if pos, ok := t.position[end.Topic]; ok && pos >= end.Offset {
+			delete(r.isolate, end)
+		}
+	}
+	if len(r.isolate) == 0 {
+		r.isolate = nil
+	}
 }
 
 // flushErr waits for in-flight produces and reports the first failure.
@@ -624,7 +1113,7 @@ func (r *Runner) flushErr(ctx context.Context) error {
 	return r.produceErr
 }
 
-// abort ends an open transaction with an abort after a fatal error.
+// abort ends an open transaction with an abort.
 func (r *Runner) abort(ctx context.Context) {
 	if !r.inTxn {
 		return
@@ -632,14 +1121,18 @@ func (r *Runner) abort(ctx context.Context) {
 	ectx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	if _, err := r.sess.End(ectx, kgo.TryAbort); err != nil {
-		r.log.Warn("aborting transaction", "err", err)
+		r.log.Debug("aborting transaction", "err", err)
 	}
-	r.inTxn = false
+	r.inTxn, r.dirty = false, false
+	r.produceMu.Lock()
+	r.produceErr = nil
+	r.produceMu.Unlock()
 	r.mu.Lock()
 	for _, t := range r.tasks {
 		t.discard()
 	}
 	r.mu.Unlock()
+	r.health.aborted()
 }
 
 // shutdown commits what was processed before the cancel.
@@ -649,11 +1142,18 @@ func (r *Runner) shutdown() error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	return r.commit(ctx)
+	if err := r.commit(ctx); err != nil {
+		r.abort(ctx)
+		if classify(err) == fatal {
+			return err
+		}
+		r.log.Warn("the last transaction did not commit; its records are processed again at the next start", "err", err)
+	}
+	return nil
 }
 
 // assigned opens a task per new partition. Restoring happens in the loop,
-// outside the rebalance, before the task's first record.
+// outside the rebalance and outside mu.
 func (r *Runner) assigned(_ context.Context, _ *kgo.Client, assigned map[string][]int32) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -686,6 +1186,7 @@ func (r *Runner) assigned(_ context.Context, _ *kgo.Client, assigned map[string]
 		}
 	}
 	r.metrics.tasks.Set(float64(len(r.tasks)))
+	r.health.joined()
 }
 
 func (r *Runner) revoked(_ context.Context, _ *kgo.Client, revoked map[string][]int32) {
@@ -698,6 +1199,7 @@ func (r *Runner) lost(_ context.Context, _ *kgo.Client, lost map[string][]int32)
 
 // closeTasks stops the tasks of partitions that are no longer ours. Their
 // pending batches are dropped: the session aborts the open transaction.
+// A task that is restoring is told to stop, and closes itself.
 func (r *Runner) closeTasks(m map[string][]int32, why string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -708,18 +1210,106 @@ func (r *Runner) closeTasks(m map[string][]int32, why string) {
 	}
 	for _, ps := range m {
 		for _, p := range ps {
-			t := r.tasks[p]
-			if t == nil {
-				continue
+			if t := r.tasks[p]; t != nil {
+				r.closeTask(p, t, why)
 			}
-			if err := t.close(); err != nil {
-				r.log.Warn("closing task", "partition", p, "err", err)
-			}
-			delete(r.tasks, p)
-			r.log.Info("partition "+why, "partition", p)
 		}
 	}
 	r.metrics.tasks.Set(float64(len(r.tasks)))
+}
+
+// closeTask removes task t of partition p. Called with mu held.
+func (r *Runner) closeTask(p int32, t *task, why string) {
+	delete(r.tasks, p)
+	r.metrics.lag.DeleteLabelValues(strconv.Itoa(int(p)))
+	for ref := range r.suspects {
+		if ref.Partition == p {
+			delete(r.suspects, ref)
+		}
+	}
+	if t.restoring {
+		t.gone = true
+		t.cancelRestore()
+		r.log.Info("partition "+why+" while restoring", "partition", p)
+		return
+	}
+	if err := t.close(); err != nil {
+		r.log.Warn("closing task", "partition", p, "err", err)
+	}
+	r.log.Info("partition "+why, "partition", p)
+}
+
+// restorePending restores every task that is not restored and whose
+// committed offsets are known (see ensureRestored), so that queries and
+// punctuation work before the first record arrives.
+func (r *Runner) restorePending(ctx context.Context) error {
+	r.mu.Lock()
+	var ps []int32
+	var committed map[string]map[int32]kgo.EpochOffset
+	for p, t := range r.tasks {
+		if t.restored {
+			continue
+		}
+		if committed == nil {
+			committed = r.sess.Client().CommittedOffsets()
+		}
+		if hasPartition(committed, p) {
+			ps = append(ps, p)
+		}
+	}
+	r.mu.Unlock()
+	slices.Sort(ps)
+	for _, p := range ps {
+		if err := r.ensureRestored(ctx, p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ensureRestored restores task p if it is not, without holding mu: a
+// restore can outlast the rebalance timeout, and the revocation that a
+// rebalance calls needs mu. A task revoked meanwhile stops restoring (its
+// progress is checkpointed) and is closed here.
+//
+// Only once the partition's committed offsets are known (records were
+// fetched for it, or the group's stable offset fetch returned): until
+// then a previous owner's transaction may still add to the changelog.
+func (r *Runner) ensureRestored(ctx context.Context, p int32) error {
+	r.mu.Lock()
+	t := r.tasks[p]
+	if t == nil || t.restored {
+		r.mu.Unlock()
+		return nil
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	t.restoring, t.cancelRestore = true, cancel
+	r.mu.Unlock()
+
+	err := t.restore(rctx)
+	cancel()
+
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	t.restoring = false
+	if t.gone {
+		if cerr := t.close(); cerr != nil {
+			r.log.Warn("closing task", "partition", p, "err", cerr)
+		}
+		return nil
+	}
+	if err != nil {
+		if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+			return nil
+		}
+		var se *StorageError
+		if errors.As(err, &se) {
+			return &fatalError{err}
+		}
+		return err
+	}
+	t.restored = true
+	return nil
 }
 
 // processedCounter caches the counter of a topic: a label lookup per

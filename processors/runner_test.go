@@ -344,14 +344,6 @@ func TestRunnerDeadLettersPoisonAndContinues(t *testing.T) {
 		}
 		return nil
 	})
-	hdr := func(r *kgo.Record, k string) string {
-		for _, h := range r.Headers {
-			if h.Key == k {
-				return string(h.Value)
-			}
-		}
-		return ""
-	}
 	if k := hdr(got[0], "factory2.dlq.kind"); k != "decode" || string(got[0].Value) != "not a record" {
 		t.Errorf("first dead letter: kind %q value %q", k, got[0].Value)
 	}
@@ -363,21 +355,46 @@ func TestRunnerDeadLettersPoisonAndContinues(t *testing.T) {
 	}
 }
 
-func TestRunnerFailsFastWithoutKafka(t *testing.T) {
+// A runner started while no broker answers waits for Kafka, says why it
+// is not ready, and stops cleanly when told to: a service started before
+// its cluster, or across a cluster outage, must not exit.
+func TestRunnerWaitsForKafkaInsteadOfExiting(t *testing.T) {
 	cat, _ := topics.New(topics.Config{})
 	r, err := processors.NewRunner(processors.Spec{
 		Name: "x", Inputs: []string{"in"}, New: func(int32) processors.Processor { return counter{} },
-	}, processors.Config{Brokers: []string{"127.0.0.1:1"}, InstanceID: "a", Catalog: cat, Codec: jsonCodec{}, StateDir: t.TempDir()})
+	}, processors.Config{Brokers: []string{"127.0.0.1:1"}, InstanceID: "a", Catalog: cat, Codec: jsonCodec{}, StateDir: t.TempDir(),
+		RetryBackoff: 10 * time.Millisecond, MaxRetryBackoff: 50 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	err = r.Run(ctx)
-	if err == nil || ctx.Err() != nil {
-		t.Fatalf("want a fast error, got %v (ctx %v)", err, ctx.Err())
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	kafkatest.WaitFor(t, 30*time.Second, func() error {
+		h := r.Health()
+		if !strings.Contains(h.Reason, "no Kafka broker answers") {
+			return fmt.Errorf("health %+v does not say why it waits", h)
+		}
+		return nil
+	})
+	h := r.Health()
+	if h.Ready || !h.Live {
+		t.Errorf("waiting for Kafka: want live and not ready, got %+v", h)
 	}
-	t.Log(err)
+	select {
+	case err := <-done:
+		t.Fatalf("Run returned while Kafka was unreachable: %v", err)
+	default:
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Run after cancel: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Run did not return after cancel")
+	}
 }
 
 func TestRederiveReproducesHistoryAndDiffFindsChanges(t *testing.T) {
@@ -644,4 +661,14 @@ func TestApplyRederivationThenContinueExactlyOnce(t *testing.T) {
 			}
 		}
 	}
+}
+
+// hdr returns the value of r's header k ("" if none).
+func hdr(r *kgo.Record, k string) string {
+	for _, h := range r.Headers {
+		if h.Key == k {
+			return string(h.Value)
+		}
+	}
+	return ""
 }

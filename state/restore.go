@@ -108,6 +108,39 @@ func (r *Restorer) commit(o *pebble.WriteOptions) error {
 	return nil
 }
 
+// Checkpoint records offset under offsetName (as Finish does) and commits
+// everything buffered so far with it, syncing the WAL, and stays open: a
+// restore interrupted after Checkpoint resumes from offset instead of from
+// its beginning. offset must be one past the last changelog record put or
+// deleted so far, so that the stored offset never points past the data.
+func (r *Restorer) Checkpoint(offsetName string, offset int64) error {
+	if r.closed {
+		return ErrClosed
+	}
+	if err := validMetaName(offsetName); err != nil {
+		return err
+	}
+	r.key = appendMetaKey(r.key[:0], offsetName)
+	if err := r.b.Set(r.key, encodeOffset(offset), nil); err != nil {
+		return wrapErr("restore checkpoint", err)
+	}
+	return r.commit(pebble.Sync)
+}
+
+// SetOffset buffers offset under offsetName, written with the next commit
+// (a checkpoint or Finish): for metadata that must land with the records,
+// such as the time the store last matched its changelog.
+func (r *Restorer) SetOffset(offsetName string, offset int64) error {
+	if r.closed {
+		return ErrClosed
+	}
+	if err := validMetaName(offsetName); err != nil {
+		return err
+	}
+	r.key = appendMetaKey(r.key[:0], offsetName)
+	return wrapErr("restore set offset", r.b.Set(r.key, encodeOffset(offset), nil))
+}
+
 // Finish records offset under offsetName (e.g. "changelog/subjects", read
 // back with DB.Offset) and commits it with the remaining records, syncing
 // the WAL: when Finish returns nil, all records and the offset are durable.
