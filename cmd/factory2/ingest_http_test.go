@@ -172,7 +172,7 @@ func TestIngestHTTP(t *testing.T) {
 // TestRegisterIngest: the endpoint is served by httpapi.Server, POST only.
 func TestRegisterIngest(t *testing.T) {
 	e, ing := newTestIngest(t)
-	srv, err := httpapi.Listen("127.0.0.1:0", prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
+	srv, err := httpapi.Listen("127.0.0.1:0", prometheus.NewRegistry(), slog.New(slog.DiscardHandler), httpapi.DefaultOptions())
 	if err != nil {
 		t.Fatal(err)
 	}
