@@ -129,9 +129,10 @@ type Ingest struct {
 	// MaxEventBytes (ingest.max_event_bytes, default 999000) bounds an
 	// event's Kafka record (key and Avro-encoded value). A batch with a
 	// larger event is refused before anything is produced (HTTP 413).
-	// The default fits Kafka's default record batch limit
-	// (max.message.bytes, 1000012 bytes, framing included); a larger
-	// value needs the input topics' max.message.bytes raised to match.
+	// The default, framing included, fits the producer's default batch
+	// limit (1000012 bytes) and the brokers' default max.message.bytes
+	// (1048588); a larger value also needs the input topics'
+	// max.message.bytes to fit it, or Kafka refuses the records (413).
 	MaxEventBytes int64 `yaml:"max_event_bytes"`
 }
 

@@ -64,8 +64,8 @@
 // line means nothing is produced; a failure while producing aborts the
 // transaction, so read_committed consumers (every factory2 processor, and
 // `factory2 watch`) see none of the batch. An event whose record is larger
-// than [ProducerConfig.MaxEventBytes] (by default just under Kafka's
-// default record batch limit) rejects its batch before anything is
+// than [ProducerConfig.MaxEventBytes] (by default just under the default
+// record batch limits) rejects its batch before anything is
 // produced, with a [*TooLargeError] naming it; so does a record Kafka
 // itself refuses as too large.
 package ingest

@@ -22,20 +22,22 @@ var ErrNoTopic = errors.New("ingest: topic does not exist (create the topics wit
 // not see it within the transaction timeout.
 var ErrNotVisible = errors.New("ingest: the batch was committed but is not yet visible to read_committed consumers")
 
-// Record size limits. Kafka bounds a record batch (max.message.bytes,
-// 1000012 bytes by default; franz-go's ProducerBatchMaxBytes mirrors it),
-// and a batch of one record adds framing to the key and value: a 61-byte
-// batch header and at most 36 bytes of record header without headers.
+// Record size limits. A record travels in a record batch, which the
+// producer bounds (franz-go's ProducerBatchMaxBytes: 1000012 bytes by
+// default, the historical Kafka max.message.bytes) and so does the broker
+// (the topic's max.message.bytes: 1048588 bytes by default). A batch of
+// one record adds framing to the key and value: a 61-byte batch header
+// and at most 36 bytes of record header without headers.
 const (
 	// DefaultMaxEventBytes is the default ProducerConfig.MaxEventBytes:
-	// a record of this size, framing included, fits Kafka's default
-	// batch limit.
+	// a record of this size, framing included, fits both default batch
+	// limits.
 	DefaultMaxEventBytes = 999_000
 	// LargestMaxEventBytes is the largest MaxEventBytes a Producer takes:
 	// franz-go bounds a record batch by 1 GiB.
 	LargestMaxEventBytes = 1<<30 - recordFraming
 
-	// defaultBatchMaxBytes is Kafka's and franz-go's default batch limit.
+	// defaultBatchMaxBytes is franz-go's default batch limit.
 	defaultBatchMaxBytes = 1_000_012
 	// recordFraming bounds the framing of a batch of one record (with
 	// room to spare).
@@ -60,8 +62,9 @@ type ProducerConfig struct {
 	// MaxEventBytes bounds an event's record (key and encoded value): a
 	// batch with a larger event is refused with a *TooLargeError before
 	// anything is produced. Zero means DefaultMaxEventBytes. Above it,
-	// the producer raises its batch limit to match, and the topics'
-	// max.message.bytes must be raised too or Kafka refuses the records.
+	// the producer raises its batch limit to match; a record that, framed,
+	// exceeds its topic's max.message.bytes is then refused by Kafka
+	// (also a *TooLargeError).
 	MaxEventBytes int
 	// ClientOpts are further franz-go options (TLS, SASL, hooks).
 	ClientOpts []kgo.Opt
