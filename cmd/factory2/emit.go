@@ -233,7 +233,7 @@ func (a *app) runEmit(ctx context.Context, o emitOpts, parse func(*ingest.Parser
 		}
 	}
 	if err != nil {
-		return err
+		return withLimitHint(err)
 	}
 	a.say("emit: produced %s in one transaction (%s; transactional id %s)", plural(len(res), "event"), countTopics(events), prod.TransactionalID())
 	return nil

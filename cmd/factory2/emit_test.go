@@ -511,3 +511,39 @@ func TestEmitAllOrNothing(t *testing.T) {
 		t.Fatalf("watch after a rejected batch: %v, %q", err, wout)
 	}
 }
+
+// TestEmitEventTooLarge: an event whose record exceeds
+// ingest.max_event_bytes is refused before anything is produced, with
+// an error naming it, its size and the setting.
+func TestEmitEventTooLarge(t *testing.T) {
+	e := evSetup(t, kafkatest.Cluster(t).Brokers())
+	f, err := os.OpenFile(e.cfgPath, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString("ingest: {max_event_bytes: 1000}\n"); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	good := `{"type":"build","source":"koji/primary","event_time":"2026-01-01T00:00:00Z","kind":"state_change","nvr":"bash-5.2.26-3.fc41","state":"COMPLETE"}`
+	big := strings.Replace(good, "koji/primary", strings.Repeat("k", 1500), 1)
+	stdout, _, err := e.run(t, good+"\n"+big+"\n", "emit", "--json")
+	var tl *ingest.TooLargeError
+	if !errors.As(err, &tl) || tl.Index != 2 || tl.Line != 2 || tl.Max != 1000 {
+		t.Fatalf("emit = %v, want event 2 on line 2 refused as over 1000 bytes", err)
+	}
+	for _, w := range []string{"line 2: event 2 (build)", "exceeds the maximum event size of 1000 bytes", "ingest.max_event_bytes"} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error %q does not mention %q", err, w)
+		}
+	}
+	if stdout != "" {
+		t.Errorf("stdout %q", stdout)
+	}
+	wout, _, err := e.run(t, "", "watch", "events", "--from-beginning")
+	if err != nil || wout != "" {
+		t.Fatalf("watch after a refused batch: %v, %q", err, wout)
+	}
+}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
@@ -8,11 +9,16 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"os"
 	"strings"
+	"time"
+
+	"golang.org/x/sync/semaphore"
 
 	"github.com/factory2/factory2/internal/config"
 	"github.com/factory2/factory2/internal/httpapi"
 	"github.com/factory2/factory2/internal/ingest"
+	"github.com/factory2/factory2/topics"
 )
 
 // newIngestProducer returns the producer of `emit` and of the HTTP
@@ -34,6 +40,7 @@ func newIngestProducer(cfg config.Config, suffix string) (*ingest.Producer, erro
 		TransactionalID:    ingestTxnID(cat, suffix),
 		TransactionTimeout: cfg.Processing.TransactionTimeout,
 		Codec:              codec,
+		MaxEventBytes:      int(cfg.Ingest.MaxEventBytes),
 	})
 }
 
@@ -47,14 +54,27 @@ func newIngestProducer(cfg config.Config, suffix string) (*ingest.Producer, erro
 // request needs "Authorization: Bearer <http.token>"; with no token
 // configured the endpoint answers 503 and accepts nothing.
 //
+// Memory is bounded before any body is read: a request reserves its
+// Content-Length (http.max_body_bytes when it sends none) out of
+// http.max_inflight_body_bytes, and holds it until its batch is produced;
+// when the reservation does not fit, the request gets 503 with
+// Retry-After and its body is not read.
+//
 // Answers: 202 {"count":N,"produced":[{"topic","partition","offset","key","id","type"}...]};
-// 400 bad input (nothing produced); 401 no bearer token; 403 wrong token;
-// 413 body over http.max_body_bytes; 415 not JSON; 503 ingestion
-// disabled or producing failed (the batch was aborted). Errors are
-// {"error": "..."}. A 202 means the events are committed and visible to
-// read_committed consumers, except when it carries a "warning" (committed,
-// not yet visible: see ingest.ErrNotVisible). Batches are produced one at
-// a time.
+// 400 bad input, invalid UTF-8 included (nothing produced); 401 no bearer
+// token; 403 wrong token; 408 body not received within http.read_timeout;
+// 413 body over http.max_body_bytes, or an event whose record exceeds
+// ingest.max_event_bytes or that Kafka refused as too large (nothing
+// produced; {"error","event","line","element","size","max_bytes"} name
+// it: its 1-based index in the batch, its line and array element, its
+// record's size and the limit, 0 when Kafka refused it); 415 not JSON;
+// 503 ingestion disabled, busy (with Retry-After), or producing failed
+// (the batch was aborted). Errors are {"error": "..."}. A 202 means the
+// events are committed and visible to read_committed consumers, except
+// when it carries a "warning" (committed, not yet visible: see
+// ingest.ErrNotVisible). Batches are produced one at a time, each within
+// http.write_timeout (plus the commit, bounded by the transaction
+// timeout); the answer then gets a full http.write_timeout of its own.
 func registerIngest(srv *httpapi.Server, cfg config.Config, ing *ingest.Producer) {
 	srv.Handle("POST /api/v1/events", ingestHandler(cfg, ing))
 }
@@ -62,88 +82,185 @@ func registerIngest(srv *httpapi.Server, cfg config.Config, ing *ingest.Producer
 // ingestHandler is the handler registerIngest registers.
 func ingestHandler(cfg config.Config, ing *ingest.Producer) http.Handler {
 	cat, catErr := catalog(cfg)
-	token := []byte(cfg.HTTP.Token)
-	maxBody := cfg.HTTP.MaxBodyBytes
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch {
-		case len(token) == 0:
-			ingestError(w, http.StatusServiceUnavailable, "ingestion disabled: set http.token")
-			return
-		case catErr != nil:
-			ingestError(w, http.StatusServiceUnavailable, "ingestion disabled: "+catErr.Error())
-			return
-		case ing == nil:
-			ingestError(w, http.StatusServiceUnavailable, "ingestion disabled: no producer")
-			return
-		}
-		given, ok := bearer(r)
-		if !ok {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="factory2"`)
-			ingestError(w, http.StatusUnauthorized, "missing bearer token: send Authorization: Bearer <http.token>")
-			return
-		}
-		if subtle.ConstantTimeCompare([]byte(given), token) != 1 {
-			ingestError(w, http.StatusForbidden, "wrong bearer token")
-			return
-		}
-		if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || !jsonMediaType(mt) {
-			ingestError(w, http.StatusUnsupportedMediaType, "Content-Type must be application/json (or application/x-ndjson, application/jsonl)")
-			return
-		}
-		if r.ContentLength > maxBody {
-			ingestError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body of %d bytes exceeds http.max_body_bytes (%d)", r.ContentLength, maxBody))
-			return
-		}
-		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
-		if err != nil {
-			var tooBig *http.MaxBytesError
-			if errors.As(err, &tooBig) {
-				ingestError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body exceeds http.max_body_bytes (%d)", maxBody))
-				return
-			}
-			ingestError(w, http.StatusBadRequest, "reading body: "+err.Error())
-			return
-		}
+	return &ingestServer{
+		cfg:    cfg.HTTP,
+		cat:    cat,
+		catErr: catErr,
+		ing:    ing,
+		budget: semaphore.NewWeighted(cfg.HTTP.MaxInflightBodyBytes),
+	}
+}
 
-		q := r.URL.Query()
-		p := &ingest.Parser{Catalog: cat, Source: q.Get("source")}
-		var events []ingest.Event
-		switch format := q.Get("format"); format {
-		case "", "json":
-			if q.Has("topic") {
-				ingestError(w, http.StatusBadRequest, "topic is for format=message")
-				return
-			}
-			events, err = p.ParseJSON(body)
-		case "message":
-			events, err = p.ParseMessages(body, q.Get("topic"))
-		default:
-			ingestError(w, http.StatusBadRequest, fmt.Sprintf("format %q: want json or message", format))
-			return
+// ingestServer serves POST /api/v1/events. It is safe for concurrent use.
+type ingestServer struct {
+	cfg    config.HTTP
+	cat    *topics.Catalog
+	catErr error
+	ing    *ingest.Producer
+	// budget holds the bytes reserved by the bodies in flight.
+	budget *semaphore.Weighted
+}
+
+func (s *ingestServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !s.admit(w, r) {
+		return
+	}
+	// Reserve before reading: a body that does not fit is never read.
+	reserve := r.ContentLength
+	if reserve < 0 {
+		reserve = s.cfg.MaxBodyBytes
+	}
+	if !s.budget.TryAcquire(reserve) {
+		httpapi.Unavailable(w, fmt.Sprintf("ingestion busy: the request bodies in flight fill http.max_inflight_body_bytes (%d bytes); retry later", s.cfg.MaxInflightBodyBytes))
+		return
+	}
+	defer s.budget.Release(reserve)
+	body, ok := s.readBody(w, r)
+	if !ok {
+		return
+	}
+	events, ok := s.parse(w, r, body)
+	if !ok {
+		return
+	}
+	s.produce(w, r, events)
+}
+
+// admit checks everything a request can be refused for before its body
+// is read, and answers when it refuses.
+func (s *ingestServer) admit(w http.ResponseWriter, r *http.Request) bool {
+	switch {
+	case s.cfg.Token == "":
+		ingestError(w, http.StatusServiceUnavailable, "ingestion disabled: set http.token")
+		return false
+	case s.catErr != nil:
+		ingestError(w, http.StatusServiceUnavailable, "ingestion disabled: "+s.catErr.Error())
+		return false
+	case s.ing == nil:
+		ingestError(w, http.StatusServiceUnavailable, "ingestion disabled: no producer")
+		return false
+	}
+	given, ok := bearer(r)
+	if !ok {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="factory2"`)
+		ingestError(w, http.StatusUnauthorized, "missing bearer token: send Authorization: Bearer <http.token>")
+		return false
+	}
+	if subtle.ConstantTimeCompare([]byte(given), []byte(s.cfg.Token)) != 1 {
+		ingestError(w, http.StatusForbidden, "wrong bearer token")
+		return false
+	}
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || !jsonMediaType(mt) {
+		ingestError(w, http.StatusUnsupportedMediaType, "Content-Type must be application/json (or application/x-ndjson, application/jsonl)")
+		return false
+	}
+	if r.ContentLength > s.cfg.MaxBodyBytes {
+		ingestError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body of %d bytes exceeds http.max_body_bytes (%d)", r.ContentLength, s.cfg.MaxBodyBytes))
+		return false
+	}
+	return true
+}
+
+// readBody reads the body, at most http.max_body_bytes.
+func (s *ingestServer) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
+	var tooBig *http.MaxBytesError
+	switch {
+	case err == nil:
+		return body, true
+	case errors.As(err, &tooBig):
+		ingestError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body exceeds http.max_body_bytes (%d)", s.cfg.MaxBodyBytes))
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		ingestError(w, http.StatusRequestTimeout, fmt.Sprintf("body not received within http.read_timeout (%s)", s.cfg.ReadTimeout))
+	default:
+		ingestError(w, http.StatusBadRequest, "reading body: "+err.Error())
+	}
+	return nil, false
+}
+
+// parse parses body in the format the query asks for.
+func (s *ingestServer) parse(w http.ResponseWriter, r *http.Request, body []byte) ([]ingest.Event, bool) {
+	q := r.URL.Query()
+	p := &ingest.Parser{Catalog: s.cat, Source: q.Get("source")}
+	var events []ingest.Event
+	var err error
+	switch format := q.Get("format"); format {
+	case "", "json":
+		if q.Has("topic") {
+			ingestError(w, http.StatusBadRequest, "topic is for format=message")
+			return nil, false
 		}
-		if err != nil {
-			ingestError(w, http.StatusBadRequest, err.Error())
-			return
-		}
-		res, err := ing.Produce(r.Context(), events)
-		var bad *ingest.InputError
-		var warning string
-		switch {
-		case errors.As(err, &bad):
-			ingestError(w, http.StatusBadRequest, err.Error())
-			return
-		case errors.Is(err, ingest.ErrNotVisible): // committed: accepted
-			warning = err.Error()
-		case err != nil:
-			ingestError(w, http.StatusServiceUnavailable, err.Error())
-			return
-		}
-		ingestJSON(w, http.StatusAccepted, struct {
-			Count    int               `json:"count"`
-			Produced []ingest.Produced `json:"produced"`
-			Warning  string            `json:"warning,omitempty"`
-		}{len(res), res, warning})
-	})
+		events, err = p.ParseJSON(body)
+	case "message":
+		events, err = p.ParseMessages(body, q.Get("topic"))
+	default:
+		ingestError(w, http.StatusBadRequest, fmt.Sprintf("format %q: want json or message", format))
+		return nil, false
+	}
+	if err != nil {
+		ingestError(w, http.StatusBadRequest, err.Error())
+		return nil, false
+	}
+	return events, true
+}
+
+// produce produces events as one batch and answers with the outcome.
+func (s *ingestServer) produce(w http.ResponseWriter, r *http.Request, events []ingest.Event) {
+	ctx := r.Context()
+	if s.cfg.WriteTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.cfg.WriteTimeout)
+		defer cancel()
+	}
+	res, err := s.ing.Produce(ctx, events)
+	if s.cfg.WriteTimeout > 0 {
+		// The answer says whether the batch is committed: give writing it
+		// a write timeout of its own, however long producing took. Not
+		// every ResponseWriter has deadlines; those also have no timeout.
+		_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
+	}
+	var bad *ingest.InputError
+	var big *ingest.TooLargeError
+	var warning string
+	switch {
+	case errors.As(err, &big):
+		ingestJSON(w, http.StatusRequestEntityTooLarge, tooLargeAnswer{Error: withLimitHint(err).Error(),
+			Event: big.Index, Line: big.Line, Element: big.Element, Size: big.Size, MaxBytes: big.Max})
+		return
+	case errors.As(err, &bad):
+		ingestError(w, http.StatusBadRequest, err.Error())
+		return
+	case errors.Is(err, ingest.ErrNotVisible): // committed: accepted
+		warning = err.Error()
+	case err != nil:
+		ingestError(w, http.StatusServiceUnavailable, err.Error())
+		return
+	}
+	ingestJSON(w, http.StatusAccepted, struct {
+		Count    int               `json:"count"`
+		Produced []ingest.Produced `json:"produced"`
+		Warning  string            `json:"warning,omitempty"`
+	}{len(res), res, warning})
+}
+
+// tooLargeAnswer is the 413 of an event too large for Kafka.
+type tooLargeAnswer struct {
+	Error    string `json:"error"`
+	Event    int    `json:"event"`             // 1-based index in the batch
+	Line     int    `json:"line,omitempty"`    // 1-based input line
+	Element  int    `json:"element,omitempty"` // 1-based index in a JSON array
+	Size     int    `json:"size"`              // the record's key and value, in bytes
+	MaxBytes int    `json:"max_bytes"`         // ingest.max_event_bytes; 0 when Kafka refused it
+}
+
+// withLimitHint names the configuration key of the limit an
+// *ingest.TooLargeError exceeds, when it is ours rather than Kafka's.
+func withLimitHint(err error) error {
+	var big *ingest.TooLargeError
+	if errors.As(err, &big) && big.Max > 0 {
+		return fmt.Errorf("%w (ingest.max_event_bytes)", err)
+	}
+	return err
 }
 
 // bearer returns the token of an "Authorization: Bearer <token>" header.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -29,6 +30,7 @@ func newTestIngest(t *testing.T) (*evEnv, *ingest.Producer) {
 	e := evSetup(t, kafkatest.Cluster(t).Brokers())
 	e.cfg.HTTP.Token = testToken
 	e.cfg.HTTP.MaxBodyBytes = 4096
+	e.cfg.Ingest.MaxEventBytes = 1000
 	ing, err := newIngestProducer(e.cfg, "http-"+kafkatest.UniqueName(t))
 	if err != nil {
 		t.Fatal(err)
@@ -41,6 +43,11 @@ type ingestResponse struct {
 	Count    int               `json:"count"`
 	Produced []ingest.Produced `json:"produced"`
 	Error    string            `json:"error"`
+	// Of a 413 for an event too large:
+	Event    int `json:"event"`
+	Line     int `json:"line"`
+	Size     int `json:"size"`
+	MaxBytes int `json:"max_bytes"`
 }
 
 func TestIngestHTTP(t *testing.T) {
@@ -88,6 +95,8 @@ func TestIngestHTTP(t *testing.T) {
 		{"array", request{auth: auth, contentType: jsonType, body: strings.NewReader("[" + build + ",\n" + sign + "]")}, 202, "", 2},
 		{"json lines and source", request{auth: auth, contentType: "application/x-ndjson", query: "source=hook", body: strings.NewReader(strings.Replace(sign, `"source":"robosignatory",`, "", 1) + "\n")}, 202, "", 1},
 		{"bus message", request{auth: auth, contentType: jsonType, query: "format=message&topic=org.fedoraproject.prod.waiverdb.waiver.new", body: strings.NewReader(string(waiverBody))}, 202, "", 1},
+		{"event too large", request{auth: auth, contentType: jsonType, body: strings.NewReader(build + "\n" + strings.Replace(sign, "robosignatory", strings.Repeat("r", 1500), 1))}, 413, "line 2: event 2 (sign)", 0},
+		{"invalid UTF-8", request{auth: auth, contentType: jsonType, body: strings.NewReader(build + "\n" + strings.Replace(sign, "robosignatory", "robo\xffsignatory", 1))}, 400, fmt.Sprintf("line 2: invalid UTF-8 at byte offset %d", len(build)+1+strings.Index(sign, "robosignatory")+len("robo")), 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			url := tc.req.url
@@ -132,6 +141,9 @@ func TestIngestHTTP(t *testing.T) {
 				if r.Error == "" {
 					t.Errorf("no error in %s", body)
 				}
+				if tc.name == "event too large" && (r.Event != 2 || r.Line != 2 || r.Size <= 1500 || r.MaxBytes != 1000) {
+					t.Errorf("413 names event %d, line %d, size %d, max %d; want event 2, line 2, over 1500 bytes, max 1000", r.Event, r.Line, r.Size, r.MaxBytes)
+				}
 				return
 			}
 			if r.Count != tc.count || len(r.Produced) != tc.count {
@@ -172,7 +184,7 @@ func TestIngestHTTP(t *testing.T) {
 // TestRegisterIngest: the endpoint is served by httpapi.Server, POST only.
 func TestRegisterIngest(t *testing.T) {
 	e, ing := newTestIngest(t)
-	srv, err := httpapi.Listen("127.0.0.1:0", prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
+	srv, err := httpapi.Listen("127.0.0.1:0", prometheus.NewRegistry(), slog.New(slog.DiscardHandler), e.cfg.HTTP.ServerOptions())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -41,7 +41,7 @@ type pipeline struct {
 // health, metrics, event ingestion and the processors' query APIs. close
 // releases the ingestion producer.
 func (p *pipeline) listenHTTP() (srv *httpapi.Server, close func(), err error) {
-	srv, err = httpapi.Listen(p.cfg.HTTP.Addr, p.reg, p.log)
+	srv, err = httpapi.Listen(p.cfg.HTTP.Addr, p.reg, p.log, p.cfg.HTTP.ServerOptions())
 	if err != nil {
 		return nil, nil, err
 	}

@@ -14,6 +14,8 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/factory2/factory2/internal/httpapi"
+	"github.com/factory2/factory2/internal/ingest"
 	"github.com/factory2/factory2/processors/gating"
 	"github.com/factory2/factory2/topics"
 )
@@ -32,6 +34,7 @@ type Config struct {
 	State      State      `yaml:"state"`
 	Processing Processing `yaml:"processing"`
 	HTTP       HTTP       `yaml:"http"`
+	Ingest     Ingest     `yaml:"ingest"`
 	Registry   Registry   `yaml:"registry"`
 	Gating     Gating     `yaml:"gating"`
 }
@@ -85,6 +88,52 @@ type HTTP struct {
 	Token string `yaml:"token"`
 	// MaxBodyBytes limits request bodies.
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// ReadTimeout (http.read_timeout, default 30s) bounds reading a whole
+	// request, body included: a client sending its body too slowly is cut
+	// off.
+	ReadTimeout time.Duration `yaml:"read_timeout"`
+	// WriteTimeout (http.write_timeout, default 30s) bounds answering a
+	// request. Event ingestion gives producing a batch this long, then
+	// writing the answer this long again, so a client always learns
+	// whether its batch was committed.
+	WriteTimeout time.Duration `yaml:"write_timeout"`
+	// IdleTimeout (http.idle_timeout, default 120s) closes keep-alive
+	// connections idle for this long.
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// MaxInflightRequests (http.max_inflight_requests, default 512) caps
+	// the API requests served at once; beyond it a request gets 503 with
+	// Retry-After. /healthz and /metrics are not counted.
+	MaxInflightRequests int `yaml:"max_inflight_requests"`
+	// MaxInflightBodyBytes (http.max_inflight_body_bytes, default 64 MiB)
+	// caps the bytes of the POST /api/v1/events bodies being read, parsed
+	// or produced at once. A request reserves its Content-Length (or
+	// max_body_bytes when the length is not given) before its body is
+	// read, and gets 503 with Retry-After, its body unread, when the
+	// reservation does not fit. At least max_body_bytes.
+	MaxInflightBodyBytes int64 `yaml:"max_inflight_body_bytes"`
+}
+
+// ServerOptions returns the bounds of the HTTP server.
+func (h HTTP) ServerOptions() httpapi.Options {
+	return httpapi.Options{
+		ReadTimeout:         h.ReadTimeout,
+		WriteTimeout:        h.WriteTimeout,
+		IdleTimeout:         h.IdleTimeout,
+		MaxInflightRequests: h.MaxInflightRequests,
+	}
+}
+
+// Ingest configures event ingestion, by `factory2 emit` and by
+// POST /api/v1/events alike.
+type Ingest struct {
+	// MaxEventBytes (ingest.max_event_bytes, default 999000) bounds an
+	// event's Kafka record (key and Avro-encoded value). A batch with a
+	// larger event is refused before anything is produced (HTTP 413).
+	// The default, framing included, fits the producer's default batch
+	// limit (1000012 bytes) and the brokers' default max.message.bytes
+	// (1048588); a larger value also needs the input topics'
+	// max.message.bytes to fit it, or Kafka refuses the records (413).
+	MaxEventBytes int64 `yaml:"max_event_bytes"`
 }
 
 // Registry configures an optional Confluent-compatible schema registry.
@@ -115,6 +164,7 @@ func Default() Config {
 		host = "factory2"
 	}
 	tc := topics.DefaultConfig()
+	httpOpts := httpapi.DefaultOptions()
 	return Config{
 		Brokers:    []string{DefaultBrokers},
 		InstanceID: host,
@@ -135,8 +185,16 @@ func Default() Config {
 			SessionTimeout:     10 * time.Second,
 		},
 		HTTP: HTTP{
-			Addr:         "127.0.0.1:8080",
-			MaxBodyBytes: 4 << 20,
+			Addr:                 "127.0.0.1:8080",
+			MaxBodyBytes:         4 << 20,
+			ReadTimeout:          httpOpts.ReadTimeout,
+			WriteTimeout:         httpOpts.WriteTimeout,
+			IdleTimeout:          httpOpts.IdleTimeout,
+			MaxInflightRequests:  httpOpts.MaxInflightRequests,
+			MaxInflightBodyBytes: 64 << 20,
+		},
+		Ingest: Ingest{
+			MaxEventBytes: ingest.DefaultMaxEventBytes,
 		},
 	}
 }
@@ -201,8 +259,9 @@ func (c Config) Validate() error {
 	if _, _, err := net.SplitHostPort(c.HTTP.Addr); err != nil {
 		errs = append(errs, fmt.Errorf("http.addr %q: want host:port", c.HTTP.Addr))
 	}
-	if c.HTTP.MaxBodyBytes <= 0 {
-		errs = append(errs, fmt.Errorf("http.max_body_bytes %d: must be positive", c.HTTP.MaxBodyBytes))
+	errs = append(errs, c.HTTP.validate()...)
+	if c.Ingest.MaxEventBytes <= 0 || c.Ingest.MaxEventBytes > ingest.LargestMaxEventBytes {
+		errs = append(errs, fmt.Errorf("ingest.max_event_bytes %d: must be in [1, %d]", c.Ingest.MaxEventBytes, ingest.LargestMaxEventBytes))
 	}
 	if err := gating.ValidateSigningRules(c.Gating.SigningRules); err != nil {
 		errs = append(errs, fmt.Errorf("gating.signing_rules: %w", err))
@@ -213,4 +272,27 @@ func (c Config) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// validate reports the problems of the http section.
+func (h HTTP) validate() []error {
+	var errs []error
+	if h.MaxBodyBytes <= 0 {
+		errs = append(errs, fmt.Errorf("http.max_body_bytes %d: must be positive", h.MaxBodyBytes))
+	}
+	for _, d := range []struct {
+		key string
+		v   time.Duration
+	}{{"read_timeout", h.ReadTimeout}, {"write_timeout", h.WriteTimeout}, {"idle_timeout", h.IdleTimeout}} {
+		if d.v <= 0 {
+			errs = append(errs, fmt.Errorf("http.%s %s: must be positive", d.key, d.v))
+		}
+	}
+	if h.MaxInflightRequests <= 0 {
+		errs = append(errs, fmt.Errorf("http.max_inflight_requests %d: must be positive", h.MaxInflightRequests))
+	}
+	if h.MaxInflightBodyBytes < h.MaxBodyBytes {
+		errs = append(errs, fmt.Errorf("http.max_inflight_body_bytes %d: at least http.max_body_bytes (%d)", h.MaxInflightBodyBytes, h.MaxBodyBytes))
+	}
+	return errs
 }

@@ -72,3 +72,44 @@ func unwrapAll(err error) error {
 		err = u.Unwrap()
 	}
 }
+
+// TestLoadHTTPBounds: the HTTP and ingest bounds load from the file, and
+// become the HTTP server's options.
+func TestLoadHTTPBounds(t *testing.T) {
+	cfg, err := Load("testdata/full.good.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := HTTP{
+		Addr: "127.0.0.1:8081", Token: "s3cret", MaxBodyBytes: Default().HTTP.MaxBodyBytes,
+		ReadTimeout: 20 * time.Second, WriteTimeout: 40 * time.Second, IdleTimeout: 90 * time.Second,
+		MaxInflightRequests: 256, MaxInflightBodyBytes: 32 << 20,
+	}
+	if cfg.HTTP != want || cfg.Ingest.MaxEventBytes != 500000 {
+		t.Fatalf("http %+v, ingest %+v; want http %+v, max_event_bytes 500000", cfg.HTTP, cfg.Ingest, want)
+	}
+	o := cfg.HTTP.ServerOptions()
+	if o.ReadTimeout != want.ReadTimeout || o.WriteTimeout != want.WriteTimeout || o.IdleTimeout != want.IdleTimeout || o.MaxInflightRequests != 256 {
+		t.Fatalf("server options %+v", o)
+	}
+	if err := Default().Validate(); err != nil {
+		t.Fatalf("defaults: %v", err)
+	}
+}
+
+// TestLoadBadHTTPBounds: every bad bound is reported at once.
+func TestLoadBadHTTPBounds(t *testing.T) {
+	const file = "http-bounds.bad.yml"
+	_, err := Load(filepath.Join("testdata", file))
+	if err == nil {
+		t.Fatal("want an error")
+	}
+	for _, w := range []string{
+		"http.read_timeout 0s", "http.write_timeout -1s", "http.idle_timeout 0s", "http.max_inflight_requests 0",
+		"http.max_inflight_body_bytes 4194304: at least http.max_body_bytes (8388608)", "ingest.max_event_bytes 0", file,
+	} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error %q does not mention %q", err, w)
+		}
+	}
+}

@@ -16,6 +16,10 @@
 //   - one event written with flags ([Kind.Build], then [Parser.Records]):
 //     the essentials of each kind, e.g. `emit build --nvr N --state COMPLETE`.
 //
+// JSON input must be valid UTF-8: the first invalid byte rejects the
+// whole input ([ErrInvalidUTF8], naming its line and byte offset) rather
+// than being decoded as U+FFFD.
+//
 // # Envelope defaults
 //
 // Defaults are deterministic, so that re-sending the same input yields the
@@ -59,5 +63,9 @@
 // Parsing rejects a whole batch when any event in it is bad, so a bad
 // line means nothing is produced; a failure while producing aborts the
 // transaction, so read_committed consumers (every factory2 processor, and
-// `factory2 watch`) see none of the batch.
+// `factory2 watch`) see none of the batch. An event whose record is larger
+// than [ProducerConfig.MaxEventBytes] (by default just under the default
+// record batch limits) rejects its batch before anything is
+// produced, with a [*TooLargeError] naming it; so does a record Kafka
+// itself refuses as too large.
 package ingest

@@ -15,6 +15,9 @@ var (
 	ErrMissing = errors.New("missing")
 	// ErrNoEvents: the input holds no event at all.
 	ErrNoEvents = errors.New("ingest: no events in input")
+	// ErrInvalidUTF8: the input is not valid UTF-8. JSON must be, and
+	// encoding/json would silently replace the bad bytes with U+FFFD.
+	ErrInvalidUTF8 = errors.New("invalid UTF-8")
 )
 
 // maxReported bounds how many problems one error lists.
@@ -122,3 +125,48 @@ func (p *problems) err() error {
 	}
 	return &BatchError{Problems: p.list, More: p.n - len(p.list)}
 }
+
+// TooLargeError: an event's Kafka record is larger than the producer's
+// MaxEventBytes, or Kafka refused it (or the record batch holding it) as
+// too large. Nothing of the batch was produced.
+type TooLargeError struct {
+	// Index is the 1-based position of the event in the batch.
+	Index int
+	// Line is the 1-based input line the event started on; 0 for an
+	// event written with flags.
+	Line int
+	// Element is the 1-based index of the event in a JSON array; 0 when
+	// the event is not in an array.
+	Element int
+	// Type is the event's JSON type name ("build", ...).
+	Type string
+	// Size is the record's key and Avro-encoded value, in bytes.
+	Size int
+	// Max is the producer's MaxEventBytes, or 0 when Kafka refused the
+	// record (see Err).
+	Max int
+	// Err is Kafka's refusal (wrapping kerr.MessageTooLarge or
+	// kerr.RecordListTooLarge), or nil when Size exceeds Max.
+	Err error
+}
+
+func (e *TooLargeError) Error() string {
+	var b strings.Builder
+	b.WriteString("ingest: ")
+	if e.Line > 0 {
+		fmt.Fprintf(&b, "line %d", e.Line)
+		if e.Element > 0 {
+			fmt.Fprintf(&b, " (array element %d)", e.Element)
+		}
+		b.WriteString(": ")
+	}
+	fmt.Fprintf(&b, "event %d (%s): ", e.Index, e.Type)
+	if e.Err != nil {
+		fmt.Fprintf(&b, "Kafka refused its record of %d bytes, or the record batch holding it, as too large: %v", e.Size, e.Err)
+	} else {
+		fmt.Fprintf(&b, "its record of %d bytes exceeds the maximum event size of %d bytes", e.Size, e.Max)
+	}
+	return b.String()
+}
+
+func (e *TooLargeError) Unwrap() error { return e.Err }

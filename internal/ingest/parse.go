@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"time"
+	"unicode/utf8"
 
 	"github.com/factory2/factory2/avro"
 	"github.com/factory2/factory2/internal/bus"
@@ -25,6 +26,9 @@ type Event struct {
 	Key string
 	// Line is the 1-based input line it started on; 0 for flag input.
 	Line int
+	// Element is its 1-based index in a JSON array; 0 when it is not in
+	// an array.
+	Element int
 }
 
 // MarshalJSON writes e as {"topic":...,"key":...,"event":{...}}, the event
@@ -186,7 +190,7 @@ func (p *Parser) finish(rec avro.Record, line, elem int, now time.Time, errs *pr
 	if bad {
 		return Event{}, false
 	}
-	return Event{Record: rec, Topic: p.Catalog.Name(alias), Key: bus.Key(rec), Line: line}, true
+	return Event{Record: rec, Topic: p.Catalog.Name(alias), Key: bus.Key(rec), Line: line, Element: elem}, true
 }
 
 // contentID is the id of an event that has none: a hash of its canonical
@@ -232,8 +236,12 @@ type jsonValue struct {
 }
 
 // splitJSON splits data into its top-level JSON values, expanding arrays
-// into their elements, with the line each starts on.
+// into their elements, with the line each starts on. data must be valid
+// UTF-8.
 func splitJSON(data []byte) ([]jsonValue, error) {
+	if off := invalidUTF8(data); off >= 0 {
+		return nil, &InputError{Line: lineAt(data, off), Err: fmt.Errorf("%w at byte offset %d (0x%02x)", ErrInvalidUTF8, off, data[off])}
+	}
 	var out []jsonValue
 	dec := json.NewDecoder(bytes.NewReader(data))
 	for {
@@ -317,4 +325,20 @@ func skipSpace(data []byte, off int, comma bool) int {
 func lineAt(data []byte, off int) int {
 	off = min(off, len(data))
 	return 1 + bytes.Count(data[:off], []byte{'\n'})
+}
+
+// invalidUTF8 returns the offset of the first byte of data that is not
+// part of valid UTF-8, or -1 when data is valid.
+func invalidUTF8(data []byte) int {
+	if utf8.Valid(data) {
+		return -1
+	}
+	for off := 0; off < len(data); {
+		r, n := utf8.DecodeRune(data[off:])
+		if r == utf8.RuneError && n == 1 {
+			return off
+		}
+		off += n
+	}
+	return -1 // unreachable: utf8.Valid said otherwise
 }

@@ -165,6 +165,7 @@ func TestParseJSONErrors(t *testing.T) {
 		{"compose status without status", `{"type":"compose","source":"pungi","event_time":"2026-01-01T00:00:00Z","kind":"status","compose_id":"c"}`, []string{`field "status": missing`}},
 		{"array element", "[\n" + buildLine + ",\n" + `{"type":"sign"}` + "\n]", []string{"line 3 (array element 2)", "sign"}},
 		{"several", `{"type":"bogus"}` + "\n" + buildLine + "\n" + `{"type":"autosign"}`, []string{"2 problems", "line 1", "line 3"}},
+		{"invalid UTF-8", buildLine + "\n" + strings.Replace(buildLine, "koji/primary", "koji/\xffprimary", 1), []string{"line 2", "invalid UTF-8 at byte offset", "0xff"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			evs, err := testParser(t).ParseJSON([]byte(tc.input))
@@ -181,6 +182,41 @@ func TestParseJSONErrors(t *testing.T) {
 			for _, w := range tc.want {
 				if !strings.Contains(err.Error(), w) {
 					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+// TestParseInvalidUTF8: input that is not UTF-8 is rejected, naming the
+// offset of the first bad byte, rather than decoded with U+FFFD in its
+// place; encoded U+FFFD itself is valid.
+func TestParseInvalidUTF8(t *testing.T) {
+	valid := strings.Replace(buildLine, "koji/primary", "koji/\uFFFD\u00e9", 1)
+	if _, err := testParser(t).ParseJSON([]byte(valid)); err != nil {
+		t.Fatalf("valid UTF-8: %v", err)
+	}
+	for _, tc := range []struct {
+		name string
+		bad  string // replaces "koji/primary" in the second line
+	}{
+		{"stray byte", "koji\xff"},
+		{"truncated sequence", "koji\xc3"},
+		{"surrogate", "koji\xed\xa0\x80"},
+		{"overlong", "koji\xc0\xaf"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			input := buildLine + "\n" + strings.Replace(buildLine, "koji/primary", tc.bad, 1)
+			want := len(buildLine) + 1 + strings.Index(buildLine, "koji/primary") + len("koji")
+			for name, parse := range map[string]func([]byte) ([]Event, error){
+				"ParseJSON":     testParser(t).ParseJSON,
+				"ParseMessages": func(b []byte) ([]Event, error) { return testParser(t).ParseMessages(b, "") },
+			} {
+				_, err := parse([]byte(input))
+				var ie *InputError
+				if !errors.Is(err, ErrInvalidUTF8) || !errors.As(err, &ie) || ie.Line != 2 ||
+					!strings.Contains(err.Error(), fmt.Sprintf("byte offset %d", want)) {
+					t.Errorf("%s = %v, want ErrInvalidUTF8 on line 2 at byte offset %d", name, err, want)
 				}
 			}
 		})

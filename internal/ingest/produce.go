@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/factory2/factory2/avro"
@@ -20,6 +21,28 @@ var ErrNoTopic = errors.New("ingest: topic does not exist (create the topics wit
 // ErrNotVisible: the batch was committed, but read_committed consumers did
 // not see it within the transaction timeout.
 var ErrNotVisible = errors.New("ingest: the batch was committed but is not yet visible to read_committed consumers")
+
+// Record size limits. A record travels in a record batch, which the
+// producer bounds (franz-go's ProducerBatchMaxBytes: 1000012 bytes by
+// default, the historical Kafka max.message.bytes) and so does the broker
+// (the topic's max.message.bytes: 1048588 bytes by default). A batch of
+// one record adds framing to the key and value: a 61-byte batch header
+// and at most 36 bytes of record header without headers.
+const (
+	// DefaultMaxEventBytes is the default ProducerConfig.MaxEventBytes:
+	// a record of this size, framing included, fits both default batch
+	// limits.
+	DefaultMaxEventBytes = 999_000
+	// LargestMaxEventBytes is the largest MaxEventBytes a Producer takes:
+	// franz-go bounds a record batch by 1 GiB.
+	LargestMaxEventBytes = 1<<30 - recordFraming
+
+	// defaultBatchMaxBytes is franz-go's default batch limit.
+	defaultBatchMaxBytes = 1_000_012
+	// recordFraming bounds the framing of a batch of one record (with
+	// room to spare).
+	recordFraming = 1_012
+)
 
 // ProducerConfig configures a Producer.
 type ProducerConfig struct {
@@ -36,6 +59,13 @@ type ProducerConfig struct {
 	TransactionTimeout time.Duration
 	// Codec encodes the events. Required.
 	Codec *avro.Codec
+	// MaxEventBytes bounds an event's record (key and encoded value): a
+	// batch with a larger event is refused with a *TooLargeError before
+	// anything is produced. Zero means DefaultMaxEventBytes. Above it,
+	// the producer raises its batch limit to match; a record that, framed,
+	// exceeds its topic's max.message.bytes is then refused by Kafka
+	// (also a *TooLargeError).
+	MaxEventBytes int
 	// ClientOpts are further franz-go options (TLS, SASL, hooks).
 	ClientOpts []kgo.Opt
 }
@@ -80,6 +110,12 @@ func NewProducer(cfg ProducerConfig) (*Producer, error) {
 	if cfg.TransactionTimeout == 0 {
 		cfg.TransactionTimeout = 30 * time.Second
 	}
+	if cfg.MaxEventBytes == 0 {
+		cfg.MaxEventBytes = DefaultMaxEventBytes
+	}
+	if cfg.MaxEventBytes < 0 || cfg.MaxEventBytes > LargestMaxEventBytes {
+		errs = append(errs, fmt.Errorf("ingest: producer: max event bytes %d: must be in [1, %d]", cfg.MaxEventBytes, LargestMaxEventBytes))
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
@@ -90,8 +126,10 @@ func NewProducer(cfg ProducerConfig) (*Producer, error) {
 func (p *Producer) TransactionalID() string { return p.cfg.TransactionalID }
 
 // Produce produces events in one transaction and returns where each went,
-// in the order of events. It encodes every event and checks that every
-// topic exists before the transaction begins. On any error the
+// in the order of events. It encodes every event, checks its size against
+// MaxEventBytes (a *TooLargeError names the first event over it) and
+// checks that every topic exists before the transaction begins; a record
+// Kafka refuses as too large also gives a *TooLargeError. On any error the
 // transaction is aborted and nothing is visible to read_committed
 // consumers, except when committing itself fails without a reply, which
 // the error says: then the outcome is unknown.
@@ -112,13 +150,9 @@ func (p *Producer) Produce(ctx context.Context, events []Event) ([]Produced, err
 	if len(events) == 0 {
 		return nil, ErrNoEvents
 	}
-	recs := make([]*kgo.Record, len(events))
-	for i, ev := range events {
-		v, err := p.cfg.Codec.Encode(ev.Record)
-		if err != nil {
-			return nil, &InputError{Line: ev.Line, Type: avro.TypeName(ev.Record), Err: err}
-		}
-		recs[i] = &kgo.Record{Topic: ev.Topic, Key: []byte(ev.Key), Value: v, Timestamp: ev.Record.Env().IngestTime}
+	recs, err := p.records(events)
+	if err != nil {
+		return nil, err
 	}
 
 	p.mu.Lock()
@@ -134,7 +168,11 @@ func (p *Producer) Produce(ctx context.Context, events []Event) ([]Produced, err
 		p.reset()
 		return nil, fmt.Errorf("ingest: beginning a transaction: %w", err)
 	}
-	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+	if res := cl.ProduceSync(ctx, recs...); res.FirstErr() != nil {
+		err := refusedAsTooLarge(res, recs, events)
+		if err == nil {
+			err = res.FirstErr()
+		}
 		if aerr := p.abort(ctx, cl); aerr != nil {
 			return nil, fmt.Errorf("ingest: producing: %w; aborting the transaction: %v (the broker aborts it after %s)", err, aerr, p.cfg.TransactionTimeout)
 		}
@@ -158,6 +196,43 @@ func (p *Producer) Produce(ctx context.Context, events []Event) ([]Produced, err
 		return out, fmt.Errorf("%w (after %s): %v", ErrNotVisible, p.cfg.TransactionTimeout, err)
 	}
 	return out, nil
+}
+
+// records encodes events into records, refusing any larger than
+// MaxEventBytes.
+func (p *Producer) records(events []Event) ([]*kgo.Record, error) {
+	recs := make([]*kgo.Record, len(events))
+	for i, ev := range events {
+		v, err := p.cfg.Codec.Encode(ev.Record)
+		if err != nil {
+			return nil, &InputError{Line: ev.Line, Element: ev.Element, Type: avro.TypeName(ev.Record), Err: err}
+		}
+		r := &kgo.Record{Topic: ev.Topic, Key: []byte(ev.Key), Value: v, Timestamp: ev.Record.Env().IngestTime}
+		if size := len(r.Key) + len(r.Value); size > p.cfg.MaxEventBytes {
+			return nil, tooLarge(i, ev, size, p.cfg.MaxEventBytes, nil)
+		}
+		recs[i] = r
+	}
+	return recs, nil
+}
+
+// refusedAsTooLarge returns a *TooLargeError for the first record of res
+// refused as too large (by Kafka, or by franz-go for exceeding the batch
+// limit, with the same errors), or nil.
+func refusedAsTooLarge(res kgo.ProduceResults, recs []*kgo.Record, events []Event) error {
+	for _, r := range res {
+		if !errors.Is(r.Err, kerr.MessageTooLarge) && !errors.Is(r.Err, kerr.RecordListTooLarge) {
+			continue
+		}
+		if i := slices.Index(recs, r.Record); i >= 0 {
+			return tooLarge(i, events[i], len(r.Record.Key)+len(r.Record.Value), 0, r.Err)
+		}
+	}
+	return nil
+}
+
+func tooLarge(i int, ev Event, size, limit int, err error) *TooLargeError {
+	return &TooLargeError{Index: i + 1, Line: ev.Line, Element: ev.Element, Type: avro.TypeName(ev.Record), Size: size, Max: limit, Err: err}
 }
 
 // waitVisible polls until every partition recs went to has a last stable
@@ -221,11 +296,15 @@ func (p *Producer) client() (*kgo.Client, error) {
 	if p.cl != nil {
 		return p.cl, nil
 	}
-	opts := append([]kgo.Opt{
+	opts := []kgo.Opt{
 		kgo.SeedBrokers(p.cfg.Brokers...),
 		kgo.TransactionalID(p.cfg.TransactionalID),
 		kgo.TransactionTimeout(p.cfg.TransactionTimeout),
-	}, p.cfg.ClientOpts...)
+	}
+	if limit := p.cfg.MaxEventBytes + recordFraming; limit > defaultBatchMaxBytes {
+		opts = append(opts, kgo.ProducerBatchMaxBytes(int32(limit)))
+	}
+	opts = append(opts, p.cfg.ClientOpts...)
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("ingest: %w", err)

@@ -2,7 +2,10 @@ package ingest
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -47,17 +50,21 @@ func catalogOn(t *testing.T, env *kafkatest.Env) *topics.Catalog {
 
 func newTestProducer(t *testing.T, env *kafkatest.Env, opts ...kgo.Opt) *Producer {
 	t.Helper()
+	return newTestProducerConfig(t, ProducerConfig{Brokers: env.Brokers(), ClientOpts: opts})
+}
+
+// newTestProducerConfig completes cfg (transactional id, timeout, codec)
+// and returns its Producer.
+func newTestProducerConfig(t *testing.T, cfg ProducerConfig) *Producer {
+	t.Helper()
 	codec, err := avro.NewCodec()
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := NewProducer(ProducerConfig{
-		Brokers:            env.Brokers(),
-		TransactionalID:    kafkatest.UniqueName(t),
-		TransactionTimeout: 10 * time.Second,
-		Codec:              codec,
-		ClientOpts:         opts,
-	})
+	cfg.TransactionalID = kafkatest.UniqueName(t)
+	cfg.TransactionTimeout = 10 * time.Second
+	cfg.Codec = codec
+	p, err := NewProducer(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -242,5 +249,86 @@ func TestProducerAbortsOnFailure(t *testing.T) {
 	}
 	if got := readCommitted(t, fenv, cat); len(got) != 2 {
 		t.Fatalf("read %d records, want 2", len(got))
+	}
+}
+
+// bigSource returns n random, incompressible bytes for an envelope source.
+func bigSource(n int) string {
+	b := make([]byte, n*3/4+1)
+	_, _ = rand.Read(b) // crypto/rand.Read never fails (Go 1.24+)
+	return base64.RawURLEncoding.EncodeToString(b)[:n]
+}
+
+// TestProducerRefusesLargeEvent: an event over MaxEventBytes is refused
+// with a *TooLargeError naming it before the producer connects (the
+// brokers here do not exist), so nothing of its batch is produced.
+func TestProducerRefusesLargeEvent(t *testing.T) {
+	cat, err := topics.New(topics.Config{Prefix: "t."})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := newTestProducerConfig(t, ProducerConfig{Brokers: []string{"127.0.0.1:1"}, MaxEventBytes: 1000})
+	big := strings.Replace(signLine, "robosignatory", bigSource(2000), 1)
+	evs := parseBatch(t, cat, "["+buildLine+",\n"+big+"]\n"+testLine)
+	_, err = p.Produce(t.Context(), evs)
+	var tl *TooLargeError
+	if !errors.As(err, &tl) {
+		t.Fatalf("Produce = %v, want a *TooLargeError", err)
+	}
+	if tl.Index != 2 || tl.Line != 2 || tl.Element != 2 || tl.Type != "sign" || tl.Size <= 2000 || tl.Max != 1000 || tl.Err != nil {
+		t.Errorf("refused %+v, want event 2 (line 2, array element 2, sign) of over 2000 bytes, max 1000", tl)
+	}
+	for _, w := range []string{"line 2 (array element 2)", "event 2 (sign)", fmt.Sprintf("%d bytes", tl.Size), "1000 bytes"} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error %q does not mention %q", err, w)
+		}
+	}
+}
+
+// TestProducerBrokerRefusesLargeEvent: a record within MaxEventBytes that
+// Kafka refuses as too large (the topic's max.message.bytes is lower)
+// gives a *TooLargeError wrapping the broker's error, and the batch is
+// aborted.
+func TestProducerBrokerRefusesLargeEvent(t *testing.T) {
+	env := kafkatest.Cluster(t)
+	cat := catalogOn(t, env)
+	ctx, cancel := context.WithTimeout(t.Context(), ioTimeout)
+	defer cancel()
+	limit := "2000"
+	alt, err := kafkatest.Admin(t, env).AlterTopicConfigs(ctx,
+		[]kadm.AlterConfig{{Op: kadm.SetConfig, Name: "max.message.bytes", Value: &limit}}, cat.Name(topics.EventsSign))
+	if err == nil {
+		_, err = alt.On(cat.Name(topics.EventsSign), nil)
+	}
+	if err != nil {
+		t.Fatalf("lowering max.message.bytes: %v", err)
+	}
+
+	p := newTestProducer(t, env)
+	big := strings.Replace(signLine, "robosignatory", bigSource(8000), 1)
+	_, err = p.Produce(ctx, parseBatch(t, cat, buildLine+"\n"+big))
+	var tl *TooLargeError
+	if !errors.As(err, &tl) || !errors.Is(err, kerr.MessageTooLarge) || tl.Index != 2 || tl.Line != 2 || tl.Max != 0 {
+		t.Fatalf("Produce = %v (%+v), want a *TooLargeError for event 2 wrapping MESSAGE_TOO_LARGE", err, tl)
+	}
+	if !strings.Contains(err.Error(), "aborted") {
+		t.Errorf("error %q does not say the batch was aborted", err)
+	}
+	if got := readCommitted(t, env, cat); len(got) != 0 {
+		t.Fatalf("read_committed sees %d records of a refused batch", len(got))
+	}
+}
+
+// TestProducerMaxEventBytes: the limit is checked when the producer is
+// made.
+func TestProducerMaxEventBytes(t *testing.T) {
+	codec, err := avro.NewCodec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []int{-1, LargestMaxEventBytes + 1} {
+		if _, err := NewProducer(ProducerConfig{Brokers: []string{"b:9092"}, TransactionalID: "x", Codec: codec, MaxEventBytes: n}); err == nil {
+			t.Errorf("MaxEventBytes %d accepted", n)
+		}
 	}
 }

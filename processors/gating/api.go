@@ -5,9 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"os"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // API answers queries from the materialized subject state: Greenwave's
@@ -54,12 +57,13 @@ type decisionRequest struct {
 
 type subjectRef struct{ typ, id string }
 
+// maxDecisionBody bounds a decision request's body.
+const maxDecisionBody = 1 << 20
+
 func (a *API) decision(w http.ResponseWriter, r *http.Request) {
-	var req decisionRequest
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
-	dec.UseNumber()
-	if err := dec.Decode(&req); err != nil {
-		apiError(w, http.StatusBadRequest, "Invalid JSON: "+err.Error())
+	req, status, err := readDecisionRequest(w, r)
+	if err != nil {
+		apiError(w, status, err.Error())
 		return
 	}
 	contexts, err := contextList(req.DecisionContext)
@@ -117,6 +121,50 @@ func (a *API) decision(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, resp)
+}
+
+// readDecisionRequest reads and decodes the body of a decision request.
+// On error it returns the status to answer with: 413 for a body over
+// maxDecisionBody, 408 for one not received within the server's read
+// timeout, 400 for anything else, including invalid UTF-8 (which
+// encoding/json would silently replace with U+FFFD).
+func readDecisionRequest(w http.ResponseWriter, r *http.Request) (*decisionRequest, int, error) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxDecisionBody))
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		return nil, http.StatusRequestEntityTooLarge, fmt.Errorf("Request body exceeds %d bytes", maxDecisionBody)
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return nil, http.StatusRequestTimeout, errors.New("Timed out reading the request body")
+	case err != nil:
+		return nil, http.StatusBadRequest, fmt.Errorf("Reading the request body: %w", err)
+	}
+	if off := invalidUTF8(body); off >= 0 {
+		return nil, http.StatusBadRequest, fmt.Errorf("Invalid JSON: invalid UTF-8 at byte offset %d (0x%02x)", off, body[off])
+	}
+	var req decisionRequest
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	if err := dec.Decode(&req); err != nil {
+		return nil, http.StatusBadRequest, fmt.Errorf("Invalid JSON: %w", err)
+	}
+	return &req, http.StatusOK, nil
+}
+
+// invalidUTF8 returns the offset of the first byte of b that is not part
+// of valid UTF-8, or -1 when b is valid.
+func invalidUTF8(b []byte) int {
+	if utf8.Valid(b) {
+		return -1
+	}
+	for off := 0; off < len(b); {
+		r, n := utf8.DecodeRune(b[off:])
+		if r == utf8.RuneError && n == 1 {
+			return off
+		}
+		off += n
+	}
+	return -1 // unreachable: utf8.Valid said otherwise
 }
 
 func (req *decisionRequest) subjects() ([]subjectRef, error) {
