@@ -2,13 +2,17 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sr"
 	"github.com/twmb/franz-go/plugin/kprom"
@@ -52,12 +56,29 @@ func (p *pipeline) listenHTTP() (srv *httpapi.Server, close func(), err error) {
 		return nil, nil, err
 	}
 	registerIngest(srv, p.cfg, ing)
+	srv.SetCheck(p.health)
 	for i, s := range p.specs {
 		if s.Name == gating.Name {
 			gating.NewAPI(p.gating, p.runners[i]).Register(srv)
 		}
 	}
 	return srv, ing.Close, nil
+}
+
+// health is the process's liveness and readiness: every processor's.
+func (p *pipeline) health() httpapi.Status {
+	st := httpapi.Status{Live: true, Ready: true}
+	var reasons []string
+	for i, r := range p.runners {
+		h := r.Health()
+		st.Live = st.Live && h.Live
+		st.Ready = st.Ready && h.Ready
+		if h.Reason != "" {
+			reasons = append(reasons, p.specs[i].Name+": "+h.Reason)
+		}
+	}
+	st.Reason = strings.Join(reasons, "; ")
+	return st
 }
 
 // newPipeline builds the processors of cfg. Topics are not touched; call
@@ -102,6 +123,8 @@ func (p *pipeline) runnerConfig() processors.Config {
 		CommitInterval:     p.cfg.Processing.CommitInterval,
 		TransactionTimeout: p.cfg.Processing.TransactionTimeout,
 		SessionTimeout:     p.cfg.Processing.SessionTimeout,
+		MaxRecordBytes:     p.cfg.Processing.MaxRecordBytes,
+		MaxDeadLetterBytes: p.cfg.Processing.MaxDeadLetterBytes,
 		Logger:             p.log,
 		Registerer:         p.reg,
 	}
@@ -184,6 +207,42 @@ func (p *pipeline) ensureTopics(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// waitEnsureTopics is ensureTopics for a service: a cluster that does not
+// answer yet (started after us, or restarting) is waited for, logging once
+// and then every minute; an error Kafka says no retry can fix
+// (authorization, a replication factor the cluster cannot give) is
+// returned.
+func (p *pipeline) waitEnsureTopics(ctx context.Context) error {
+	var since, logged time.Time
+	for wait := 200 * time.Millisecond; ; wait = min(2*wait, 10*time.Second) {
+		err := p.ensureTopics(ctx)
+		var ke *kerr.Error
+		switch {
+		case err == nil:
+			if !since.IsZero() {
+				p.log.Info("Kafka answers; topics ensured", "waited", time.Since(since).Round(time.Millisecond))
+			}
+			return nil
+		case ctx.Err() != nil:
+			return nil
+		case errors.As(err, &ke) && !ke.Retriable:
+			return err
+		}
+		if since.IsZero() {
+			since = time.Now()
+		}
+		if time.Since(logged) > time.Minute {
+			p.log.Warn("waiting for Kafka to ensure the topics; retrying", "err", err, "waited", time.Since(since).Round(time.Second))
+			logged = time.Now()
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
+	}
 }
 
 // run runs the processors and srv until ctx is done or one fails.

@@ -39,8 +39,11 @@ func (a *app) runServe(ctx context.Context, ensure bool) error {
 		return err
 	}
 	if ensure {
-		if err := p.ensureTopics(ctx); err != nil {
+		if err := p.waitEnsureTopics(ctx); err != nil {
 			return err
+		}
+		if ctx.Err() != nil {
+			return nil
 		}
 	}
 	srv, closeHTTP, err := p.listenHTTP()

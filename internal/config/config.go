@@ -78,6 +78,15 @@ type Processing struct {
 	TransactionTimeout time.Duration `yaml:"transaction_timeout"`
 	// SessionTimeout is the consumer group session timeout.
 	SessionTimeout time.Duration `yaml:"session_timeout"`
+	// MaxRecordBytes is the largest record a processor produces (an
+	// output, a changelog value, a dead letter): an input whose output or
+	// state would exceed it is dead-lettered. Keep it at or below the
+	// brokers' message.max.bytes. Default 1000000.
+	MaxRecordBytes int `yaml:"max_record_bytes"`
+	// MaxDeadLetterBytes bounds the payload a dead letter copies from the
+	// record it reports (longer ones are truncated; size and SHA-256 are
+	// in its headers). Default 65536.
+	MaxDeadLetterBytes int `yaml:"max_dead_letter_bytes"`
 }
 
 // HTTP configures the HTTP server (API, metrics, overview page).
@@ -183,6 +192,8 @@ func Default() Config {
 			CommitInterval:     100 * time.Millisecond,
 			TransactionTimeout: 30 * time.Second,
 			SessionTimeout:     10 * time.Second,
+			MaxRecordBytes:     1_000_000,
+			MaxDeadLetterBytes: 64 << 10,
 		},
 		HTTP: HTTP{
 			Addr:                 "127.0.0.1:8080",
@@ -255,6 +266,12 @@ func (c Config) Validate() error {
 	}
 	if c.Processing.SessionTimeout < time.Second {
 		errs = append(errs, fmt.Errorf("processing.session_timeout %s: at least 1s", c.Processing.SessionTimeout))
+	}
+	if c.Processing.MaxRecordBytes < 64<<10 || c.Processing.MaxRecordBytes > 64<<20 {
+		errs = append(errs, fmt.Errorf("processing.max_record_bytes %d: must be in [65536, 67108864] (and at most the brokers' message.max.bytes)", c.Processing.MaxRecordBytes))
+	}
+	if c.Processing.MaxDeadLetterBytes < 1024 || c.Processing.MaxDeadLetterBytes > c.Processing.MaxRecordBytes/2 {
+		errs = append(errs, fmt.Errorf("processing.max_dead_letter_bytes %d: must be in [1024, max_record_bytes/2]", c.Processing.MaxDeadLetterBytes))
 	}
 	if _, _, err := net.SplitHostPort(c.HTTP.Addr); err != nil {
 		errs = append(errs, fmt.Errorf("http.addr %q: want host:port", c.HTTP.Addr))

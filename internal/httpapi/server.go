@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -65,6 +66,7 @@ func DefaultOptions() Options {
 // calling Run.
 type Server struct {
 	mux      *http.ServeMux
+	check    atomic.Pointer[Check]
 	ln       net.Listener
 	log      *slog.Logger
 	opts     Options
@@ -84,12 +86,49 @@ func Listen(addr string, gatherer prometheus.Gatherer, log *slog.Logger, opts Op
 		s.inflight = make(chan struct{}, opts.MaxInflightRequests)
 	}
 	// Probes and scrapes bypass the in-flight cap.
-	s.handle("GET /healthz", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain")
-		fmt.Fprintln(w, "ok")
-	}))
+	s.handle("GET /healthz", s.probe(func(st Status) (bool, string) { return st.Live, "ok" }))
+	s.handle("GET /readyz", s.probe(func(st Status) (bool, string) { return st.Ready, "ready" }))
 	s.handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
 	return s, nil
+}
+
+// Status is what /healthz and /readyz report.
+type Status struct {
+	// Live: the process makes progress (or waits out a fault it will
+	// recover from by itself); a supervisor restarts it otherwise.
+	Live bool
+	// Ready: it serves fresh results (state restored, caught up, commits
+	// succeeding); a load balancer sends it traffic only then.
+	Ready bool
+	// Reason says, for people, why it is not live or not ready.
+	Reason string
+}
+
+// Check reports the process's Status. It must not block.
+type Check func() Status
+
+// SetCheck makes /healthz and /readyz answer from c. Without one, both
+// answer 200. Safe to call while serving.
+func (s *Server) SetCheck(c Check) { s.check.Store(&c) }
+
+// probe answers 200 with okBody when ok(status), else 503 with the reason.
+func (s *Server) probe(ok func(Status) (bool, string)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		st := Status{Live: true, Ready: true}
+		if c := s.check.Load(); c != nil {
+			st = (*c)()
+		}
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-store")
+		good, body := ok(st)
+		if !good {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			body = st.Reason
+		} else if st.Reason != "" && body == "ok" {
+			body = "ok (not ready: " + st.Reason + ")"
+		}
+		fmt.Fprintln(w, body)
+	})
 }
 
 // Handle registers h for pattern (net/http's ServeMux syntax, with
