@@ -61,6 +61,12 @@ func (p *Processor) Process(c *processors.Context, in *processors.Input) error {
 	if len(in.Key) == 0 || in.Key[0] == 0 {
 		return processors.Reject("gating: record key %q is not a subject identifier", in.Key)
 	}
+	// Checked before the state is read: a record stored under another
+	// key than its subject would sit in the wrong partition's state, out
+	// of reach of the subject's other events and of queries.
+	if id, ok := subjectOf(in.Record); ok && id != "" && id != string(in.Key) {
+		return processors.Reject("gating: record key %q is not the record's subject %q", in.Key, id)
+	}
 	s, err := p.subject(c, in.Key)
 	if err != nil {
 		return err
@@ -77,6 +83,24 @@ func (p *Processor) Process(c *processors.Context, in *processors.Input) error {
 		return nil // a duplicate, or an older fact than the state holds
 	}
 	return p.decide(c, in.Key, s, in.Record.Env())
+}
+
+// subjectOf returns the subject identifier a gating input is about; ok is
+// false for records that are not gating inputs (Apply rejects those).
+func subjectOf(r avro.Record) (id string, ok bool) {
+	switch e := r.(type) {
+	case *avro.BuildEvent:
+		return e.NVR, true
+	case *avro.SignEvent:
+		return e.NVR, true
+	case *avro.TestResult:
+		return e.SubjectID, true
+	case *avro.Waiver:
+		return e.SubjectID, true
+	case *avro.RemoteRuleFile:
+		return e.SubjectID, true
+	}
+	return "", false
 }
 
 // decide emits the decisions of s that changed after trigger, and marks s
