@@ -39,8 +39,8 @@ func Spec(cat *topics.Catalog, e *Engine) processors.Spec {
 		Outputs: []string{p.gating, p.autosign, p.signed},
 		Stores:  []string{StoreSubjects},
 		New:     func(int32) processors.Processor { return p },
-		// Punctuation re-evaluates the stored subjects once after the
-		// policies or signing rules changed; otherwise it is one Get.
+		// Punctuation re-evaluates the stored subjects, in chunks, after
+		// the policies or signing rules changed; otherwise it is two Gets.
 		PunctuateEvery: time.Second,
 	}
 }
@@ -161,71 +161,6 @@ func (p *Processor) Flush(c *processors.Context) error {
 		cs.dirty = false
 	}
 	return nil
-}
-
-// engineVersionKey holds, in the subjects store, the version of the engine
-// the task's decisions were last computed with. No subject identifier
-// starts with a NUL byte.
-var engineVersionKey = []byte("\x00engine-version")
-
-// Punctuate implements processors.Punctuator: the first time a task runs
-// with an engine (policies, signing rules, options) other than the one its
-// decisions were computed with, it re-evaluates every subject it holds and
-// emits the decisions that changed, so a policy change reaches subjects
-// that receive no new event. Those decisions are triggered by the engine
-// version at the wall-clock time of the punctuation (no input event is
-// behind them); they commit exactly once with the rest of the transaction.
-func (p *Processor) Punctuate(c *processors.Context, now time.Time) (more bool, err error) {
-	return false, p.punctuate(c, now)
-}
-
-func (p *Processor) punctuate(c *processors.Context, now time.Time) error {
-	v, ok, err := c.Get(StoreSubjects, engineVersionKey)
-	if err != nil {
-		return err
-	}
-	if ok && string(v) == p.engine.Version() {
-		return nil
-	}
-	// Subjects already evaluated with this engine emit nothing: Gating
-	// skips a subject whose inputs (the engine version among them) are
-	// unchanged, and Autosign emits once per state.
-	trigger := &avro.Envelope{
-		ID:        "engine/" + p.engine.Version(),
-		Source:    SourceGating,
-		EventTime: now.UTC().Truncate(time.Microsecond),
-	}
-	trigger.IngestTime = trigger.EventTime
-	var keys [][]byte
-	err = c.Scan(StoreSubjects, []byte{1}, nil, func(k, _ []byte) error {
-		keys = append(keys, append([]byte(nil), k...))
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	for _, k := range keys {
-		if err := p.reevaluate(c, k, trigger); err != nil {
-			return err
-		}
-	}
-	return c.Put(StoreSubjects, engineVersionKey, []byte(p.engine.Version()))
-}
-
-func (p *Processor) reevaluate(c *processors.Context, key []byte, trigger *avro.Envelope) error {
-	s, err := p.subject(c, key)
-	if err != nil {
-		return err
-	}
-	if s.GatingInput == p.engine.gatingInput(s) {
-		// Already decided with this engine (a restart, or a subject
-		// that arrived since the engine changed): nothing to write, so
-		// no changelog record either. Autosign depends only on state
-		// gating's fingerprint covers or on tags and signatures, which
-		// were decided when they arrived.
-		return nil
-	}
-	return p.decide(c, key, s, trigger)
 }
 
 // Getter reads a stored value; *processors.Context and a Runner (through
