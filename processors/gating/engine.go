@@ -39,6 +39,9 @@ type Engine struct {
 	remote        *remoteCache
 	// reevalChunk is the number of subjects a punctuation re-evaluates.
 	reevalChunk int
+	// maxSubjectBytes and maxPolicyFileBytes are the bounds of
+	// WithMaxSubjectBytes and WithMaxPolicyFileBytes.
+	maxSubjectBytes, maxPolicyFileBytes int
 }
 
 // Option configures an Engine.
@@ -50,6 +53,8 @@ type options struct {
 	remotePath      string
 	remoteCacheSize int
 	reevalChunk     int
+
+	maxSubjectBytes, maxPolicyFileBytes int
 }
 
 type optionFunc func(*options)
@@ -103,6 +108,9 @@ func NewEngine(policies *PolicySet, rules []SigningRule, opts ...Option) (*Engin
 		remotePath:      DefaultRemoteRulePath,
 		remoteCacheSize: 4096,
 		reevalChunk:     DefaultReevaluationChunk,
+
+		maxSubjectBytes:    DefaultMaxSubjectBytes,
+		maxPolicyFileBytes: DefaultMaxPolicyFileBytes,
 	}
 	for _, opt := range opts {
 		opt.apply(&o)
@@ -124,6 +132,9 @@ func NewEngine(policies *PolicySet, rules []SigningRule, opts ...Option) (*Engin
 	if o.reevalChunk <= 0 {
 		errs = append(errs, errors.New("gating: re-evaluation chunk must be positive"))
 	}
+	if err := validateBounds(o.maxSubjectBytes, o.maxPolicyFileBytes); err != nil {
+		errs = append(errs, err)
+	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
@@ -138,6 +149,9 @@ func NewEngine(policies *PolicySet, rules []SigningRule, opts ...Option) (*Engin
 		remotePath:    o.remotePath,
 		remote:        &remoteCache{max: o.remoteCacheSize, m: map[remoteKey]remoteParsed{}},
 		reevalChunk:   o.reevalChunk,
+
+		maxSubjectBytes:    o.maxSubjectBytes,
+		maxPolicyFileBytes: o.maxPolicyFileBytes,
 	}
 	for _, t := range o.nvrTypes {
 		e.nvrTypes[NormalizeSubjectType(t)] = true

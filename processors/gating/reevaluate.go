@@ -137,11 +137,11 @@ func nextSubjects(c *processors.Context, after []byte, n int) (keys [][]byte, mo
 }
 
 func (p *Processor) reevaluate(c *processors.Context, key []byte, trigger *avro.Envelope) error {
-	s, err := p.subject(c, key)
+	cs, err := p.subject(c, key)
 	if err != nil {
 		return err
 	}
-	if s.GatingInput == p.engine.gatingInput(s) {
+	if cs.s.GatingInput == p.engine.gatingInput(cs.s) {
 		// Already decided with this engine (a restart, or a subject
 		// that arrived since the engine changed): nothing to write, so
 		// no changelog record either. Autosign depends only on state
@@ -149,7 +149,10 @@ func (p *Processor) reevaluate(c *processors.Context, key []byte, trigger *avro.
 		// were decided when they arrived.
 		return nil
 	}
-	return p.decide(c, key, s, trigger)
+	// Decisions are not refused for size: the bound is kept by refusing
+	// events (see Process).
+	p.emit(c, cs, p.decisions(key, cs.s, trigger))
+	return nil
 }
 
 // reevaluation is the cursor of a re-evaluation in progress, stored under
