@@ -205,7 +205,7 @@ func (r *reevaluation) unmarshal(data []byte) error {
 		return fmt.Errorf("re-evaluation cursor: %w", d.err)
 	case d.off != len(d.s):
 		return fmt.Errorf("%w: re-evaluation cursor: trailing bytes", ErrCorruptState)
-	case n.version == "" || n.start.IsZero():
+	case !validEngineVersion(n.version) || n.start.IsZero():
 		return fmt.Errorf("%w: re-evaluation cursor without an engine version or a start time", ErrCorruptState)
 	case n.after != nil && n.after[0] == 0:
 		return fmt.Errorf("%w: re-evaluation cursor after a key that is not a subject", ErrCorruptState)
