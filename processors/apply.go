@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -41,7 +42,9 @@ type ApplyStats struct {
 //
 // Outputs that were emitted but not re-derived cannot be taken back; Diff
 // lists them. The processor must be stopped: Apply refuses a group with
-// members, and joins it itself for the commit.
+// members, and joins it itself for the commit. It also refuses, changing
+// nothing, a re-derivation the group has consumed past (the processor ran
+// after it was made): that one must be made again.
 func Apply(ctx context.Context, spec Spec, cfg Config, red *Rederived) (ApplyStats, error) {
 	var st ApplyStats
 	r, err := offlineRunner(ctx, spec, cfg)
@@ -172,6 +175,10 @@ func Apply(ctx context.Context, spec Spec, cfg Config, red *Rederived) (ApplySta
 	if err := sess.Client().Flush(ctx); err != nil {
 		return st, err
 	}
+	if err := r.checkGroupWithin(ctx, red); err != nil {
+		_, _ = sess.End(context.WithoutCancel(ctx), kgo.TryAbort)
+		return st, err
+	}
 	mu.Lock()
 	failed := produceErr
 	mu.Unlock()
@@ -189,6 +196,40 @@ func Apply(ctx context.Context, spec Spec, cfg Config, red *Rederived) (ApplySta
 		return st, errors.New("processors: applying: the transaction aborted (did an instance start?); nothing was changed")
 	}
 	return st, nil
+}
+
+// checkGroupWithin refuses a re-derivation that the processor's group has
+// consumed past: the processor ran after the re-derivation fixed its input
+// ends, so moving the group back to them would make the next run process
+// those inputs again and emit their decisions twice. Apply calls it as the
+// group's only member (no one else can commit offsets) and inside its
+// transaction, before committing.
+func (r *Runner) checkGroupWithin(ctx context.Context, red *Rederived) error {
+	committed, err := kadm.NewClient(r.admin).FetchOffsets(kadm.RequireStable(ctx), r.group)
+	if err != nil {
+		return fmt.Errorf("processors: fetching the offsets of group %s: %w", r.group, err)
+	}
+	var errs []error
+	committed.EachError(func(o kadm.OffsetResponse) {
+		errs = append(errs, fmt.Errorf("%s/%d: %w", o.Topic, o.Partition, o.Err))
+	})
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("processors: fetching the offsets of group %s: %w", r.group, err)
+	}
+	var past []string
+	for _, t := range r.spec.Inputs {
+		for _, p := range red.Partitions {
+			o, ok := committed.Lookup(t, p)
+			if ok && o.At > red.Ends[t][p] {
+				past = append(past, fmt.Sprintf("%s/%d: committed offset %d, re-derived up to %d", t, p, o.At, red.Ends[t][p]))
+			}
+		}
+	}
+	if len(past) > 0 {
+		return fmt.Errorf("processors: %s consumed past the re-derivation since it was made (%s): applying it would make the processor process those inputs again; re-run the re-derivation (factory2 replay rederive --apply) while it is stopped. Nothing was changed",
+			r.spec.Name, strings.Join(past, "; "))
+	}
+	return nil
 }
 
 // rewriteChangelog produces the records that turn store's changelog into

@@ -89,9 +89,10 @@ func newFixture(t *testing.T, partitions int32) *fixture {
 
 func (f *fixture) spec() processors.Spec {
 	return processors.Spec{
-		Name:   "counter",
-		Inputs: []string{f.in},
-		Stores: []string{"counts"},
+		Name:    "counter",
+		Inputs:  []string{f.in},
+		Outputs: []string{f.out},
+		Stores:  []string{"counts"},
 		New: func(int32) processors.Processor {
 			if f.cached {
 				return cachedCounter{counter{out: f.out}}

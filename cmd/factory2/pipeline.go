@@ -183,7 +183,10 @@ func gatingEngine(cfg config.Config) (*gating.Engine, error) {
 			return nil, err
 		}
 	}
-	return gating.NewEngine(ps, cfg.Gating.SigningRules, gating.WithProductVersionRules(cfg.Gating.ProductVersions...))
+	return gating.NewEngine(ps, cfg.Gating.SigningRules,
+		gating.WithProductVersionRules(cfg.Gating.ProductVersions...),
+		gating.WithMaxSubjectBytes(cfg.Gating.MaxSubjectBytes),
+		gating.WithMaxPolicyFileBytes(cfg.Gating.MaxPolicyFileBytes))
 }
 
 // ensureTopics creates the missing topics (changelogs included) and

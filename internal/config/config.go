@@ -161,6 +161,15 @@ type Gating struct {
 	ProductVersions []gating.ProductVersionRule `yaml:"product_versions"`
 	// SigningRules are the autosign rules (robosignatory's from/to/key).
 	SigningRules []gating.SigningRule `yaml:"signing_rules"`
+	// MaxSubjectBytes bounds the stored state of one subject (one
+	// changelog record, which Kafka refuses above 1 MiB): an event that
+	// would grow a subject past it goes to the dead-letter topic.
+	// Default 512 KiB, at most 768 KiB.
+	MaxSubjectBytes int `yaml:"max_subject_bytes"`
+	// MaxPolicyFileBytes bounds a gating.yaml (remote rule file) event's
+	// content; a larger one goes to the dead-letter topic. Default
+	// 256 KiB, below max_subject_bytes.
+	MaxPolicyFileBytes int `yaml:"max_policy_file_bytes"`
 }
 
 // DefaultBrokers is where `factory2 dev` listens.
@@ -206,6 +215,10 @@ func Default() Config {
 		},
 		Ingest: Ingest{
 			MaxEventBytes: ingest.DefaultMaxEventBytes,
+		},
+		Gating: Gating{
+			MaxSubjectBytes:    gating.DefaultMaxSubjectBytes,
+			MaxPolicyFileBytes: gating.DefaultMaxPolicyFileBytes,
 		},
 	}
 }
@@ -282,6 +295,12 @@ func (c Config) Validate() error {
 	}
 	if err := gating.ValidateSigningRules(c.Gating.SigningRules); err != nil {
 		errs = append(errs, fmt.Errorf("gating.signing_rules: %w", err))
+	}
+	if b := c.Gating.MaxSubjectBytes; b <= 0 || b > gating.MaxSubjectBytesLimit {
+		errs = append(errs, fmt.Errorf("gating.max_subject_bytes %d: must be in (0, %d]", b, gating.MaxSubjectBytesLimit))
+	}
+	if b := c.Gating.MaxPolicyFileBytes; b <= 0 || b >= c.Gating.MaxSubjectBytes {
+		errs = append(errs, fmt.Errorf("gating.max_policy_file_bytes %d: must be positive and below gating.max_subject_bytes (%d)", b, c.Gating.MaxSubjectBytes))
 	}
 	for i, r := range c.Gating.ProductVersions {
 		if r.Match == "" || r.ProductVersion == "" {

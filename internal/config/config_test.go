@@ -26,7 +26,8 @@ func TestLoadGood(t *testing.T) {
 	}
 	if cfg.Processing.CommitInterval != 50*time.Millisecond || cfg.Topics.Partitions != 12 ||
 		len(cfg.Gating.SigningRules) != 1 || cfg.Gating.SigningRules[0].Priority != 10 ||
-		cfg.HTTP.MaxBodyBytes != Default().HTTP.MaxBodyBytes {
+		cfg.HTTP.MaxBodyBytes != Default().HTTP.MaxBodyBytes ||
+		cfg.Gating.MaxSubjectBytes != 600000 || cfg.Gating.MaxPolicyFileBytes != 131072 {
 		t.Fatalf("unexpected config: %+v", cfg)
 	}
 }
@@ -34,6 +35,10 @@ func TestLoadGood(t *testing.T) {
 func TestLoadBad(t *testing.T) {
 	for file, wants := range map[string][]string{
 		"unknown-key.bad.yml": {"line 3", "commit_intervall"},
+		"gating-bounds.bad.yml": {
+			"gating.max_subject_bytes 1048576: must be in (0, 786432]",
+			"gating.max_policy_file_bytes 0: must be positive",
+		},
 		"invalid.bad.yml": {
 			`"nohostport"`, "instance_id", "partitions 0", "commit_interval 0s",
 			"http.addr", "signing rule no-key: key_id is required",
@@ -111,5 +116,15 @@ func TestLoadBadHTTPBounds(t *testing.T) {
 		if !strings.Contains(err.Error(), w) {
 			t.Errorf("error %q does not mention %q", err, w)
 		}
+	}
+}
+
+func TestDefaultGatingBounds(t *testing.T) {
+	cfg, err := Load("testdata/empty.good.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Gating.MaxSubjectBytes != 512<<10 || cfg.Gating.MaxPolicyFileBytes != 256<<10 {
+		t.Fatalf("gating bounds %d, %d; want 512 KiB, 256 KiB", cfg.Gating.MaxSubjectBytes, cfg.Gating.MaxPolicyFileBytes)
 	}
 }

@@ -37,6 +37,11 @@ type Engine struct {
 	remotePath    string
 	version       string
 	remote        *remoteCache
+	// reevalChunk is the number of subjects a punctuation re-evaluates.
+	reevalChunk int
+	// maxSubjectBytes and maxPolicyFileBytes are the bounds of
+	// WithMaxSubjectBytes and WithMaxPolicyFileBytes.
+	maxSubjectBytes, maxPolicyFileBytes int
 }
 
 // Option configures an Engine.
@@ -47,6 +52,9 @@ type options struct {
 	nvrTypes        []string
 	remotePath      string
 	remoteCacheSize int
+	reevalChunk     int
+
+	maxSubjectBytes, maxPolicyFileBytes int
 }
 
 type optionFunc func(*options)
@@ -82,6 +90,16 @@ func WithRemotePolicyCacheSize(n int) Option {
 	return optionFunc(func(o *options) { o.remoteCacheSize = n })
 }
 
+// WithReevaluationChunk sets how many stored subjects one punctuation
+// re-evaluates after the engine changed (default
+// DefaultReevaluationChunk); the others follow in the next transactions,
+// so that one transaction stays well within the transaction timeout
+// whatever the number of subjects. It changes no decision, so it is not
+// part of the engine version.
+func WithReevaluationChunk(n int) Option {
+	return optionFunc(func(o *options) { o.reevalChunk = n })
+}
+
 // NewEngine returns an engine for a policy set (nil: no policies) and
 // signing rules. It reports every invalid rule and option at once.
 func NewEngine(policies *PolicySet, rules []SigningRule, opts ...Option) (*Engine, error) {
@@ -89,6 +107,10 @@ func NewEngine(policies *PolicySet, rules []SigningRule, opts ...Option) (*Engin
 		nvrTypes:        []string{SubjectKojiBuild, SubjectContainerImage},
 		remotePath:      DefaultRemoteRulePath,
 		remoteCacheSize: 4096,
+		reevalChunk:     DefaultReevaluationChunk,
+
+		maxSubjectBytes:    DefaultMaxSubjectBytes,
+		maxPolicyFileBytes: DefaultMaxPolicyFileBytes,
 	}
 	for _, opt := range opts {
 		opt.apply(&o)
@@ -107,6 +129,12 @@ func NewEngine(policies *PolicySet, rules []SigningRule, opts ...Option) (*Engin
 	if o.remoteCacheSize <= 0 {
 		errs = append(errs, errors.New("gating: remote policy cache size must be positive"))
 	}
+	if o.reevalChunk <= 0 {
+		errs = append(errs, errors.New("gating: re-evaluation chunk must be positive"))
+	}
+	if err := validateBounds(o.maxSubjectBytes, o.maxPolicyFileBytes); err != nil {
+		errs = append(errs, err)
+	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
@@ -120,6 +148,10 @@ func NewEngine(policies *PolicySet, rules []SigningRule, opts ...Option) (*Engin
 		ignoreMissing: map[string]bool{SubjectBodhiUpdate: true},
 		remotePath:    o.remotePath,
 		remote:        &remoteCache{max: o.remoteCacheSize, m: map[remoteKey]remoteParsed{}},
+		reevalChunk:   o.reevalChunk,
+
+		maxSubjectBytes:    o.maxSubjectBytes,
+		maxPolicyFileBytes: o.maxPolicyFileBytes,
 	}
 	for _, t := range o.nvrTypes {
 		e.nvrTypes[NormalizeSubjectType(t)] = true

@@ -39,8 +39,8 @@ func Spec(cat *topics.Catalog, e *Engine) processors.Spec {
 		Outputs: []string{p.gating, p.autosign, p.signed},
 		Stores:  []string{StoreSubjects},
 		New:     func(int32) processors.Processor { return p },
-		// Punctuation re-evaluates the stored subjects once after the
-		// policies or signing rules changed; otherwise it is one Get.
+		// Punctuation re-evaluates the stored subjects, in chunks, after
+		// the policies or signing rules changed; otherwise it is two Gets.
 		PunctuateEvery: time.Second,
 	}
 }
@@ -54,69 +54,160 @@ type Processor struct {
 }
 
 // Process implements processors.Processor. Records gating has no use for,
-// records that lack what gating needs, and records whose key is not their
-// subject (which would break co-partitioning) are rejected to the
-// dead-letter topic; a stored state that does not decode is fatal.
+// records that lack what gating needs, records whose key is not their
+// subject (which would break co-partitioning), gating.yaml files over
+// WithMaxPolicyFileBytes and records that would grow their subject's
+// state over WithMaxSubjectBytes are rejected to the dead-letter topic; a
+// stored state that does not decode is fatal.
+//
+// The size of a subject is checked cheaply: the cached subject carries an
+// estimate from above of its encoding, and only an estimate near the
+// maximum makes Process apply the record to a copy and measure it.
 func (p *Processor) Process(c *processors.Context, in *processors.Input) error {
 	if len(in.Key) == 0 || in.Key[0] == 0 {
 		return processors.Reject("gating: record key %q is not a subject identifier", in.Key)
 	}
-	s, err := p.subject(c, in.Key)
+	// Checked before the state is read: a record stored under another
+	// key than its subject would sit in the wrong partition's state, out
+	// of reach of the subject's other events and of queries.
+	if id, ok := subjectOf(in.Record); ok && id != "" && id != string(in.Key) {
+		return processors.Reject("gating: record key %q is not the record's subject %q", in.Key, id)
+	}
+	if f, ok := in.Record.(*avro.RemoteRuleFile); ok && len(f.Content) > p.engine.maxPolicyFileBytes {
+		return processors.Reject("gating: remote rule file %s of %s is %d bytes, over the limit of %d bytes for a policy file",
+			f.Path, f.SubjectID, len(f.Content), p.engine.maxPolicyFileBytes)
+	}
+	cs, err := p.subject(c, in.Key)
 	if err != nil {
 		return err
 	}
+	grow := applyBound(in.Record)
+	if cs.size+grow > p.engine.subjectCheckBytes() {
+		return p.applyChecked(c, in, cs)
+	}
 	// Apply validates a record before it changes anything, so a rejected
 	// record leaves the cached subject as it was.
-	changed, err := s.Apply(in.Record)
-	switch {
-	case errors.Is(err, ErrUnsupportedRecord), errors.Is(err, ErrInvalidRecord), errors.Is(err, ErrSubjectMismatch):
-		return processors.Reject("%v", err)
-	case err != nil:
-		return err
-	case !changed:
-		return nil // a duplicate, or an older fact than the state holds
+	changed, err := cs.s.Apply(in.Record)
+	if err != nil || !changed {
+		return applyError(err) // !changed: a duplicate, or an older fact than the state holds
 	}
-	return p.decide(c, in.Key, s, in.Record.Env())
+	cs.size += grow
+	p.emit(c, cs, p.decisions(in.Key, cs.s, in.Record.Env()))
+	return nil
 }
 
-// decide emits the decisions of s that changed after trigger, and marks s
-// to be stored when the transaction commits (Flush).
-func (p *Processor) decide(c *processors.Context, key []byte, s *Subject, trigger *avro.Envelope) error {
+// applyError turns an error of Subject.Apply about the record into a
+// rejection.
+func applyError(err error) error {
+	if errors.Is(err, ErrUnsupportedRecord) || errors.Is(err, ErrInvalidRecord) || errors.Is(err, ErrSubjectMismatch) {
+		return processors.Reject("%v", err)
+	}
+	return err
+}
+
+// applyChecked applies in to a copy of the cached subject and keeps the
+// copy only if its encoding, decisions included, stays within the
+// engine's maximum (or does not grow): the exact check that Process makes
+// when the estimate of the subject's size nears the maximum. A rejected
+// record leaves the subject as it was and emits nothing.
+func (p *Processor) applyChecked(c *processors.Context, in *processors.Input, cs *cachedSubject) error {
+	before, err := cs.s.MarshalBinary()
+	if err != nil {
+		return fmt.Errorf("gating: encoding subject %s: %w", in.Key, err)
+	}
+	cs.size = len(before)
+	s := &Subject{}
+	if err := s.UnmarshalBinary(before); err != nil {
+		return fmt.Errorf("gating: copying subject %s: %w", in.Key, err)
+	}
+	changed, err := s.Apply(in.Record)
+	if err != nil || !changed {
+		return applyError(err)
+	}
+	outs := p.decisions(in.Key, s, in.Record.Env())
+	after, err := s.MarshalBinary()
+	if err != nil {
+		return fmt.Errorf("gating: encoding subject %s: %w", in.Key, err)
+	}
+	if max := p.engine.maxSubjectBytes; len(after) > max && len(after) > len(before) {
+		return processors.Reject("gating: subject %s would take %d bytes with this record, over the limit of %d bytes per subject; it keeps its %d bytes",
+			in.Key, len(after), max, len(before))
+	}
+	cs.s, cs.size = s, len(after)
+	p.emit(c, cs, outs)
+	return nil
+}
+
+// subjectOf returns the subject identifier a gating input is about; ok is
+// false for records that are not gating inputs (Apply rejects those).
+func subjectOf(r avro.Record) (id string, ok bool) {
+	switch e := r.(type) {
+	case *avro.BuildEvent:
+		return e.NVR, true
+	case *avro.SignEvent:
+		return e.NVR, true
+	case *avro.TestResult:
+		return e.SubjectID, true
+	case *avro.Waiver:
+		return e.SubjectID, true
+	case *avro.RemoteRuleFile:
+		return e.SubjectID, true
+	}
+	return "", false
+}
+
+// decisions returns the decisions of s (the subject of key) that changed
+// after trigger; it records them in s.
+func (p *Processor) decisions(key []byte, s *Subject, trigger *avro.Envelope) []processors.Output {
+	var outs []processors.Output
 	for _, d := range p.engine.Gating(s, trigger) {
-		c.Emit(p.gating, key, d)
+		outs = append(outs, processors.Output{Topic: p.gating, Key: key, Record: d})
 	}
 	for _, r := range p.engine.Autosign(s, trigger) {
-		switch r.(type) {
-		case *avro.SignedStatus:
-			c.Emit(p.signed, key, r)
-		default:
-			c.Emit(p.autosign, key, r)
+		topic := p.autosign
+		if _, ok := r.(*avro.SignedStatus); ok {
+			topic = p.signed
 		}
+		outs = append(outs, processors.Output{Topic: topic, Key: key, Record: r})
 	}
-	c.TxnCache()[string(key)].(*cachedSubject).dirty = true
-	return nil
+	return outs
+}
+
+// emit emits outs, decisions of the cached subject cs, and marks cs to be
+// stored when the transaction commits (Flush).
+func (p *Processor) emit(c *processors.Context, cs *cachedSubject, outs []processors.Output) {
+	for _, o := range outs {
+		c.Emit(o.Topic, o.Key, o.Record)
+		cs.size += recordBound(o.Record)
+	}
+	cs.dirty = true
 }
 
 // cachedSubject is a subject decoded once per transaction.
 type cachedSubject struct {
 	s     *Subject
 	dirty bool
+	// size estimates the length of s's encoding from above: exact when
+	// s was decoded or encoded, then grown by a bound of what each
+	// applied record and emitted decision adds (see applyBound).
+	size int
 }
 
 // subject returns the subject of key, decoded from the state on first use
 // in the transaction and kept in its cache after: a build's events mostly
 // arrive together, so one decode and one encode serve them all.
-func (p *Processor) subject(c *processors.Context, key []byte) (*Subject, error) {
+func (p *Processor) subject(c *processors.Context, key []byte) (*cachedSubject, error) {
 	cache := c.TxnCache()
 	if cs, ok := cache[string(key)].(*cachedSubject); ok {
-		return cs.s, nil
+		return cs, nil
 	}
 	s, err := LoadSubject(c, key)
 	if err != nil {
 		return nil, err
 	}
-	cache[string(key)] = &cachedSubject{s: s}
-	return s, nil
+	cs := &cachedSubject{s: s, size: s.encodedSize}
+	cache[string(key)] = cs
+	return cs, nil
 }
 
 // Flush implements processors.Flusher: it stores the subjects the
@@ -134,74 +225,9 @@ func (p *Processor) Flush(c *processors.Context) error {
 		if err := c.Put(StoreSubjects, []byte(key), b); err != nil {
 			return err
 		}
-		cs.dirty = false
+		cs.dirty, cs.size = false, len(b)
 	}
 	return nil
-}
-
-// engineVersionKey holds, in the subjects store, the version of the engine
-// the task's decisions were last computed with. No subject identifier
-// starts with a NUL byte.
-var engineVersionKey = []byte("\x00engine-version")
-
-// Punctuate implements processors.Punctuator: the first time a task runs
-// with an engine (policies, signing rules, options) other than the one its
-// decisions were computed with, it re-evaluates every subject it holds and
-// emits the decisions that changed, so a policy change reaches subjects
-// that receive no new event. Those decisions are triggered by the engine
-// version at the wall-clock time of the punctuation (no input event is
-// behind them); they commit exactly once with the rest of the transaction.
-func (p *Processor) Punctuate(c *processors.Context, now time.Time) (more bool, err error) {
-	return false, p.punctuate(c, now)
-}
-
-func (p *Processor) punctuate(c *processors.Context, now time.Time) error {
-	v, ok, err := c.Get(StoreSubjects, engineVersionKey)
-	if err != nil {
-		return err
-	}
-	if ok && string(v) == p.engine.Version() {
-		return nil
-	}
-	// Subjects already evaluated with this engine emit nothing: Gating
-	// skips a subject whose inputs (the engine version among them) are
-	// unchanged, and Autosign emits once per state.
-	trigger := &avro.Envelope{
-		ID:        "engine/" + p.engine.Version(),
-		Source:    SourceGating,
-		EventTime: now.UTC().Truncate(time.Microsecond),
-	}
-	trigger.IngestTime = trigger.EventTime
-	var keys [][]byte
-	err = c.Scan(StoreSubjects, []byte{1}, nil, func(k, _ []byte) error {
-		keys = append(keys, append([]byte(nil), k...))
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	for _, k := range keys {
-		if err := p.reevaluate(c, k, trigger); err != nil {
-			return err
-		}
-	}
-	return c.Put(StoreSubjects, engineVersionKey, []byte(p.engine.Version()))
-}
-
-func (p *Processor) reevaluate(c *processors.Context, key []byte, trigger *avro.Envelope) error {
-	s, err := p.subject(c, key)
-	if err != nil {
-		return err
-	}
-	if s.GatingInput == p.engine.gatingInput(s) {
-		// Already decided with this engine (a restart, or a subject
-		// that arrived since the engine changed): nothing to write, so
-		// no changelog record either. Autosign depends only on state
-		// gating's fingerprint covers or on tags and signatures, which
-		// were decided when they arrived.
-		return nil
-	}
-	return p.decide(c, key, s, trigger)
 }
 
 // Getter reads a stored value; *processors.Context and a Runner (through
