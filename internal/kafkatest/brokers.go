@@ -467,26 +467,41 @@ func (b *Brokers) cleanup() {
 	}
 }
 
-// tailLines is how much of each node's log a failed test shows.
-const tailLines = 30
+// tailLines is how many warnings and errors of each node's log a failed test shows.
+const tailLines = 20
 
+// logTails logs the last warnings and errors of each node's broker log, and the
+// end of its JVM output (where a crash shows).
 func (b *Brokers) logTails() {
 	for _, node := range b.nodes {
 		name := node
 		if name != "single" {
 			name = "cluster-" + node
 		}
-		for _, f := range []string{"server.log", "stdout.log"} {
-			path := filepath.Join(b.dir, name, "logs", f)
-			data, err := os.ReadFile(path)
-			if err != nil || len(data) == 0 {
-				continue
-			}
-			lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
-			lines = lines[max(0, len(lines)-tailLines):]
-			b.t.Logf("kafkatest: last lines of %s:\n%s", path, strings.Join(lines, "\n"))
+		logs := filepath.Join(b.dir, name, "logs")
+		b.logTail(filepath.Join(logs, "server.log"), func(l string) bool {
+			return strings.Contains(l, "] WARN ") || strings.Contains(l, "] ERROR ") || strings.Contains(l, "] FATAL ")
+		})
+		b.logTail(filepath.Join(logs, "stdout.log"), func(string) bool { return true })
+	}
+}
+
+func (b *Brokers) logTail(path string, keep func(string) bool) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return
+	}
+	var lines []string
+	for l := range strings.Lines(string(data)) {
+		if keep(l) {
+			lines = append(lines, strings.TrimRight(l, "\n"))
 		}
 	}
+	if len(lines) == 0 {
+		return
+	}
+	lines = lines[max(0, len(lines)-tailLines):]
+	b.t.Logf("kafkatest: last lines of %s (for this failure):\n%s", path, strings.Join(lines, "\n"))
 }
 
 // scriptError is a failed kafka.sh run, with what it said on stderr.

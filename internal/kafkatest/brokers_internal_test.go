@@ -109,3 +109,35 @@ func TestSkipOrFailWithoutJava(t *testing.T) {
 		}
 	}
 }
+
+// logTB records what is logged.
+type logTB struct {
+	testing.TB
+	logs []string
+}
+
+func (l *logTB) Logf(format string, args ...any) { l.logs = append(l.logs, fmt.Sprintf(format, args...)) }
+
+func TestLogTailsShowsWarningsAndErrors(t *testing.T) {
+	dir := t.TempDir()
+	logs := filepath.Join(dir, "cluster-2", "logs")
+	if err := os.MkdirAll(logs, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	server := "[2026-01-01 00:00:00,000] INFO started (kafka.Kafka)\n" +
+		"[2026-01-01 00:00:01,000] WARN slow (kafka.Log)\n" +
+		"[2026-01-01 00:00:02,000] ERROR broken (kafka.Log)\n"
+	if err := os.WriteFile(filepath.Join(logs, "server.log"), []byte(server), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rec := &logTB{TB: t}
+	b := &Brokers{t: rec, dir: dir, nodes: []string{"1", "2", "3"}}
+	b.logTails()
+	if len(rec.logs) != 1 {
+		t.Fatalf("logged %q, want one entry for cluster-2's server.log", rec.logs)
+	}
+	got := rec.logs[0]
+	if !strings.Contains(got, "WARN slow") || !strings.Contains(got, "ERROR broken") || strings.Contains(got, "INFO") {
+		t.Errorf("logged %q, want the WARN and ERROR lines only", got)
+	}
+}
