@@ -30,12 +30,16 @@ vet: ## go vet, and fail listing any Go file that gofmt would change
 	if [ -n "$$unformatted" ]; then echo "gofmt -w needed on:"; echo "$$unformatted"; exit 1; fi
 
 .PHONY: test-unit
-test-unit: ## Unit tests with -race on in-process kfake (real-broker tests skip)
-	env -u FACTORY2_KAFKA_BROKERS -u FACTORY2_REQUIRE_KAFKA $(GO) test -race -count=1 ./...
+test-unit: ## Unit tests with -race on in-process kfake (-short; real-broker tests skip)
+	env -u FACTORY2_KAFKA_BROKERS -u FACTORY2_REQUIRE_KAFKA $(GO) test -race -count=1 -short ./...
 
 .PHONY: test
 test: deps vet ## Full suite for CI: unit and integration tests against a real broker
 	deploy/test.sh
+
+.PHONY: chaos
+chaos: deps ## Long fault tests (Test...Chaos...) with FACTORY2_CHAOS=1, brokers killed and restarted
+	deploy/chaos.sh
 
 .PHONY: bench
 bench: deps ## Run the benchmarks against the real broker (BENCH=regexp, BENCHTIME=...)

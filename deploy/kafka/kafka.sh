@@ -3,18 +3,27 @@
 # (combined broker+controller) on 127.0.0.1 for factory2's integration tests.
 #
 #   kafka.sh fetch               jars of Kafka $KAFKA_VERSION into .cache/<version>/lib
-#   kafka.sh up                  one broker; prints its bootstrap address
+#   kafka.sh check               fail, saying what is missing, unless Java 17+ and the jars are there
+#   kafka.sh up                  one broker on fresh storage; prints its bootstrap address
 #   kafka.sh up-cluster          three brokers (3 voters); prints the bootstrap addresses
 #   kafka.sh down [single|cluster|all]   stop what up/up-cluster started (default: all)
 #   kafka.sh status              what runs
-#   kafka.sh stop-broker N | kill-broker N | start-broker N | restart-broker N
-#                                cluster node N (1..3): SIGTERM, SIGKILL, start on its
-#                                data (prints its address), stop then start
+#   kafka.sh stop-broker NODE... | kill-broker NODE... | start-broker NODE... | restart-broker NODE...
+#                                NODE is `single` or cluster node 1..3: SIGTERM, SIGKILL,
+#                                start on its data (prints the addresses), stop then start
 #   kafka.sh clean               down, then remove run/ (storage and logs)
+#
+# Several independent instances run side by side when each caller names its own run
+# directory and ports (FACTORY2_KAFKA_RUN, FACTORY2_KAFKA_PORT, ...; see README.md). The
+# ports are read from the environment only when a node is created; a node started
+# again on its data keeps the ports its config names.
 #
 # Everything this script starts is a java process whose command line names its own run
 # directory (run/<name>/); pid files, liveness and `down` rely on that, never on process
 # names. Progress goes to stderr; stdout carries only the bootstrap address line.
+# With FACTORY2_KAFKA_OWNER_PID set, every broker started is SIGKILLed as soon as that
+# process has exited (a watchdog per broker checks every second), so that a test
+# process that dies without cleaning up leaves no broker behind.
 set -euo pipefail
 
 # Kafka 4.4.0, the newest release; its broker needs Java 17+, which Debian 12 ships.
@@ -24,10 +33,13 @@ KAFKA_VERSION="${KAFKA_VERSION:-4.4.0}"
 LOG4J_VERSION="${LOG4J_VERSION:-2.25.5}"
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-cache_dir="${FACTORY2_KAFKA_CACHE:-$here/.cache}/$KAFKA_VERSION"
+self="$here/$(basename "${BASH_SOURCE[0]}")"
+# Absolute paths: a node's directory names its broker on the java command line, which
+# must read the same whatever directory a later call runs from.
+cache_dir="$(realpath -m "${FACTORY2_KAFKA_CACHE:-$here/.cache}")/$KAFKA_VERSION"
 lib_dir="$cache_dir/lib"
 marker="$cache_dir/.complete"
-run_root="${FACTORY2_KAFKA_RUN:-$here/run}"
+run_root="$(realpath -m "${FACTORY2_KAFKA_RUN:-$here/run}")"
 
 host=127.0.0.1
 single_port="${FACTORY2_KAFKA_PORT:-29092}"
@@ -37,6 +49,8 @@ cluster_controller_ports="${FACTORY2_KAFKA_CLUSTER_CONTROLLER_PORTS:-29193,29293
 read -r -a cluster_ports <<<"${cluster_ports//,/ }"
 read -r -a cluster_controller_ports <<<"${cluster_controller_ports//,/ }"
 heap="${FACTORY2_KAFKA_HEAP:-512m}"
+# Extra JVM options for the brokers, split on spaces (e.g. -XX:TieredStopAtLevel=1).
+read -r -a jvm_opts <<<"${FACTORY2_KAFKA_JVM_OPTS:-}"
 up_timeout="${FACTORY2_KAFKA_UP_TIMEOUT:-90}"
 stop_timeout="${FACTORY2_KAFKA_STOP_TIMEOUT:-30}"
 
@@ -150,6 +164,40 @@ is_ours() {
 	[[ $cmdline == *"-Dfactory2.kafka.node=$dir "* ]]
 }
 
+# node_ports NAME prints the broker and controller ports that NAME's config names.
+node_ports() {
+	local conf ports
+	conf="$(node_dir "$1")/server.properties"
+	ports="$(sed -n 's#^listeners=PLAINTEXT://[^:]*:\([0-9]*\),CONTROLLER://[^:]*:\([0-9]*\)$#\1 \2#p' "$conf" 2>/dev/null)"
+	[[ $ports =~ ^[0-9]+\ [0-9]+$ ]] || die "no listeners in $conf"
+	printf '%s\n' "$ports"
+}
+
+# addrs NAME... prints the bootstrap addresses of the named nodes, comma separated.
+addrs() {
+	local name ports out=()
+	for name in "$@"; do
+		ports="$(node_ports "$name")"
+		out+=("$host:${ports%% *}")
+	done
+	(
+		IFS=,
+		echo "${out[*]}"
+	)
+}
+
+# proc_start PID prints when process PID started (field 22 of /proc/PID/stat, in clock
+# ticks since boot), which tells it from a later process given the same pid; it fails
+# if PID does not exist or is a zombie.
+proc_start() {
+	local stat f
+	{ stat="$(<"/proc/$1/stat")"; } 2>/dev/null || return 1
+	stat="${stat##*) }" # after the command name, which may hold spaces and parentheses
+	read -r -a f <<<"$stat"
+	[[ ${f[0]} != Z ]] || return 1
+	printf '%s\n' "${f[19]}"
+}
+
 port_open() {
 	(exec 3<>"/dev/tcp/$host/$1") 2>/dev/null
 }
@@ -173,7 +221,8 @@ write_config() {
 	dir="$(node_dir "$name")"
 	mkdir -p "$dir/logs" "$dir/data"
 	cat >"$dir/server.properties" <<EOF
-# Written by deploy/kafka/kafka.sh for tests; rewritten on every start.
+# Written by deploy/kafka/kafka.sh for tests when the node was created; a start on
+# the node's data (start-broker) reuses it.
 process.roles=broker,controller
 node.id=$id
 controller.quorum.bootstrap.servers=$quorum
@@ -282,7 +331,7 @@ launch() {
 	# so $! is the java process itself; is_ours checks that below.
 	setsid nohup "$(java_bin)" "-Xmx$heap" "-Xms$heap" -server -XX:+UseG1GC \
 		-XX:MaxGCPauseMillis=20 -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true \
-		"-Dfactory2.kafka.node=$dir" \
+		"${jvm_opts[@]}" "-Dfactory2.kafka.node=$dir" \
 		"-Dlog4j2.configurationFile=$dir/log4j2.properties" "-Dkafka.logs.dir=$dir/logs" \
 		-cp "$lib_dir/*" kafka.Kafka "$dir/server.properties" \
 		>"$dir/logs/stdout.log" 2>&1 </dev/null 9>&- &
@@ -294,7 +343,35 @@ launch() {
 		sleep 0.1
 	done
 	is_ours "$pid" "$dir" || die "$name's broker did not start; see $dir/logs/stdout.log"
+	[[ -z ${FACTORY2_KAFKA_OWNER_PID:-} ]] || start_watchdog "$dir" "$pid" "$FACTORY2_KAFKA_OWNER_PID"
 	log "started $name (pid $pid), logs in $dir/logs"
+}
+
+# start_watchdog DIR PID OWNER runs `kafka.sh watch` for the broker PID of node DIR in
+# the background, detached like the broker.
+start_watchdog() {
+	local dir="$1" pid="$2" owner="$3" owner_start
+	owner_start="$(proc_start "$owner")" || {
+		kill -KILL "$pid" 2>/dev/null || true
+		die "FACTORY2_KAFKA_OWNER_PID=$owner is not a running process; killed the broker just started"
+	}
+	setsid nohup "$self" watch "$dir" "$pid" "$owner" "$owner_start" \
+		>>"$dir/logs/watchdog.log" 2>&1 </dev/null 9>&- &
+}
+
+# cmd_watch DIR PID OWNER OWNER_START: while the broker PID of node DIR runs, checks
+# every second that the process OWNER started at OWNER_START still runs, and SIGKILLs
+# the broker once it does not.
+cmd_watch() {
+	local dir="$1" pid="$2" owner="$3" owner_start="$4"
+	while is_ours "$pid" "$dir"; do
+		if [[ $(proc_start "$owner") != "$owner_start" ]]; then
+			log "owner pid $owner has exited; killing the broker of $dir (pid $pid)"
+			kill -KILL "$pid" 2>/dev/null || true
+			return 0
+		fi
+		sleep 1
+	done
 }
 
 # wait_ready TIMEOUT NAMES...: waits until every named broker listens and a Kafka
@@ -346,13 +423,11 @@ wait_ready() {
 
 # ---- single ------------------------------------------------------------------------
 
-single_addr() { printf '%s:%s\n' "$host" "$single_port"; }
-
 cmd_up() {
 	require_jars
 	if node_pid single >/dev/null; then
 		log "single broker already running"
-		single_addr
+		addrs single
 		return
 	fi
 	check_java
@@ -365,24 +440,15 @@ cmd_up() {
 	format single "$(new_uuid)" --standalone
 	launch single
 	# A broker that never gets ready is stopped rather than left behind.
-	trap 'stop_node single' EXIT
+	trap 'stop_nodes single' EXIT
 	wait_ready "$up_timeout" single
 	trap - EXIT
-	single_addr
+	addrs single
 }
 
 # ---- cluster -----------------------------------------------------------------------
 
 cluster_name() { printf 'cluster-%s\n' "$1"; }
-
-cluster_addrs() {
-	local i out=()
-	for i in 0 1 2; do out+=("$host:${cluster_ports[$i]}"); done
-	(
-		IFS=,
-		echo "${out[*]}"
-	)
-}
 
 cluster_config() {
 	local n="$1" i quorum=()
@@ -396,22 +462,25 @@ cluster_config() {
 
 cmd_up_cluster() {
 	require_jars
-	((${#cluster_ports[@]} == 3 && ${#cluster_controller_ports[@]} == 3)) ||
-		die "FACTORY2_KAFKA_CLUSTER_PORTS and FACTORY2_KAFKA_CLUSTER_CONTROLLER_PORTS need 3 ports each"
-	local n running=() stopped=()
-	for n in 1 2 3; do
-		if node_pid "$(cluster_name "$n")" >/dev/null; then running+=("$n"); else stopped+=("$n"); fi
+	local n name running=() stopped=() all=(cluster-1 cluster-2 cluster-3)
+	for name in "${all[@]}"; do
+		if node_pid "$name" >/dev/null; then running+=("$name"); else stopped+=("$name"); fi
 	done
 	if ((${#stopped[@]} == 0)); then
 		log "cluster already running"
-		cluster_addrs
+		addrs "${all[@]}"
 		return
 	fi
 	check_java
+	# A node that never gets ready is stopped rather than left behind.
+	# shellcheck disable=SC2064 # expanded now on purpose: the locals are gone at exit
+	trap "stop_nodes ${stopped[*]}" EXIT
 	if ((${#running[@]} > 0)); then
 		# Part of the cluster runs (e.g. after kill-broker): restart the rest on their data.
-		for n in "${stopped[@]}"; do start_node "$n"; done
+		for name in "${stopped[@]}"; do start_node "$name"; done
 	else
+		((${#cluster_ports[@]} == 3 && ${#cluster_controller_ports[@]} == 3)) ||
+			die "FACTORY2_KAFKA_CLUSTER_PORTS and FACTORY2_KAFKA_CLUSTER_CONTROLLER_PORTS need 3 ports each"
 		ports_free "${cluster_ports[@]}" "${cluster_controller_ports[@]}"
 		local cid controllers=() dirs=()
 		cid="$(new_uuid)"
@@ -433,58 +502,92 @@ cmd_up_cluster() {
 			pids+=($!)
 		done
 		for n in "${pids[@]}"; do wait "$n" || die "formatting the cluster failed"; done
-		for n in 1 2 3; do launch "$(cluster_name "$n")"; done
+		for name in "${all[@]}"; do launch "$name"; done
 	fi
-	# shellcheck disable=SC2064 # expanded now on purpose: the locals are gone at exit
-	trap "stop_cluster_nodes ${stopped[*]}" EXIT
-	wait_ready "$up_timeout" cluster-1 cluster-2 cluster-3
+	wait_ready "$up_timeout" "${all[@]}"
 	trap - EXIT
-	cluster_addrs
+	addrs "${all[@]}"
 }
 
-check_node_arg() {
-	[[ ${1:-} =~ ^[123]$ ]] || die "expected a cluster node number 1, 2 or 3, got '${1:-}'"
+# ---- one node at a time ------------------------------------------------------------
+
+# node_names ARG... sets the caller's array `names` to the nodes that the arguments of
+# stop-broker and the like name: `single`, or a cluster node number 1..3.
+node_names() {
+	local a
+	names=()
+	(($# > 0)) || die "name the nodes: single, or cluster node numbers 1, 2, 3"
+	for a in "$@"; do
+		case "$a" in
+		single) names+=(single) ;;
+		1 | 2 | 3) names+=("$(cluster_name "$a")") ;;
+		*) die "expected single or a cluster node number 1, 2 or 3, got '$a'" ;;
+		esac
+	done
+	if [[ " ${names[*]} " == *" single "* ]] && ((${#names[@]} > 1)); then
+		die "single and cluster nodes belong to different clusters; name one kind per call"
+	fi
 }
 
+# start_node NAME starts NAME's broker on its data, with the config written when the
+# node was created (same node id and ports).
 start_node() {
-	local n="$1" name
-	name="$(cluster_name "$n")"
-	[[ -f $(node_dir "$name")/data/meta.properties ]] || die "$name has no storage; run: $0 up-cluster"
-	ports_free "${cluster_ports[$((n - 1))]}" "${cluster_controller_ports[$((n - 1))]}"
-	cluster_config "$n" # same ports and ids; keeps data/
+	local name="$1" dir ports
+	dir="$(node_dir "$name")"
+	[[ -f $dir/data/meta.properties ]] || die "$name has no storage in $dir; create it with up or up-cluster"
+	ports="$(node_ports "$name")"
+	ports_free "${ports%% *}" "${ports##* }"
 	launch "$name"
 }
 
 cmd_start_broker() {
-	check_node_arg "${1:-}"
+	local names name started=()
+	node_names "$@"
 	require_jars
-	local name
-	name="$(cluster_name "$1")"
-	if node_pid "$name" >/dev/null; then
-		log "$name already running"
-	else
+	for name in "${names[@]}"; do
+		if node_pid "$name" >/dev/null; then
+			log "$name already running"
+		else
+			started+=("$name")
+		fi
+	done
+	if ((${#started[@]} > 0)); then
 		check_java
-		start_node "$1"
 		# shellcheck disable=SC2064 # expanded now on purpose
-		trap "stop_node $name" EXIT
+		trap "stop_nodes ${started[*]}" EXIT
+		for name in "${started[@]}"; do start_node "$name"; done
 	fi
-	wait_ready "$up_timeout" "$name"
+	# All named nodes are waited for together: a cluster node restarted alone is ready
+	# only once it has a quorum, which may need the next one named.
+	wait_ready "$up_timeout" "${names[@]}"
 	trap - EXIT
-	printf '%s:%s\n' "$host" "${cluster_ports[$(($1 - 1))]}"
+	addrs "${names[@]}"
 }
 
 cmd_kill_broker() {
-	check_node_arg "${1:-}"
-	local name pid
-	name="$(cluster_name "$1")"
-	pid="$(node_pid "$name")" || {
-		log "$name is not running"
-		return
-	}
-	kill -KILL "$pid"
-	wait_gone "$pid" 10 || die "pid $pid survived SIGKILL"
-	rm -f "$(pid_file "$name")"
-	log "killed $name (pid $pid)"
+	local names name pid
+	node_names "$@"
+	for name in "${names[@]}"; do
+		pid="$(node_pid "$name")" || {
+			log "$name is not running"
+			continue
+		}
+		kill -KILL "$pid"
+		wait_gone "$pid" 10 || die "pid $pid survived SIGKILL"
+		rm -f "$(pid_file "$name")"
+		log "killed $name (pid $pid)"
+	done
+}
+
+cmd_stop_broker() {
+	local names
+	node_names "$@"
+	stop_nodes "${names[@]}"
+}
+
+cmd_restart_broker() {
+	cmd_stop_broker "$@"
+	cmd_start_broker "$@"
 }
 
 # ---- down / status -------------------------------------------------------------------
@@ -512,43 +615,26 @@ stop_node() {
 	rm -f "$(pid_file "$name")"
 }
 
-# stop_cluster_nodes N... stops cluster nodes side by side (see cmd_down).
-stop_cluster_nodes() {
-	local n pids=()
-	for n in "$@"; do
-		stop_node "$(cluster_name "$n")" &
-		pids+=($!)
-	done
-	for n in "${pids[@]}"; do wait "$n" || true; done
-}
-
-cmd_down() {
-	local what="${1:-all}" names=() name pids=()
-	case "$what" in
-	single) names=(single) ;;
-	cluster) names=(cluster-1 cluster-2 cluster-3) ;;
-	all) names=(single cluster-1 cluster-2 cluster-3) ;;
-	*) die "down takes single, cluster or all, not '$what'" ;;
-	esac
-	# Cluster nodes stop side by side: a controlled shutdown of the last ones waits on
-	# the quorum, which needs the others still up.
-	for name in "${names[@]}"; do
+# stop_nodes NAME... stops nodes side by side: a controlled shutdown of the last nodes
+# of a cluster waits on the quorum, which needs the others still up.
+stop_nodes() {
+	local name pids=() failed=0 p
+	for name in "$@"; do
 		stop_node "$name" &
 		pids+=($!)
 	done
-	local failed=0 p
 	for p in "${pids[@]}"; do wait "$p" || failed=1; done
 	((failed == 0)) || die "some brokers did not stop"
 }
 
-cmd_stop_broker() {
-	check_node_arg "${1:-}"
-	stop_node "$(cluster_name "$1")"
-}
-
-cmd_restart_broker() {
-	cmd_stop_broker "${1:-}"
-	cmd_start_broker "$1"
+cmd_down() {
+	local what="${1:-all}"
+	case "$what" in
+	single) stop_nodes single ;;
+	cluster) stop_nodes cluster-1 cluster-2 cluster-3 ;;
+	all) stop_nodes single cluster-1 cluster-2 cluster-3 ;;
+	*) die "down takes single, cluster or all, not '$what'" ;;
+	esac
 }
 
 cmd_status() {
@@ -556,8 +642,7 @@ cmd_status() {
 	for name in single cluster-1 cluster-2 cluster-3; do
 		if pid="$(node_pid "$name" 2>/dev/null)"; then
 			any=1
-			printf '%-10s running  pid %-8s %s\n' "$name" "$pid" \
-				"$(sed -n 's#^listeners=PLAINTEXT://\([^,]*\),.*#\1#p' "$(node_dir "$name")/server.properties")"
+			printf '%-10s running  pid %-8s %s\n' "$name" "$pid" "$(addrs "$name")"
 		fi
 	done
 	((any)) || echo "no broker running"
@@ -566,6 +651,12 @@ cmd_status() {
 	else
 		echo "Kafka $KAFKA_VERSION jars: not fetched (run: $0 fetch)"
 	fi
+}
+
+cmd_check() {
+	check_java
+	require_jars
+	log "Java $("$(java_bin)" -version 2>&1 | awk -F'"' '/version/ {print $2; exit}') and the Kafka $KAFKA_VERSION jars are ready"
 }
 
 cmd_clean() {
@@ -584,16 +675,20 @@ up | up-cluster | down | stop-broker | kill-broker | start-broker | restart-brok
 	;;
 esac
 
-case "${1:-}" in
+cmd="${1:-}"
+shift || true
+case "$cmd" in
 fetch) cmd_fetch ;;
+check) cmd_check ;;
 up) cmd_up ;;
 up-cluster) cmd_up_cluster ;;
-down) cmd_down "${2:-all}" ;;
+down) cmd_down "${1:-all}" ;;
 status) cmd_status ;;
-stop-broker) cmd_stop_broker "${2:-}" ;;
-kill-broker) cmd_kill_broker "${2:-}" ;;
-start-broker) cmd_start_broker "${2:-}" ;;
-restart-broker) cmd_restart_broker "${2:-}" ;;
+stop-broker) cmd_stop_broker "$@" ;;
+kill-broker) cmd_kill_broker "$@" ;;
+start-broker) cmd_start_broker "$@" ;;
+restart-broker) cmd_restart_broker "$@" ;;
 clean) cmd_clean ;;
+watch) cmd_watch "$@" ;; # internal: see start_watchdog
 *) usage ;;
 esac

@@ -17,6 +17,15 @@
 // named after the test with a random suffix and deletes it afterwards, and
 // [UniqueName] makes group and transactional IDs the same way.
 //
+// Fault tests that stop, kill and restart brokers get brokers of their own with
+// [StartBrokers]: one broker or a three-node cluster, started by
+// deploy/kafka/kafka.sh in the test's temporary directory on free loopback ports
+// and killed when the test ends. They need Java and the Kafka jars (make deps)
+// rather than FACTORY2_KAFKA_BROKERS, and skip in -short mode.
+// [Brokers.GroupCoordinatorIndex] and [Brokers.TxnCoordinatorIndex] say which node
+// to kill to hit a coordinator. Long fault tests are named Test...Chaos... and run
+// longer when [Chaos] reports FACTORY2_CHAOS=1 (make chaos).
+//
 // Helpers report problems with t.Fatalf, so they must be called from the test's own
 // goroutine.
 package kafkatest
