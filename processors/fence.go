@@ -39,7 +39,7 @@ func (r *Runner) fenceGeneration(ctx context.Context) error {
 	r.mu.Lock()
 	for topic, ps := range cl.CommittedOffsets() {
 		rt := kmsg.NewTxnOffsetCommitRequestTopic()
-		rt.Topic = topic
+		rt.Topic, rt.TopicID = topic, r.topicIDs[topic] // TxnOffsetCommit v6+ names topics by id
 		for p, eo := range ps {
 			if r.tasks[p] == nil || !r.owned[topic][p] {
 				continue

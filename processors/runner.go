@@ -166,6 +166,8 @@ type Runner struct {
 	processedByTopic map[string]prometheus.Counter
 	// retention is the changelogs' delete.retention.ms, by topic.
 	retention map[string]time.Duration
+	// topicIDs are the topics' ids (for requests the runner builds).
+	topicIDs map[string][16]byte
 
 	admin *kgo.Client // metadata and offsets; no transactions
 	sess  *kgo.GroupTransactSession
@@ -230,6 +232,7 @@ func NewRunner(spec Spec, cfg Config) (*Runner, error) {
 		tasks:      map[int32]*task{},
 		owned:      map[string]map[int32]bool{},
 		retention:  map[string]time.Duration{},
+		topicIDs:   map[string][16]byte{},
 		suspects:   map[recordRef]string{},
 		retry:      backoff{min: cfg.RetryBackoff, max: cfg.MaxRetryBackoff},
 
@@ -377,6 +380,7 @@ func (r *Runner) checkTopics(ctx context.Context) error {
 		if t != r.deadLetter {
 			parts[t] = len(d.Partitions)
 		}
+		r.topicIDs[t] = d.ID
 	}
 	if len(missing) > 0 {
 		return fmt.Errorf("processors: %s: %w", r.spec.Name, &missingTopicsError{missing})

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -98,6 +99,7 @@ func newE2E(t *testing.T) *e2e {
 	e := &e2e{env: env, cat: cat, codec: codec, spec: gating.Spec(cat, eng)}
 	e.cfg = processors.Config{
 		Brokers: env.Brokers(), InstanceID: "e2e", Catalog: cat, Codec: codec,
+		Logger:   slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo})),
 		StateDir: t.TempDir(), CommitInterval: 20 * time.Millisecond, SessionTimeout: 6 * time.Second,
 	}
 	if e.runner, err = processors.NewRunner(e.spec, e.cfg); err != nil {
@@ -373,4 +375,13 @@ func TestPolicyChangeReevaluatesStoredSubjects(t *testing.T) {
 	if again := e.decisions(t); len(again) != len(after) {
 		t.Fatalf("restart with the same policies emitted %d more decisions", len(again)-len(after))
 	}
+}
+
+// testWriter sends the runner's logs to the test log (shown for failed
+// tests and with -v).
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(b []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(b)))
+	return len(b), nil
 }
