@@ -116,7 +116,9 @@ type logTB struct {
 	logs []string
 }
 
-func (l *logTB) Logf(format string, args ...any) { l.logs = append(l.logs, fmt.Sprintf(format, args...)) }
+func (l *logTB) Logf(format string, args ...any) {
+	l.logs = append(l.logs, fmt.Sprintf(format, args...))
+}
 
 func TestLogTailsShowsWarningsAndErrors(t *testing.T) {
 	dir := t.TempDir()
