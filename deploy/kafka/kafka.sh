@@ -572,7 +572,7 @@ cmd_kill_broker() {
 			log "$name is not running"
 			continue
 		}
-		kill -KILL "$pid"
+		kill -KILL "$pid" 2>/dev/null || true # it may have exited meanwhile
 		wait_gone "$pid" 10 || die "pid $pid survived SIGKILL"
 		rm -f "$(pid_file "$name")"
 		log "killed $name (pid $pid)"

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -107,8 +108,9 @@ func RunDir(dir string) BrokersOpt {
 // It needs Java 17+ and the Kafka jars (from FACTORY2_KAFKA_CACHE, else the
 // repository's deploy/kafka/.cache; fetched with `kafka.sh fetch` when missing).
 // Without them it skips t, or fails t when FACTORY2_REQUIRE_KAFKA=1 (make test). It
-// skips t in -short mode (make test-unit). The ports are free ones on 127.0.0.1,
-// picked anew if a start fails on a port another process took meanwhile.
+// skips t in -short mode (make test-unit). The ports are free ones on 127.0.0.1
+// below the ephemeral range (see freePorts), picked anew if the start fails on a
+// port another process took meanwhile.
 func StartBrokers(t testing.TB, n int, opts ...BrokersOpt) *Brokers {
 	t.Helper()
 	if n != 1 && n != 3 {
@@ -299,21 +301,67 @@ func (b *Brokers) runWithPorts(ctx context.Context, ports []int, args ...string)
 	return b.runEnv(ctx, env, args...)
 }
 
-// freePorts returns n distinct ports on 127.0.0.1 that were free a moment ago: the
-// kernel's choice for listeners on port 0, all held open until every one is picked.
-// (Linux hands listeners odd ports and outgoing connections even ones first, so a
-// stopped broker's port is rarely taken before the broker starts again.)
+// Private brokers listen on ports below the kernel's ephemeral range, where no
+// bind to port 0 and no outgoing connection ever lands: a node stopped for a
+// while must find its port free again, and the many tests around that listen on
+// port 0 (kfake, httptest) would otherwise take it now and then.
+const (
+	portsLow  = 20000 // the lowest port picked
+	portsHigh = 32768 // above the highest; ip_local_port_range's low end if lower
+	// kafkaPortsLow and kafkaPortsHigh bound the ports kafka.sh uses by default
+	// (29092/29093 and 29192-29393), which are never picked.
+	kafkaPortsLow, kafkaPortsHigh = 29000, 29999
+)
+
+// freePorts returns n distinct ports on 127.0.0.1 that were free a moment ago,
+// picked at random below the ephemeral range and checked by listening on each;
+// all are held until every one is picked. Where the ephemeral range starts too
+// low to leave room, the kernel picks them (listening on port 0).
 func freePorts(n int) ([]int, error) {
+	hi := min(portsHigh, ephemeralLow())
+	var ls []net.Listener
+	defer func() {
+		for _, l := range ls {
+			l.Close()
+		}
+	}()
 	ports := make([]int, 0, n)
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+	for tries := 0; len(ports) < n; tries++ {
+		p := 0
+		if hi-portsLow >= 4000 && tries < 100*n {
+			if p = portsLow + rand.IntN(hi-portsLow); p >= kafkaPortsLow && p <= kafkaPortsHigh {
+				continue
+			}
+		}
+		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
 		if err != nil {
+			if p != 0 {
+				continue // taken: try another
+			}
 			return nil, fmt.Errorf("picking a free port: %w", err)
 		}
-		defer l.Close()
+		ls = append(ls, l)
 		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
 	}
 	return ports, nil
+}
+
+// ephemeralLow returns the low end of the kernel's ephemeral port range, or 0
+// if it cannot be read.
+func ephemeralLow() int {
+	data, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 0
+	}
+	fields := strings.Fields(string(data))
+	if len(fields) == 0 {
+		return 0
+	}
+	lo, err := strconv.Atoi(fields[0])
+	if err != nil {
+		return 0
+	}
+	return lo
 }
 
 // isPortClash reports whether a kafka.sh failure says a port was taken: kafka.sh's

@@ -38,12 +38,16 @@ func TestFreePortsAreDistinctAndFree(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	below := ephemeralLow() >= portsLow+4000 // else the kernel picks
 	seen := map[int]bool{}
 	for _, p := range ports {
 		if seen[p] {
 			t.Fatalf("port %d twice in %v", p, ports)
 		}
 		seen[p] = true
+		if below && (p < portsLow || p >= min(portsHigh, ephemeralLow()) || (p >= kafkaPortsLow && p <= kafkaPortsHigh)) {
+			t.Errorf("port %d of %v is not below the ephemeral range (from %d) or is near kafka.sh's defaults", p, ports, ephemeralLow())
+		}
 		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
 		if err != nil {
 			t.Fatalf("port %d of %v is not free after freePorts returned: %v", p, ports, err)

@@ -8,6 +8,11 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 const (
@@ -41,12 +46,14 @@ func UniqueName(t testing.TB) string {
 
 // Topic creates a topic named by [UniqueName] with the given partitions, the
 // brokers' default replication factor and configs (nil for defaults), waits until
-// metadata shows every partition with a leader, and deletes the topic when t ends
-// (best effort: a failure is only logged).
+// the metadata of every live broker shows every partition with a leader (a broker
+// learns of a new topic a moment after the controller commits it), and deletes the
+// topic when t ends (best effort: a failure is only logged).
 func Topic(t testing.TB, env *Env, partitions int, configs map[string]*string) string {
 	t.Helper()
 	name := UniqueName(t)
-	adm := Admin(t, env)
+	cl := Client(t, env)
+	adm := kadm.NewClient(cl)
 
 	ctx, cancel := context.WithTimeout(t.Context(), topicTimeout)
 	defer cancel()
@@ -58,7 +65,7 @@ func Topic(t testing.TB, env *Env, partitions int, configs map[string]*string) s
 		t.Fatalf("kafkatest: creating topic %s (%d partitions, configs %v): %v", name, partitions, fmtConfigs(configs), err)
 		return ""
 	}
-	// Registered after Admin's Close, so it runs before it.
+	// Registered after the client's Close, so it runs before it.
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), deleteTimeout)
 		defer cancel()
@@ -71,31 +78,59 @@ func Topic(t testing.TB, env *Env, partitions int, configs map[string]*string) s
 		}
 	})
 
-	WaitFor(t, topicTimeout, func() error {
-		md, err := adm.Metadata(ctx, name)
-		if err != nil {
-			return err
-		}
-		td, ok := md.Topics[name]
-		switch {
-		case !ok:
-			return fmt.Errorf("topic %s not in metadata", name)
-		case td.Err != nil:
-			return fmt.Errorf("topic %s: %w", name, td.Err)
-		case len(td.Partitions) != partitions:
-			return fmt.Errorf("topic %s: metadata shows %d of %d partitions", name, len(td.Partitions), partitions)
-		}
-		var errs []error
-		for _, p := range td.Partitions {
-			if p.Err != nil {
-				errs = append(errs, fmt.Errorf("partition %d: %w", p.Partition, p.Err))
-			} else if p.Leader < 0 {
-				errs = append(errs, fmt.Errorf("partition %d: no leader", p.Partition))
-			}
-		}
-		return errors.Join(errs...)
-	})
+	WaitFor(t, topicTimeout, func() error { return ledEverywhere(ctx, cl, name, partitions) })
 	return name
+}
+
+// ledEverywhere asks any broker which brokers are live, then each of them for
+// topic, and says where it does not show partitions with leaders. (kgo sends,
+// uncached, every MetadataRequest it is given.)
+func ledEverywhere(ctx context.Context, cl *kgo.Client, topic string, partitions int) error {
+	req := kmsg.NewPtrMetadataRequest()
+	rt := kmsg.NewMetadataRequestTopic()
+	rt.Topic = kmsg.StringPtr(topic)
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil {
+		return err
+	}
+	if len(resp.Brokers) == 0 {
+		return errors.New("the metadata lists no live broker")
+	}
+	var errs []error
+	for _, b := range resp.Brokers {
+		bresp, err := req.RequestWith(ctx, cl.Broker(int(b.NodeID)))
+		if err == nil {
+			err = led(bresp, topic, partitions)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("broker %d: %w", b.NodeID, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// led says what resp lacks of topic's partitions and their leaders.
+func led(resp *kmsg.MetadataResponse, topic string, partitions int) error {
+	if len(resp.Topics) != 1 {
+		return fmt.Errorf("topic %s: %d topics in metadata", topic, len(resp.Topics))
+	}
+	td := resp.Topics[0]
+	switch {
+	case td.ErrorCode != 0:
+		return fmt.Errorf("topic %s: %w", topic, kerr.ErrorForCode(td.ErrorCode))
+	case len(td.Partitions) != partitions:
+		return fmt.Errorf("topic %s: metadata shows %d of %d partitions", topic, len(td.Partitions), partitions)
+	}
+	var errs []error
+	for _, p := range td.Partitions {
+		if p.ErrorCode != 0 {
+			errs = append(errs, fmt.Errorf("partition %d: %w", p.Partition, kerr.ErrorForCode(p.ErrorCode)))
+		} else if p.Leader < 0 {
+			errs = append(errs, fmt.Errorf("partition %d: no leader", p.Partition))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 func fmtConfigs(configs map[string]*string) map[string]string {
