@@ -26,6 +26,8 @@ type metrics struct {
 	waiting           prometheus.Gauge
 	sessions          prometheus.Counter
 	lag               *prometheus.GaugeVec
+	endLookups        prometheus.Counter
+	refetched         prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -101,12 +103,20 @@ func newMetrics() *metrics {
 			Namespace: ns, Name: "task_lag_records",
 			Help: "Per assigned task: offsets between its inputs' last stable offsets and its position, summed over its input partitions (transaction markers count).",
 		}, []string{"partition"}),
+		endLookups: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: ns, Name: "input_end_lookups_total",
+			Help: "Times the merge asked the brokers for input partitions' ends, because a fetch answer did not say whether an idle input holds records older than the fetched ones (its leader is another broker).",
+		}),
+		refetched: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: ns, Name: "records_refetched_total",
+			Help: "Records fetched but still queued by the merge when a transaction committed; the consumer is set back to them and fetches them again.",
+		}),
 	}
 }
 
 func (m *metrics) each(fn func(prometheus.Collector)) {
 	for _, c := range []prometheus.Collector{m.processed, m.emitted, m.deadLettered, m.commits, m.changelogRecords, m.restoredRecords, m.tasks, m.processSeconds, m.commitSeconds,
-		m.aborts, m.consecutiveAborts, m.lastCommit, m.restoring, m.quarantined, m.waiting, m.sessions, m.lag} {
+		m.aborts, m.consecutiveAborts, m.lastCommit, m.restoring, m.quarantined, m.waiting, m.sessions, m.lag, m.endLookups, m.refetched} {
 		fn(c)
 	}
 }

@@ -2,7 +2,6 @@ package processors
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -134,12 +133,11 @@ type Rederived struct {
 // every output it would emit. It produces nothing and does not touch the
 // running processor's state or group.
 //
-// Inputs of one partition are merged across the input topics by record
-// timestamp (then topic order, then offset), the order a live run sees
-// when events arrive in time order. Live processing interleaves topics in
-// fetch order, so where two topics' events race, the live history may have
-// taken the other order; processors whose decisions converge (as gating's
-// do) then still reach the same final decisions.
+// Inputs of one partition are merged across the input topics exactly as
+// the runner merges them live (merge.go: the head with the smallest
+// record timestamp first, then input order, then offset; each
+// partition's log order kept), so the re-derived history is the live one,
+// intermediate decisions included.
 func Rederive(ctx context.Context, spec Spec, cfg Config, dir string, parts []int32, progress Progress) (*Rederived, error) {
 	cfg.setDefaults()
 	if err := errors.Join(spec.Validate(), cfg.validate()); err != nil {
@@ -206,8 +204,10 @@ func rederivePartition(ctx context.Context, spec Spec, cfg Config, dir string, p
 	}
 	defer cl.Close()
 
-	// Read the partition of every input up to its end, then merge.
-	var recs []*kgo.Record
+	// Read the partition of every input up to its end, then merge them
+	// as the runner does (merge.go): with every input read to its end,
+	// the runner's merge never waits, and takes the same heads.
+	queues := newQueues(spec.Inputs)
 	pos := map[string]int64{}
 	done := func() bool {
 		for t := range assign {
@@ -237,20 +237,31 @@ func rederivePartition(ctx context.Context, spec Spec, cfg Config, dir string, p
 			pos[r.Topic] = r.Offset + 1
 			read++
 			if !r.Attrs.IsControl() {
-				recs = append(recs, r)
+				for _, q := range queues {
+					if q.topic == r.Topic {
+						q.recs = append(q.recs, r)
+					}
+				}
 			}
 		})
 		if progress != nil {
 			progress(p, read, total)
 		}
 	}
-	topicIdx := map[string]int{}
-	for i, t := range spec.Inputs {
-		topicIdx[t] = i
+	var recs []*kgo.Record
+	for {
+		var best *inputQueue
+		for _, q := range queues {
+			if len(q.recs) > 0 && (best == nil || before(q.recs[0], q.idx, best.recs[0], best.idx)) {
+				best = q
+			}
+		}
+		if best == nil {
+			break
+		}
+		recs = append(recs, best.recs[0])
+		best.recs = best.recs[1:]
 	}
-	slices.SortStableFunc(recs, func(a, b *kgo.Record) int {
-		return cmp.Or(a.Timestamp.Compare(b.Timestamp), cmp.Compare(topicIdx[a.Topic], topicIdx[b.Topic]), cmp.Compare(a.Offset, b.Offset))
-	})
 
 	batch := db.NewBatch()
 	defer batch.Close()

@@ -66,6 +66,15 @@ type Config struct {
 	// headers, and its topic/partition/offset say where the original
 	// is). Default 64 KiB.
 	MaxDeadLetterBytes int
+	// MaxTaskIdle is how long a task whose other inputs have records
+	// waits for an input partition that has nothing fetched and nothing
+	// more committed, before it processes without it (Kafka Streams'
+	// max.task.idle.ms). Data already committed to a partition is always
+	// waited for, whatever MaxTaskIdle: that is what keeps the order of
+	// events the same live and in replay. 0 (the default) waits for
+	// nothing that is not yet produced; negative takes heads as they
+	// come without waiting for anything (not recommended).
+	MaxTaskIdle time.Duration
 	// RetryBackoff and MaxRetryBackoff bound the wait between retries
 	// after a Kafka fault or failed transaction. Defaults 100ms and 10s.
 	RetryBackoff, MaxRetryBackoff time.Duration
@@ -189,6 +198,13 @@ type Runner struct {
 	// fatal is set (under mu) by a group callback that failed in a way
 	// the loop must stop for, such as a split assignment.
 	fatal error
+
+	// pollSeq numbers the polls (under mu): what a poll reports of a
+	// partition's end is evidence for the records fetched before it.
+	pollSeq uint64
+	// idleWake is the earliest end of a task's Config.MaxTaskIdle wait
+	// (under mu), zero when none waits.
+	idleWake time.Time
 
 	// The loop's own state, touched by the loop goroutine only.
 	inTxn bool
@@ -447,6 +463,17 @@ func (r *Runner) session(ctx context.Context) error {
 		kgo.OnPartitionsLost(r.lost),
 		kgo.RecordPartitioner(partitioner(r.changelogs)),
 		kgo.FetchMaxWait(r.cfg.CommitInterval),
+		// Transaction markers are returned (and skipped by the loop), so
+		// the position of a partition reaches its last stable offset
+		// exactly and the merge can tell "caught up" from "one more
+		// record to fetch" (see merge.go).
+		kgo.KeepControlRecords(),
+		// Every fetch answer then lists every partition it asked for,
+		// with its last stable offset, including those with nothing new:
+		// the merge's evidence that an idle input holds nothing older
+		// than the records that came with it. An incremental fetch
+		// session leaves unchanged partitions out.
+		kgo.DisableFetchSessions(),
 		// A short linger batches outputs into fewer produce requests
 		// (12k requests for 200k events without it); it never delays a
 		// commit, which flushes first.
@@ -537,12 +564,8 @@ func (r *Runner) loop(ctx context.Context) error {
 			r.problem("restore", err)
 			sleep(ctx, r.retry.next())
 		}
-		maxRecords := r.cfg.MaxPollRecords
-		if r.isolate != nil {
-			maxRecords = 1
-		}
-		pctx, cancel := context.WithDeadline(ctx, deadline)
-		fetches := r.sess.PollRecords(pctx, maxRecords)
+		pctx, cancel := context.WithDeadline(ctx, r.pollDeadline(deadline))
+		fetches := r.sess.PollRecords(pctx, r.cfg.MaxPollRecords)
 		cancel()
 		if ctx.Err() != nil {
 			// The records this poll returned already count as consumed
@@ -586,7 +609,7 @@ func (r *Runner) loop(ctx context.Context) error {
 		// committing after every small poll saturated it (p50 latency
 		// tripled at 2,000 events/s) once commits got cheap. While
 		// isolating a failure, every record is its own transaction.
-		caughtUp := r.inTxn && r.sess.Client().BufferedFetchRecords() == 0 &&
+		caughtUp := r.inTxn && r.sess.Client().BufferedFetchRecords() == 0 && !r.anyQueued() &&
 			now.Sub(lastCommit) >= min(minCommitGap, r.cfg.CommitInterval)
 		if !now.Before(deadline) || caughtUp || (r.isolate != nil && r.inTxn) {
 			lastCommit = now
@@ -706,58 +729,119 @@ func (r *Runner) begin() error {
 	return nil
 }
 
-// process handles the records of one poll. Tasks that must first restore
-// do so before the lock is taken. An error means the open transaction
-// must abort (see failed).
+// process queues the records of one poll and processes, in merge order
+// (merge.go), every queued record the merge allows. Tasks that must first
+// restore do so before the lock is taken. An error means the open
+// transaction must abort (see failed).
 func (r *Runner) process(ctx context.Context, fetches kgo.Fetches) error {
-	if fetches.NumRecords() == 0 {
-		return nil
-	}
+	r.mu.Lock()
+	r.enqueue(fetches)
 	var need []int32
-	fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
-		if len(fp.Records) > 0 && !slices.Contains(need, fp.Partition) {
-			need = append(need, fp.Partition)
+	for p, t := range r.tasks {
+		if !t.restored && t.queued() {
+			need = append(need, p)
 		}
-	})
+	}
+	r.mu.Unlock()
+	slices.Sort(need)
 	for _, p := range need {
 		if err := r.ensureRestored(ctx, p); err != nil {
 			return err
 		}
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if err := r.begin(); err != nil {
+	evidence, err := r.drain()
+	if err != nil || len(evidence) == 0 {
 		return err
 	}
-	r.dirty = true
-	r.sendQuarantined()
-	var err error
-	fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
-		if err != nil || len(fp.Records) == 0 {
-			return
+	// Some task waits to know whether an idle input holds anything older
+	// than its records: ask the brokers once, then go on.
+	if err := r.fetchEnds(ctx, evidence); err != nil {
+		r.problem("input ends", err)
+		return nil
+	}
+	_, err = r.drain()
+	return err
+}
+
+// drain processes the queued records of every restored task in merge
+// order, as far as the merge allows, and returns the input partitions
+// whose end some task needs to know before it can go on.
+func (r *Runner) drain() (map[string][]int32, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	now := time.Now()
+	var committed map[string]map[int32]kgo.EpochOffset
+	committedFn := func() map[string]map[int32]kgo.EpochOffset {
+		if committed == nil {
+			committed = r.sess.Client().CommittedOffsets()
 		}
-		t := r.tasks[fp.Partition]
-		switch {
-		case t == nil:
-			// Revoked since the fetch: the session aborts this
-			// transaction and the new owner processes the records.
-			return
-		case !t.restored:
-			// Revoked and reassigned meanwhile: processing these
-			// records without the state would be wrong, skipping them
-			// would lose them.
-			err = fmt.Errorf("processors: %s: records for a task that is not restored", t.label)
-			return
+		return committed
+	}
+	var evidence map[string][]int32
+	r.idleWake = time.Time{}
+	for _, p := range slices.Sorted(maps.Keys(r.tasks)) {
+		t := r.tasks[p]
+		if !t.restored {
+			continue // restoring failed; retried at the next poll
 		}
-		t.offsetsKnown = true
-		for _, rec := range fp.Records {
-			if err = r.processOne(t, rec); err != nil {
-				return
+		for {
+			if r.isolate != nil && r.inTxn && r.txnRecords > 0 {
+				break // isolating a failure: one record per transaction
+			}
+			q, why := r.nextRecord(t, now, committedFn)
+			switch why {
+			case mergeReady:
+			case mergeEvidence:
+				for _, q := range t.queues {
+					if len(q.recs) == 0 {
+						if evidence == nil {
+							evidence = map[string][]int32{}
+						}
+						evidence[q.topic] = append(evidence[q.topic], p)
+					}
+				}
+			case mergeIdle:
+				if wake := t.idleSince.Add(r.cfg.MaxTaskIdle); r.idleWake.IsZero() || wake.Before(r.idleWake) {
+					r.idleWake = wake
+				}
+			}
+			if why != mergeReady {
+				break
+			}
+			if err := r.begin(); err != nil {
+				return nil, err
+			}
+			r.dirty = true
+			r.sendQuarantined()
+			if err := r.processOne(t, q.pop()); err != nil {
+				return nil, err
 			}
 		}
-		t.noteFetched(fp)
-	})
-	return err
+	}
+	return evidence, nil
+}
+
+// anyQueued reports whether a task holds records it has not processed.
+func (r *Runner) anyQueued() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, t := range r.tasks {
+		if t.queued() {
+			return true
+		}
+	}
+	return false
+}
+
+// pollDeadline is when the next poll must return: the commit deadline, or
+// earlier when a task waits out Config.MaxTaskIdle.
+func (r *Runner) pollDeadline(deadline time.Time) time.Time {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.idleWake.IsZero() && r.idleWake.Before(deadline) {
+		return r.idleWake
+	}
+	return deadline
 }
 
 func (r *Runner) processOne(t *task, rec *kgo.Record) error {
@@ -927,7 +1011,13 @@ func (r *Runner) emitFor(t *task) func(Output) {
 			return
 		}
 		r.metrics.emitted.WithLabelValues(r.alias(o.Topic)).Inc()
-		r.produce(context.Background(), &kgo.Record{Topic: o.Topic, Key: o.Key, Value: v}, src, nil)
+		rec := &kgo.Record{Topic: o.Topic, Key: o.Key, Value: v}
+		if src != nil {
+			// The trigger's time: a processor downstream orders
+			// decisions by the time of what caused them.
+			rec.Timestamp = src.Timestamp
+		}
+		r.produce(context.Background(), rec, src, nil)
 	}
 }
 
@@ -1014,7 +1104,11 @@ func (r *Runner) commit(ctx context.Context) error {
 	if r.isolate == nil {
 		ends = r.txnEnds()
 	}
+	rewind := r.rewindQueued()
 	r.mu.Unlock()
+	if rewind != nil {
+		r.sess.Client().SetOffsets(rewind)
+	}
 
 	try := kgo.TryCommit
 	txnErr := r.flushErr(ctx)

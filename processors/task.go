@@ -59,6 +59,11 @@ type task struct {
 	// inNext is the next input offset per topic processed in the open
 	// transaction.
 	inNext map[string]int64
+	// queues are the fetched, unprocessed records per input, in
+	// Spec.Inputs order (merge.go); idleSince is when the task began to
+	// wait out Config.MaxTaskIdle.
+	queues    []*inputQueue
+	idleSince time.Time
 
 	mu sync.Mutex
 	// clEnd is one past the offset of the last changelog record per store
@@ -76,6 +81,7 @@ func (r *Runner) openTask(p int32) (*task, error) {
 		clEnd:     map[string]int64{},
 		lag:       map[string]int64{},
 		position:  map[string]int64{},
+		queues:    newQueues(r.spec.Inputs),
 	}
 	if err := t.open(); err != nil {
 		return nil, err
@@ -102,6 +108,10 @@ func (t *task) open() error {
 func (t *task) discard() {
 	t.batch.Close()
 	t.resetPending()
+	for _, q := range t.queues {
+		q.reset(-1)
+	}
+	t.idleSince = time.Time{}
 }
 
 func (t *task) resetPending() {
@@ -195,17 +205,18 @@ func (t *task) applyCommitted(now time.Time) error {
 	return nil
 }
 
-// noteFetched records the task's lag on fp's topic after processing fp.
-func (t *task) noteFetched(fp kgo.FetchTopicPartition) {
-	next := fp.Records[len(fp.Records)-1].Offset + 1
-	lag := max(0, fp.LastStableOffset-next)
-	t.lag[fp.Topic] = lag
+// noteLag records the task's lag on an input: its last stable offset
+// minus the position fetched to.
+func (t *task) noteLag(topic string, lag int64) {
+	lag = max(0, lag)
+	t.lag[topic] = lag
 	var sum int64
 	for _, l := range t.lag {
 		sum += l
 	}
-	// The last record of a transaction is followed by its commit marker.
-	if lag <= 1 {
+	// Transaction markers are fetched too (KeepControlRecords), so the
+	// position reaches the last stable offset.
+	if lag == 0 {
 		t.caughtUp = true
 	}
 	t.r.metrics.lag.WithLabelValues(strconv.Itoa(int(t.partition))).Set(float64(sum))

@@ -125,6 +125,7 @@ func (p *pipeline) runnerConfig() processors.Config {
 		SessionTimeout:     p.cfg.Processing.SessionTimeout,
 		MaxRecordBytes:     p.cfg.Processing.MaxRecordBytes,
 		MaxDeadLetterBytes: p.cfg.Processing.MaxDeadLetterBytes,
+		MaxTaskIdle:        p.cfg.Processing.MaxTaskIdle,
 		Logger:             p.log,
 		Registerer:         p.reg,
 	}

@@ -87,6 +87,13 @@ type Processing struct {
 	// record it reports (longer ones are truncated; size and SHA-256 are
 	// in its headers). Default 65536.
 	MaxDeadLetterBytes int `yaml:"max_dead_letter_bytes"`
+	// MaxTaskIdle is how long a task whose other inputs have records
+	// waits for an input that has nothing more committed (Kafka Streams'
+	// max.task.idle.ms). Committed records are always waited for, which
+	// keeps the order of events the same live and in replay; 0 waits for
+	// nothing not yet produced; negative never waits (order then follows
+	// the fetches where inputs race). Default 0.
+	MaxTaskIdle time.Duration `yaml:"max_task_idle"`
 }
 
 // HTTP configures the HTTP server (API, metrics, overview page).

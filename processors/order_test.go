@@ -1,0 +1,277 @@
+package processors_test
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/factory2/factory2/avro"
+	"github.com/factory2/factory2/internal/kafkatest"
+	"github.com/factory2/factory2/processors"
+	"github.com/factory2/factory2/topics"
+)
+
+// sequencer numbers the events of every key in the order it processes
+// them, whichever input they come from: output n of a key carries the id
+// of the n-th event processed.
+type sequencer struct{ out string }
+
+func (s sequencer) Process(ctx *processors.Context, in *processors.Input) error {
+	ev := in.Record.(*avro.BuildEvent)
+	v, ok, err := ctx.Get("seq", in.Key)
+	if err != nil {
+		return err
+	}
+	var n uint64
+	if ok {
+		n = binary.BigEndian.Uint64(v)
+	}
+	n++
+	if err := ctx.Put("seq", in.Key, binary.BigEndian.AppendUint64(nil, n)); err != nil {
+		return err
+	}
+	ctx.Emit(s.out, in.Key, &avro.BuildEvent{NVR: ev.NVR, Release: strconv.FormatUint(n, 10), Envelope: avro.Envelope{ID: ev.ID}})
+	return nil
+}
+
+// orderFixture runs the sequencer over two inputs (build, sign).
+type orderFixture struct {
+	*fixture
+	a, b string
+}
+
+func newOrderFixture(t *testing.T) *orderFixture {
+	f := newFixture(t, 1)
+	kafkatest.RequireReal(t)
+	return &orderFixture{fixture: f, a: f.cat.Name(topics.EventsBuild), b: f.cat.Name(topics.EventsSign)}
+}
+
+func (f *orderFixture) spec() processors.Spec {
+	return processors.Spec{
+		Name:    "sequencer",
+		Inputs:  []string{f.a, f.b},
+		Outputs: []string{f.out},
+		Stores:  []string{"seq"},
+		New:     func(int32) processors.Processor { return sequencer{out: f.out} },
+	}
+}
+
+func (f *orderFixture) config(t *testing.T, opts ...kgo.Opt) processors.Config {
+	return processors.Config{
+		Brokers:        f.env.Brokers(),
+		InstanceID:     "a",
+		Catalog:        f.cat,
+		Codec:          jsonCodec{},
+		StateDir:       t.TempDir(),
+		CommitInterval: 50 * time.Millisecond,
+		SessionTimeout: 6 * time.Second,
+		Logger:         testLogger(t),
+		ClientOpts:     opts,
+	}
+}
+
+// timedEvent is one input event and where it goes.
+type timedEvent struct {
+	topic string
+	id    string
+	at    time.Time
+}
+
+// sequence reads the outputs of key k and returns the event ids in the
+// order they were processed (by their sequence numbers).
+func (f *orderFixture) sequence(t *testing.T, n int) []string {
+	t.Helper()
+	var ids []string
+	kafkatest.WaitFor(t, 60*time.Second, func() error {
+		cl := kafkatest.Client(t, f.env, kgo.ConsumeTopics(f.out), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+		defer cl.Close()
+		byN := map[int]string{}
+		for {
+			ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+			fs := cl.PollFetches(ctx)
+			cancel()
+			if fs.NumRecords() == 0 {
+				break
+			}
+			var err error
+			fs.EachRecord(func(r *kgo.Record) {
+				v, derr := jsonCodec{}.Decode(r.Value)
+				if derr != nil {
+					err = derr
+					return
+				}
+				ev := v.(*avro.BuildEvent)
+				i, _ := strconv.Atoi(ev.Release)
+				if prev, dup := byN[i]; dup {
+					err = fmt.Errorf("output %d twice (%s, %s)", i, prev, ev.ID)
+				}
+				byN[i] = ev.ID
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		if len(byN) < n {
+			return fmt.Errorf("%d of %d outputs", len(byN), n)
+		}
+		ids = make([]string, n)
+		for i := range n {
+			ids[i] = byN[i+1]
+		}
+		return nil
+	})
+	return ids
+}
+
+// produce writes evs in small batches (each its own produce request, so
+// each a record batch of its own that a small fetch returns alone).
+func (f *orderFixture) produce(t *testing.T, evs []timedEvent, batch int) {
+	t.Helper()
+	cl := kafkatest.Client(t, f.env, kgo.ProducerLinger(0))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	for i := 0; i < len(evs); i += batch {
+		var rs []*kgo.Record
+		for _, e := range evs[i:min(i+batch, len(evs))] {
+			v, _ := jsonCodec{}.Encode(&avro.BuildEvent{NVR: "k-1-1", Envelope: avro.Envelope{ID: e.id}})
+			rs = append(rs, &kgo.Record{Topic: e.topic, Key: []byte("k-1-1"), Value: v, Timestamp: e.at})
+		}
+		if err := cl.ProduceSync(ctx, rs...).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// mergeOrder is the order DESIGN.md defines: smallest timestamp, then
+// input order (a before b), then offset; each topic's events are given in
+// offset order.
+func mergeOrder(evs []timedEvent, inputs []string) []string {
+	sorted := slices.Clone(evs)
+	slices.SortStableFunc(sorted, func(x, y timedEvent) int {
+		if c := x.at.Compare(y.at); c != 0 {
+			return c
+		}
+		return slices.Index(inputs, x.topic) - slices.Index(inputs, y.topic)
+	})
+	ids := make([]string, len(sorted))
+	for i, e := range sorted {
+		ids[i] = e.id
+	}
+	return ids
+}
+
+// The records of two inputs are processed in timestamp order (ties: input
+// order, then offset), whatever order the fetches bring them in, and a
+// replay reproduces the same history output for output. All of input a
+// is produced before any of b, in many small batches, and the runner reads
+// them through small fetches and polls, so fetch order is nearly the
+// opposite of time order for half of the records.
+func TestRunnerMergesInputsInTimestampOrder(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		fetchBytes int32
+		pollMax    int
+	}{
+		{"one batch per fetch", 1, 1},
+		{"small fetches", 512, 7},
+		{"default fetches", 0, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newOrderFixture(t)
+			rng := rand.New(rand.NewPCG(1, uint64(len(tc.name))))
+			base := time.UnixMilli(1_700_000_000_000)
+			var evs []timedEvent
+			at := base
+			for i := range 240 {
+				if rng.IntN(3) > 0 { // ties are common: a third of the steps keep the time
+					at = at.Add(time.Duration(rng.IntN(5)+1) * time.Millisecond)
+				}
+				topic := f.a
+				if rng.IntN(2) == 0 {
+					topic = f.b
+				}
+				evs = append(evs, timedEvent{topic: topic, id: fmt.Sprintf("e%03d", i), at: at})
+			}
+			var fetchOrder []timedEvent // all of a, then all of b
+			for _, topic := range []string{f.a, f.b} {
+				for _, e := range evs {
+					if e.topic == topic {
+						fetchOrder = append(fetchOrder, e)
+					}
+				}
+			}
+			var opts []kgo.Opt
+			if tc.fetchBytes > 0 {
+				opts = append(opts, kgo.FetchMaxPartitionBytes(tc.fetchBytes), kgo.FetchMaxBytes(tc.fetchBytes))
+			}
+			cfg := f.config(t, opts...)
+			cfg.MaxPollRecords = tc.pollMax
+			r, err := processors.NewRunner(f.spec(), cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.ensure(t)
+			f.produce(t, fetchOrder, 4)
+			start(t, r)
+			want := mergeOrder(evs, f.spec().Inputs)
+			got := f.sequence(t, len(evs))
+			if !slices.Equal(got, want) {
+				t.Fatalf("processed in another order:\n got %v\nwant %v", got, want)
+			}
+
+			red, err := processors.Rederive(context.Background(), f.spec(), f.config(t), t.TempDir(), nil, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var replayed []string
+			for _, o := range red.Outputs {
+				replayed = append(replayed, o.Record.(*avro.BuildEvent).ID)
+			}
+			if !slices.Equal(replayed, want) {
+				t.Fatalf("replay took another order:\n got %v\nwant %v", replayed, want)
+			}
+		})
+	}
+}
+
+// Live: events arrive one by one, each acknowledged before the next is
+// produced, alternating between the inputs at random. The runner, polling
+// all the while, processes them in that order: an input with nothing
+// fetched is known to hold nothing older (the fetch answer that brought
+// the other input's record says so), and one with a committed record not
+// yet fetched is waited for.
+func TestRunnerKeepsLiveArrivalOrderAcrossInputs(t *testing.T) {
+	f := newOrderFixture(t)
+	r, err := processors.NewRunner(f.spec(), f.config(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.ensure(t)
+	start(t, r)
+	rng := rand.New(rand.NewPCG(7, 7))
+	var evs []timedEvent
+	for i := range 120 {
+		topic := f.a
+		if rng.IntN(2) == 0 {
+			topic = f.b
+		}
+		e := timedEvent{topic: topic, id: fmt.Sprintf("e%03d", i), at: time.Now()}
+		evs = append(evs, e)
+		f.produce(t, []timedEvent{e}, 1)
+		if rng.IntN(4) == 0 {
+			time.Sleep(time.Duration(rng.IntN(20)) * time.Millisecond)
+		}
+	}
+	want := mergeOrder(evs, f.spec().Inputs)
+	got := f.sequence(t, len(evs))
+	if !slices.Equal(got, want) {
+		t.Fatalf("processed in another order:\n got %v\nwant %v", got, want)
+	}
+}
