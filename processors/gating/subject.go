@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sort"
 	"strings"
 	"time"
 
@@ -198,16 +199,16 @@ func (e *ResultEntry) identity() string {
 	return "\x00" + e.Event.ID
 }
 
-// compareResults orders results like ResultsDB's submit_time, then by
-// result id and event id.
+// compareResults orders results as Greenwave reads them from ResultsDB
+// (/results/latest, newest first): by submit_time, then by ResultsDB id.
+// Results it cannot tell apart (the same time, ids that are not
+// ResultsDB's) compare equal, and the history keeps them in log order
+// (insertHistory puts a result after its equals).
 func compareResults(a, b *ResultEntry) int {
 	if c := a.Event.Time.Compare(b.Event.Time); c != 0 {
 		return c
 	}
-	if c := cmpID(a.ResultID, b.ResultID); c != 0 {
-		return c
-	}
-	return strings.Compare(a.Event.ID, b.Event.ID)
+	return cmpSerial(a.ResultID, b.ResultID)
 }
 
 // WaiverKey is what the latest waiver is kept per. AllScenarios is a
@@ -252,14 +253,17 @@ func (e *WaiverEntry) identity() string {
 	return "\x00" + e.Event.ID
 }
 
+// compareWaivers orders waivers by WaiverDB's timestamp, then by WaiverDB
+// id (WaiverDB's "most recent" is the greatest id, and its ids and
+// timestamps grow together). Waivers it cannot tell apart (the same
+// time, ids that are not WaiverDB's) compare equal, and the history keeps
+// them in log order, so an unwaiver sent after a waiver with the same
+// time wins.
 func compareWaivers(a, b *WaiverEntry) int {
 	if c := a.Event.Time.Compare(b.Event.Time); c != 0 {
 		return c
 	}
-	if c := cmpID(a.WaiverID, b.WaiverID); c != 0 {
-		return c
-	}
-	return strings.Compare(a.Event.ID, b.Event.ID)
+	return cmpSerial(a.WaiverID, b.WaiverID)
 }
 
 // RemoteFile is a fetched remote rule file. A file read or found missing
@@ -583,7 +587,8 @@ func (s *Subject) applyResult(e *avro.TestResult) (bool, error) {
 	if !found {
 		s.Results = slices.Insert(s.Results, i, ResultSeries{ResultKey: key})
 	}
-	ch = insertHistory(&s.Results[i].History, entry, (*ResultEntry).identity, compareResults) || ch
+	ch = insertHistory(&s.Results[i].History, entry, (*ResultEntry).identity, compareResults,
+		func(e *ResultEntry) string { return e.Event.ID }) || ch
 	return ch, nil
 }
 
@@ -614,7 +619,8 @@ func (s *Subject) applyWaiver(e *avro.Waiver) (bool, error) {
 	if !found {
 		s.Waivers = slices.Insert(s.Waivers, i, WaiverSeries{WaiverKey: key})
 	}
-	ch = insertHistory(&s.Waivers[i].History, entry, (*WaiverEntry).identity, compareWaivers) || ch
+	ch = insertHistory(&s.Waivers[i].History, entry, (*WaiverEntry).identity, compareWaivers,
+		func(e *WaiverEntry) string { return e.Event.ID }) || ch
 	return ch, nil
 }
 
@@ -657,22 +663,34 @@ func (s *Subject) applyRemoteFile(e *avro.RemoteRuleFile) (bool, error) {
 	return ch, nil
 }
 
-// insertHistory inserts e into the sorted history h unless an entry with
-// the same identity is there, then keeps the maxHistory latest entries.
-func insertHistory[E any](h *[]E, e E, identity func(*E) string, cmp func(a, b *E) int) bool {
+// insertHistory inserts e into the sorted history h, after the entries
+// that compare equal to it (so that equals stay in log order), then keeps
+// the maxHistory latest entries. An entry with the same identity (the
+// same result or waiver again) is kept unless e is later by cmp; when the
+// two compare equal, the copy with the greater event ID is kept in place,
+// so that which copy the state holds does not depend on their order.
+func insertHistory[E any](h *[]E, e E, identity func(*E) string, cmp func(a, b *E) int, eventID func(*E) string) bool {
 	id := identity(&e)
 	for i := range *h {
-		if identity(&(*h)[i]) == id {
-			// The same result or waiver again: keep the greater copy, so
-			// that the outcome does not depend on arrival order.
-			if cmp(&e, &(*h)[i]) <= 0 {
+		old := &(*h)[i]
+		if identity(old) != id {
+			continue
+		}
+		switch c := cmp(&e, old); {
+		case c < 0:
+			return false
+		case c == 0:
+			if eventID(&e) <= eventID(old) {
 				return false
 			}
-			*h = slices.Delete(*h, i, i+1)
-			break
+			*old = e
+			return true
 		}
+		*h = slices.Delete(*h, i, i+1)
+		break
 	}
-	i, _ := slices.BinarySearchFunc(*h, e, func(x, y E) int { return cmp(&x, &y) })
+	// The first entry later than e.
+	i := sort.Search(len(*h), func(j int) bool { return cmp(&(*h)[j], &e) > 0 })
 	if len(*h) >= maxHistory && i == 0 {
 		return false // older than everything kept
 	}
@@ -784,6 +802,23 @@ func truncate(s string, n int) string {
 		n-- // do not split a UTF-8 sequence
 	}
 	return s[:n]
+}
+
+// cmpSerial compares ids that a database sequence assigned (ResultsDB and
+// WaiverDB ids, decimal numbers) numerically. An id that is not one sorts
+// before those that are, and two such ids compare equal: unlike cmpID it
+// is a total preorder, as a sorted history needs, and it never orders by
+// an id that is a content hash.
+func cmpSerial(a, b string) int {
+	switch an, bn := isDigits(a), isDigits(b); {
+	case an && bn:
+		return cmpID(a, b)
+	case an:
+		return 1
+	case bn:
+		return -1
+	}
+	return 0
 }
 
 // cmpID compares ids numerically when both are decimal numbers (ResultsDB
