@@ -1,10 +1,211 @@
 package gating
 
 import (
+	"bytes"
+	"fmt"
+	"slices"
 	"testing"
 
 	"github.com/factory2/factory2/avro"
 )
+
+// Tests of the order the state follows (DESIGN.md, "One order of
+// events"): Koji's state machine and log order for the build, log order
+// for tags, Greenwave's order for results and waivers, and no content
+// hash anywhere.
+
+func TestKojiTransition(t *testing.T) {
+	const (
+		B = avro.StateBuilding
+		C = avro.StateComplete
+		D = avro.StateDeleted
+		F = avro.StateFailed
+		X = avro.StateCanceled
+	)
+	for _, tc := range []struct {
+		cur, next, old string
+		want           bool
+	}{
+		{"", B, "", true}, {"", C, "", true}, {"", F, B, true}, {"", D, "", true},
+		{B, C, B, true}, {B, F, "", true}, {B, X, "", true}, {B, D, "", true},
+		{B, B, "", false}, // a restarted build task re-initializing is silent in Koji
+		{C, B, "", false}, {C, F, B, false}, {C, C, B, false},
+		{C, D, C, true},
+		{C, X, "", false}, {C, X, B, false}, // a CANCELED of an earlier attempt
+		{C, X, C, true}, // reset_build names the state it reset
+		{F, B, F, true}, {F, C, "", true}, {F, D, "", true}, {F, F, B, false}, {F, X, F, true},
+		{X, B, X, true}, {X, C, "", true}, {X, F, B, false}, {X, D, "", true},
+		{D, B, "", false}, {D, C, B, false}, {D, F, "", false}, {D, D, C, false},
+		{D, X, "", false}, {D, X, D, true}, // reset_build of a deleted build
+		{"IMPORTING", C, "", true}, {C, "IMPORTING", "", true}, // not Koji's: log order
+	} {
+		if got := kojiTransition(tc.cur, tc.next, tc.old); got != tc.want {
+			t.Errorf("%q → %q (old %q): got %v, want %v", tc.cur, tc.next, tc.old, got, tc.want)
+		}
+	}
+}
+
+// withOld sets a state change's old state, as Koji's messages carry it.
+func withOld(st string) opt { return func(r any) { r.(*avro.BuildEvent).OldState = st } }
+
+// TestBuildStateFollowsKoji: the latest state change in log order applies
+// unless Koji cannot make it; the event time and the event id (a content
+// hash for messages without an id) decide nothing.
+func TestBuildStateFollowsKoji(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		events []avro.Record
+		want   string
+	}{
+		{"BUILDING then COMPLETE at the same time, whatever the ids", []avro.Record{
+			build(avro.StateBuilding, 5, id("sha256:ffff")),
+			build(avro.StateComplete, 5, id("sha256:0000"), withOld(avro.StateBuilding)),
+		}, avro.StateComplete},
+		{"COMPLETE with an earlier event time than BUILDING", []avro.Record{
+			build(avro.StateBuilding, 9),
+			build(avro.StateComplete, 3, withOld(avro.StateBuilding)),
+		}, avro.StateComplete},
+		{"a late BUILDING after COMPLETE", []avro.Record{
+			build(avro.StateComplete, 5),
+			build(avro.StateBuilding, 6),
+		}, avro.StateComplete},
+		{"FAILED, resubmitted under the same NVR, COMPLETE", []avro.Record{
+			build(avro.StateBuilding, 1),
+			build(avro.StateFailed, 2, withOld(avro.StateBuilding)),
+			build(avro.StateBuilding, 3, withOld(avro.StateFailed)),
+			build(avro.StateComplete, 4, withOld(avro.StateBuilding)),
+		}, avro.StateComplete},
+		{"FAILED, resubmitted, the FAILED redelivered", []avro.Record{
+			build(avro.StateBuilding, 1, id("b1")),
+			build(avro.StateFailed, 2, id("f1"), withOld(avro.StateBuilding)),
+			build(avro.StateBuilding, 3, id("b2"), withOld(avro.StateFailed)),
+			build(avro.StateFailed, 2, id("f1"), withOld(avro.StateBuilding)),
+		}, avro.StateBuilding},
+		{"CANCELED, resubmitted, COMPLETE, a stale FAILED", []avro.Record{
+			build(avro.StateBuilding, 1),
+			build(avro.StateCanceled, 2, withOld(avro.StateBuilding)),
+			build(avro.StateBuilding, 3, withOld(avro.StateCanceled)),
+			build(avro.StateComplete, 4, withOld(avro.StateBuilding)),
+			build(avro.StateFailed, 5, withOld(avro.StateBuilding)),
+		}, avro.StateComplete},
+		{"DELETED is final", []avro.Record{
+			build(avro.StateComplete, 1),
+			build(avro.StateDeleted, 2, withOld(avro.StateComplete)),
+			build(avro.StateComplete, 3, withOld(avro.StateBuilding)),
+			build(avro.StateBuilding, 4, withOld(avro.StateFailed)),
+		}, avro.StateDeleted},
+		{"a CANCELED of an earlier attempt after COMPLETE", []avro.Record{
+			build(avro.StateComplete, 1),
+			build(avro.StateCanceled, 2, withOld(avro.StateBuilding)),
+		}, avro.StateComplete},
+		{"reset_build, then a reimport", []avro.Record{
+			build(avro.StateComplete, 1),
+			build(avro.StateCanceled, 2, withOld(avro.StateComplete)),
+			build(avro.StateBuilding, 3, withOld(avro.StateCanceled)),
+		}, avro.StateBuilding},
+		{"a state in lower case", []avro.Record{
+			build("building", 1),
+			build("complete", 1),
+		}, avro.StateComplete},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var s Subject
+			for i, r := range tc.events {
+				if r.Env().ID == "" {
+					r.Env().ID = fmt.Sprintf("ev-%d", i)
+				}
+			}
+			applyAll(t, &s, tc.events)
+			if s.Build.State != tc.want {
+				t.Errorf("state %s, want %s", s.Build.State, tc.want)
+			}
+			// Round trip.
+			var d Subject
+			if err := d.UnmarshalBinary(marshal(t, &s)); err != nil || d.Build.State != tc.want ||
+				!slices.Equal(d.RecentBuildEvents, s.RecentBuildEvents) {
+				t.Errorf("decoded %+v: %v", d.Build, err)
+			}
+		})
+	}
+}
+
+// TestTagsFollowLogOrder: the latest tag or untag in log order decides,
+// whatever the event times and ids; a redelivered one changes nothing.
+func TestTagsFollowLogOrder(t *testing.T) {
+	var s Subject
+	applyAll(t, &s, []avro.Record{
+		tag("f41-signing-pending", 7, id("sha256:0000")),
+		untag("f41-signing-pending", 7, id("sha256:ffff")),
+		tag("f41-signing-pending", 7, id("sha256:8888")),
+	})
+	if !s.Tagged("f41-signing-pending") {
+		t.Fatal("tag, untag, tag at one time: not tagged")
+	}
+	applyAll(t, &s, []avro.Record{untag("f41-signing-pending", 2, id("u2"))})
+	if s.Tagged("f41-signing-pending") {
+		t.Fatal("an untag with an earlier event time, later in the log, did not apply")
+	}
+	before := marshal(t, &s)
+	for _, r := range []avro.Record{
+		tag("f41-signing-pending", 7, id("sha256:8888")), // redelivered
+		tag("f41-signing-pending", 7, id("sha256:0000")),
+	} {
+		if changed, err := s.Apply(r); changed || err != nil {
+			t.Errorf("redelivered %s: changed=%v err=%v", r.Env().ID, changed, err)
+		}
+	}
+	if !bytes.Equal(marshal(t, &s), before) || s.Tagged("f41-signing-pending") {
+		t.Error("redelivered tags changed the state")
+	}
+}
+
+// TestRecentBuildEventsBound: the ids of the latest build events are
+// remembered, at most maxRecentBuildEvents of them.
+func TestRecentBuildEventsBound(t *testing.T) {
+	var s Subject
+	for i := 0; i < maxRecentBuildEvents+4; i++ {
+		r := tag(fmt.Sprint("t", i%3), i, id(fmt.Sprint("e", i)))
+		if i%2 == 1 {
+			r.Kind = avro.BuildUntag
+		}
+		applyAll(t, &s, []avro.Record{r})
+	}
+	if len(s.RecentBuildEvents) != maxRecentBuildEvents ||
+		s.RecentBuildEvents[0] != eventFingerprint("e4") ||
+		s.RecentBuildEvents[maxRecentBuildEvents-1] != eventFingerprint(fmt.Sprint("e", maxRecentBuildEvents+3)) {
+		t.Fatalf("recent %v", s.RecentBuildEvents)
+	}
+	// The latest are recognized; the oldest are forgotten.
+	if changed, _ := s.Apply(tag("t1", 0, id(fmt.Sprint("e", maxRecentBuildEvents+3)))); changed {
+		t.Error("the latest build event, redelivered, changed the state")
+	}
+	if changed, _ := s.Apply(tag("t1", 0, id("e1"))); !changed {
+		t.Error("a build event older than the bound was taken for a redelivery")
+	}
+}
+
+// TestSubjectFormat1Decodes: a subject stored before RecentBuildEvents
+// existed (format 1) still decodes, and re-encodes in the current format.
+func TestSubjectFormat1Decodes(t *testing.T) {
+	var s Subject
+	applyAll(t, &s, []avro.Record{result("t", "PASSED", 1, rid("7")), waive("t", "fedora-26", true, 2)})
+	cur := marshal(t, &s)
+	if cur[0] != subjectFormat || cur[len(cur)-1] != 0 {
+		t.Fatalf("format %d, last byte %d", cur[0], cur[len(cur)-1])
+	}
+	v1 := slices.Clone(cur[:len(cur)-1]) // no RecentBuildEvents count
+	v1[0] = subjectFormatV1
+	var d Subject
+	if err := d.UnmarshalBinary(v1); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(marshal(t, &d), cur) {
+		t.Error("format 1 decoded to another state")
+	}
+	if err := d.UnmarshalBinary(append(slices.Clone(v1), 0)); err == nil {
+		t.Error("format 1 with trailing bytes decoded")
+	}
+}
 
 // TestResultAndWaiverTies: results and waivers are ordered by their own
 // time, then by ResultsDB or WaiverDB id; when neither tells them apart,

@@ -3,6 +3,7 @@ package gating
 import (
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"slices"
 	"sort"
 	"strings"
@@ -48,14 +49,16 @@ var (
 const maxHistory = 4
 
 // EventRef names the event a piece of state comes from: its envelope ID
-// and the time that orders it (event time; submit time for results).
+// and its own time (event time; submit time for results).
 type EventRef struct {
 	ID   string
 	Time time.Time
 }
 
-// after orders events by time, then ID, so that the state is the same
-// whatever order the events arrive in.
+// after orders events by time, then ID. It only picks which of two events
+// a piece of provenance (Build.Info, ArtifactsEvent, Signatures.Last) or
+// an immutable fact (a remote rule file of one commit) cites: no register
+// that a decision follows is ordered by it.
 func (r EventRef) after(o EventRef) bool {
 	if !r.Time.Equal(o.Time) {
 		return r.Time.After(o.Time)
@@ -63,18 +66,29 @@ func (r EventRef) after(o EventRef) bool {
 	return r.ID > o.ID
 }
 
-func (r EventRef) isZero() bool { return r.ID == "" && r.Time.IsZero() }
-
 // Subject is the gating state of one subject (a build NVR, a compose id,
 // a Bodhi update): everything the gating and autosign decisions are
 // computed from, and what was emitted already.
 //
-// Every part of the state is a merge of the events that built it in which
-// order does not matter: last-writer-wins registers ordered by
-// (event time, event ID), sets that only grow, and joins that keep the
-// greater value. Applying the same events in any order, any number of
-// times, gives the same state (and the same encoding). Slices are kept
-// sorted by their key.
+// Events are applied in the order the runtime gives them, which is the
+// log order within each input topic-partition (and one fixed merge of the
+// topics, the same live and in replay). Each part of the state follows
+// the order that is the truth for it:
+//
+//   - the build state follows Koji's state machine in log order: the
+//     latest state change applies unless Koji cannot make that
+//     transition from the current state (kojiTransition);
+//   - a tag's membership is its latest tag or untag event in log order;
+//   - results and waivers are ordered by their own times (ResultsDB's
+//     submit_time, WaiverDB's timestamp), then by their ResultsDB or
+//     WaiverDB ids, then by log order, as Greenwave reads them;
+//   - signatures and artifacts are sets that only grow, and the build's
+//     immutable facts (ids, times, source) join to the greater value.
+//
+// No content hash decides what is current. Applying an event twice (the
+// same envelope ID) changes nothing: results and waivers are kept by
+// their ids, and the ids of the latest build events are remembered
+// (RecentBuildEvents). Slices are kept sorted by their key.
 //
 // A Subject is not safe for concurrent use.
 type Subject struct {
@@ -109,6 +123,12 @@ type Subject struct {
 	// Gating skips the evaluation when an event changed nothing of it
 	// (a tag, a signature). Zero forces the next evaluation.
 	GatingInput uint64
+	// RecentBuildEvents are fingerprints (eventFingerprint) of the ids of
+	// the latest maxRecentBuildEvents build events applied, oldest first:
+	// build state and tags follow log order, so a build event delivered
+	// again later (a bus redelivery, a re-sent capture) is recognized by
+	// its id and changes nothing.
+	RecentBuildEvents []uint64
 
 	encodedSize int // of the last encoding, to size the next one
 }
@@ -124,8 +144,9 @@ type Build struct {
 	// Those are facts that do not change; should two events disagree, the
 	// greater value is kept (a join, so the order of events is moot).
 	Info EventRef
-	// State is the build state (avro.StateComplete, ...), last writer
-	// wins by StateEvent.
+	// State is the build state (avro.StateComplete, ...): the latest
+	// state change in log order that Koji's state machine allows from
+	// the state before it (kojiTransition). StateEvent is that change.
 	State      string
 	StateEvent EventRef
 	// Artifacts are the known artifacts, sorted by name: those listed by
@@ -137,7 +158,11 @@ type Build struct {
 	ArtifactsEvent EventRef
 }
 
-// Tag is the current membership of the build in one tag.
+// Tag is the current membership of the build in one tag: the latest tag
+// or untag event for it in log order. Koji lets a build be tagged,
+// untagged and tagged again in any sequence (and sends an untag even for
+// a build not in the tag when asked not to be strict), so no sequence is
+// refused.
 type Tag struct {
 	Name   string
 	Tagged bool
@@ -342,10 +367,12 @@ type SignedRecord struct {
 }
 
 // Apply merges one event into the state and reports whether the state
-// changed. It is deterministic, commutative across events and idempotent:
-// a duplicate (same envelope ID, same content) changes nothing. Records
-// that are not gating inputs give ErrUnsupportedRecord; on any error the
-// state is unchanged.
+// changed. It is deterministic, and idempotent: a duplicate (same
+// envelope ID, same content) changes nothing. Events of one input topic
+// must be applied in their log order (build state and tags follow it);
+// how the topics interleave changes no part of the final state, only the
+// decisions made on the way. Records that are not gating inputs give
+// ErrUnsupportedRecord; on any error the state is unchanged.
 func (s *Subject) Apply(r avro.Record) (changed bool, err error) {
 	switch e := r.(type) {
 	case *avro.BuildEvent:
@@ -409,8 +436,14 @@ func (s *Subject) applyBuild(e *avro.BuildEvent) (bool, error) {
 	if err := s.checkID(e.NVR); err != nil {
 		return false, err
 	}
+	fp := eventFingerprint(e.ID)
+	if slices.Contains(s.RecentBuildEvents, fp) {
+		return false, nil // delivered again
+	}
 	ref := EventRef{ID: e.ID, Time: normTime(e.EventTime)}
 	ch := s.addIdentity(e.NVR, SubjectKojiBuild)
+	s.rememberBuildEvent(fp)
+	ch = true
 	b := &s.Build
 	carries := false
 	for _, f := range []struct {
@@ -458,27 +491,97 @@ func (s *Subject) applyBuild(e *avro.BuildEvent) (bool, error) {
 	}
 	if e.State != "" {
 		st := strings.ToUpper(e.State)
-		if (b.State == "" && b.StateEvent.isZero()) || ref.after(b.StateEvent) {
-			b.State, b.StateEvent, ch = st, ref, true
+		if kojiTransition(b.State, st, strings.ToUpper(e.OldState)) {
+			b.State, b.StateEvent = st, ref
 		}
 	}
 	if e.Kind != avro.BuildStateChange {
-		ch = s.setTag(Tag{Name: e.Tag, Tagged: e.Kind == avro.BuildTag, By: e.TagUser, Event: ref}) || ch
+		s.setTag(Tag{Name: e.Tag, Tagged: e.Kind == avro.BuildTag, By: e.TagUser, Event: ref})
 	}
 	return ch, nil
 }
 
-func (s *Subject) setTag(t Tag) bool {
-	i, found := slices.BinarySearchFunc(s.Tags, t.Name, func(x Tag, n string) int { return strings.Compare(x.Name, n) })
-	if !found {
-		s.Tags = slices.Insert(s.Tags, i, t)
-		return true
+// kojiTransition reports whether Koji changes a build's state from cur to
+// next, as its hub does (kojihub.py, koji 1.35):
+//
+//   - a new build is created BUILDING (initBuild, cg_init_build) or
+//     COMPLETE (an import), so from no known state anything goes;
+//   - BUILDING → COMPLETE (completeBuild, import_build, a content
+//     generator import), → FAILED (failBuild, cg_refund_build),
+//     → CANCELED (cancel_build, cg_refund_build);
+//   - FAILED or CANCELED → BUILDING or COMPLETE: new_build on an NVR that
+//     exists recycles the build (recycle_build: only a FAILED or CANCELED
+//     build without tag history, RPMs or archives, under the same build
+//     id, with the new task); a BUILDING or COMPLETE build is never
+//     recycled;
+//   - any state but DELETED → DELETED (delete_build, which refuses
+//     nothing by state; a DELETED build is left as it is);
+//   - any state → CANCELED by reset_build (an admin's reset before a
+//     reimport), whose message names the state it reset from: so from a
+//     state other than BUILDING, a CANCELED that does not name the
+//     current state as its old state is not a transition Koji made.
+//
+// A state equal to the current one is no transition (Koji sends none: a
+// restarted build task re-initializing its build is silent). States Koji
+// does not have are taken in log order.
+func kojiTransition(cur, next, old string) bool {
+	if cur == "" || !isKojiState(cur) || !isKojiState(next) {
+		return cur != next
 	}
-	if t.Event.after(s.Tags[i].Event) {
-		s.Tags[i] = t
+	switch next {
+	case cur:
+		return false
+	case avro.StateDeleted:
+		return true
+	case avro.StateCanceled:
+		return cur == avro.StateBuilding || old == cur
+	case avro.StateFailed:
+		return cur == avro.StateBuilding
+	case avro.StateComplete:
+		return cur == avro.StateBuilding || cur == avro.StateFailed || cur == avro.StateCanceled
+	case avro.StateBuilding:
+		return cur == avro.StateFailed || cur == avro.StateCanceled
+	}
+	return false
+}
+
+func isKojiState(st string) bool {
+	switch st {
+	case avro.StateBuilding, avro.StateComplete, avro.StateDeleted, avro.StateFailed, avro.StateCanceled:
 		return true
 	}
 	return false
+}
+
+// maxRecentBuildEvents bounds Subject.RecentBuildEvents. A build sees a
+// handful of build events (two or three state changes per attempt, a tag
+// and untag per step of its way to a release); a redelivery of one older
+// than the last maxRecentBuildEvents would be applied again.
+const maxRecentBuildEvents = 16
+
+// eventFingerprint is the 64-bit FNV-1a hash of an event id: what
+// RecentBuildEvents keeps of each id.
+func eventFingerprint(id string) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(id))
+	return h.Sum64()
+}
+
+func (s *Subject) rememberBuildEvent(fp uint64) {
+	if len(s.RecentBuildEvents) >= maxRecentBuildEvents {
+		s.RecentBuildEvents = slices.Delete(s.RecentBuildEvents, 0, len(s.RecentBuildEvents)-maxRecentBuildEvents+1)
+	}
+	s.RecentBuildEvents = append(s.RecentBuildEvents, fp)
+}
+
+// setTag records the latest tag or untag event of a tag.
+func (s *Subject) setTag(t Tag) {
+	i, found := slices.BinarySearchFunc(s.Tags, t.Name, func(x Tag, n string) int { return strings.Compare(x.Name, n) })
+	if !found {
+		s.Tags = slices.Insert(s.Tags, i, t)
+		return
+	}
+	s.Tags[i] = t
 }
 
 // Tagged reports whether the build is currently in tag.
