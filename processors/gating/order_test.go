@@ -3,6 +3,7 @@ package gating
 import (
 	"bytes"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"testing"
 
@@ -254,5 +255,145 @@ func TestResultAndWaiverTies(t *testing.T) {
 	p = result("t", "PASSED", 5, rid("101"))
 	if latest(q, p) != "PASSED" || latest(p, q) != "PASSED" {
 		t.Error("results at one time: ResultsDB's id")
+	}
+}
+
+// Autosign acts only on states the log order reached.
+
+// TestAutosignCompleteSameTimeAsBuilding: a build whose BUILDING and
+// COMPLETE messages carry the same time (Koji's messages have none of
+// their own) is signed once tagged, whatever the event ids.
+func TestAutosignCompleteSameTimeAsBuilding(t *testing.T) {
+	for _, ids := range [][2]string{{"sha256:ffff", "sha256:0000"}, {"sha256:0000", "sha256:ffff"}} {
+		h := newAutosign(t)
+		on := subj(f41NVR)
+		out := h.apply(
+			build(avro.StateBuilding, 5, on, id(ids[0])),
+			build(avro.StateComplete, 5, on, id(ids[1]), withOld(avro.StateBuilding), artifacts(rpms...)),
+			tag("f41-updates-candidate", 5, on),
+		)
+		sign, _ := records(out)
+		if len(sign) != 1 || sign[0].Action != avro.AutosignSign || sign[0].KeyID != buildKey {
+			t.Fatalf("ids %v: got %s", ids, mustJSON(t, out))
+		}
+		if st := h.subject().Build.State; st != avro.StateComplete {
+			t.Errorf("ids %v: state %s", ids, st)
+		}
+	}
+}
+
+// goldSetup is a complete build with one required test passed and the
+// other failed, for the gold key's rule (f41-gold: signs builds tagged
+// into f41-signing-pending once bodhi_update_push_stable is satisfied).
+func goldSetup(on opt) []avro.Record {
+	return []avro.Record{
+		build(avro.StateBuilding, 1, on),
+		build(avro.StateComplete, 1, on, withOld(avro.StateBuilding), artifacts(rpms...)),
+		result("fedora-ci.koji-build.tier0.functional", "PASSED", 2, on),
+		result("dist.rpmdeplint", "FAILED", 3, on),
+	}
+}
+
+func goldSigns(out []avro.Record) []*avro.AutosignDecision {
+	var ds []*avro.AutosignDecision
+	for _, r := range out {
+		if d, ok := r.(*avro.AutosignDecision); ok && d.KeyID == goldKey {
+			ds = append(ds, d)
+		}
+	}
+	return ds
+}
+
+// TestAutosignWaiveUnwaiveTag: a failed test waived, unwaived, and then
+// the build tagged into the signing tag, processed in that order, never
+// yields a sign decision: not with WaiverDB's ids, not with ids that are
+// content hashes and one timestamp, and not in any interleaving of the
+// topics that keeps the tag after the unwaiver (the runtime's merge puts
+// the tag, produced after the unwaiver, after it).
+func TestAutosignWaiveUnwaiveTag(t *testing.T) {
+	on := subj(f41NVR)
+	variants := map[string][]avro.Record{
+		"WaiverDB ids": {
+			waive("dist.rpmdeplint", "fedora-41", true, 4, on, rid("501")),
+			waive("dist.rpmdeplint", "fedora-41", false, 5, on, rid("502")),
+			tag("f41-signing-pending", 6, on),
+		},
+		"one timestamp, hashed ids": {
+			waive("dist.rpmdeplint", "fedora-41", true, 4, on, id("sha256:ffff"), rid("sha256:ffff")),
+			waive("dist.rpmdeplint", "fedora-41", false, 4, on, id("sha256:0000"), rid("sha256:0000")),
+			tag("f41-signing-pending", 4, on, id("sha256:7777")),
+		},
+	}
+	for name, tail := range variants {
+		t.Run(name, func(t *testing.T) {
+			h := newAutosign(t)
+			if d := goldSigns(h.apply(append(goldSetup(on), tail...)...)); len(d) != 0 {
+				t.Fatalf("sign decisions: %s", mustJSON(t, d))
+			}
+			ev := h.eval(Query{SubjectType: SubjectKojiBuild, DecisionContexts: []string{"bodhi_update_push_stable"}, ProductVersion: "fedora-41"})
+			if ev.PoliciesSatisfied {
+				t.Errorf("unwaived failure satisfies gating: %s", ev.Summary)
+			}
+		})
+	}
+	// Interleavings: the results, the waiver and the unwaiver (one topic,
+	// in order) around the build events (another topic, in order), the
+	// tag after the unwaiver.
+	rng := rand.New(rand.NewPCG(5, 6))
+	for i := 0; i < 50; i++ {
+		setup := goldSetup(on)
+		builds := slices.Clone(setup[:2])
+		tests := append(slices.Clone(setup[2:]),
+			waive("dist.rpmdeplint", "fedora-41", true, 4, on, rid("501")),
+			waive("dist.rpmdeplint", "fedora-41", false, 5, on, rid("502")))
+		var order []avro.Record
+		for len(builds)+len(tests) > 0 {
+			if len(tests) == 0 || (len(builds) > 0 && rng.IntN(2) == 0) {
+				order, builds = append(order, builds[0]), builds[1:]
+			} else {
+				order, tests = append(order, tests[0]), tests[1:]
+			}
+		}
+		order = append(order, tag("f41-signing-pending", 6, on))
+		h := newAutosign(t)
+		if d := goldSigns(h.apply(order...)); len(d) != 0 {
+			t.Fatalf("interleaving %d %v: sign decisions %s", i, ids(order), mustJSON(t, d))
+		}
+	}
+}
+
+// TestAutosignWaiveTagUnwaive: tagged while a waiver is in force, the
+// build satisfies Greenwave's decision, so the sign decision is made when
+// the tag arrives (the log has reached a state where every condition
+// holds); the unwaiver then revokes it if the signer has not signed, and
+// changes nothing once the build is signed.
+func TestAutosignWaiveTagUnwaive(t *testing.T) {
+	on := subj(f41NVR)
+	waiver := waive("dist.rpmdeplint", "fedora-41", true, 4, on, rid("501"))
+	unwaiver := waive("dist.rpmdeplint", "fedora-41", false, 6, on, rid("502"))
+
+	h := newAutosign(t)
+	h.apply(append(goldSetup(on), waiver)...)
+	sign := goldSigns(h.apply(tag("f41-signing-pending", 5, on)))
+	if len(sign) != 1 || sign[0].Action != avro.AutosignSign {
+		t.Fatalf("tag while waived: %s", mustJSON(t, sign))
+	}
+	revoke := goldSigns(h.apply(unwaiver))
+	if len(revoke) != 1 || revoke[0].Action != avro.AutosignRevoke || revoke[0].IdempotencyKey != sign[0].IdempotencyKey ||
+		!slices.Equal(reqTypes(revoke[0].Unsatisfied), []string{ReqContextSatisfied}) ||
+		!revoke[0].EventTime.Equal(unwaiver.EventTime) {
+		t.Fatalf("unwaive before signing: %s", mustJSON(t, revoke))
+	}
+
+	// Signed (and moved by the signer) before the unwaiver: nothing to
+	// take back; the signed status stands.
+	h = newAutosign(t)
+	h.apply(append(goldSetup(on), waiver, tag("f41-signing-pending", 5, on))...)
+	out := h.apply(sign1(goldKey, 5, rpms[0]), sign1(goldKey, 5, rpms[1]))
+	if _, status := records(out); len(status) != 1 || !status[0].Signed {
+		t.Fatalf("signing: %s", mustJSON(t, out))
+	}
+	if d := goldSigns(h.apply(unwaiver)); len(d) != 0 {
+		t.Fatalf("unwaive after signing: %s", mustJSON(t, d))
 	}
 }
