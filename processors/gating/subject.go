@@ -440,10 +440,10 @@ func (s *Subject) applyBuild(e *avro.BuildEvent) (bool, error) {
 	if slices.Contains(s.RecentBuildEvents, fp) {
 		return false, nil // delivered again
 	}
-	ref := EventRef{ID: e.ID, Time: normTime(e.EventTime)}
-	ch := s.addIdentity(e.NVR, SubjectKojiBuild)
+	// From here on the state changes, if only by remembering the event.
 	s.rememberBuildEvent(fp)
-	ch = true
+	s.addIdentity(e.NVR, SubjectKojiBuild)
+	ref := EventRef{ID: e.ID, Time: normTime(e.EventTime)}
 	b := &s.Build
 	carries := false
 	for _, f := range []struct {
@@ -456,7 +456,7 @@ func (s *Subject) applyBuild(e *avro.BuildEvent) (bool, error) {
 	} {
 		if f.v != "" {
 			carries = true
-			ch = joinString(f.dst, f.v) || ch
+			joinString(f.dst, f.v)
 		}
 	}
 	for _, f := range []struct {
@@ -465,7 +465,7 @@ func (s *Subject) applyBuild(e *avro.BuildEvent) (bool, error) {
 	}{{&b.BuildID, e.BuildID}, {&b.TaskID, e.TaskID}} {
 		if f.v != 0 {
 			carries = true
-			ch = joinInt(f.dst, f.v) || ch
+			joinInt(f.dst, f.v)
 		}
 	}
 	for _, f := range []struct {
@@ -474,19 +474,17 @@ func (s *Subject) applyBuild(e *avro.BuildEvent) (bool, error) {
 	}{{&b.CreationTime, e.CreationTime}, {&b.CompletionTime, e.CompletionTime}} {
 		if !f.v.IsZero() {
 			carries = true
-			ch = joinTime(f.dst, normTime(f.v)) || ch
+			joinTime(f.dst, normTime(f.v))
 		}
 	}
 	if carries && ref.after(b.Info) {
-		b.Info, ch = ref, true
+		b.Info = ref
 	}
 	if len(e.Artifacts) > 0 {
-		ch = b.addArtifacts(e.Artifacts) || ch
-		if !b.ArtifactList {
-			b.ArtifactList, ch = true, true
-		}
+		b.addArtifacts(e.Artifacts)
+		b.ArtifactList = true
 		if ref.after(b.ArtifactsEvent) {
-			b.ArtifactsEvent, ch = ref, true
+			b.ArtifactsEvent = ref
 		}
 	}
 	if e.State != "" {
@@ -498,7 +496,7 @@ func (s *Subject) applyBuild(e *avro.BuildEvent) (bool, error) {
 	if e.Kind != avro.BuildStateChange {
 		s.setTag(Tag{Name: e.Tag, Tagged: e.Kind == avro.BuildTag, By: e.TagUser, Event: ref})
 	}
-	return ch, nil
+	return true, nil
 }
 
 // kojiTransition reports whether Koji changes a build's state from cur to
