@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"golang.org/x/sync/errgroup"
 
@@ -136,7 +138,10 @@ func (a *app) runDev(ctx context.Context, o devOpts) error {
 
 // feedSample produces the sample pipeline in one transaction; with print
 // it waits until every processor has consumed it and prints the decision
-// topics as JSON lines.
+// topics as JSON lines. The ingest Producer gives the records timestamps
+// that never decrease and increase at every change of topic, so the
+// processors, which merge their inputs by record timestamp, take the
+// sample in its order and the decisions are the same on every run.
 func (a *app) feedSample(ctx context.Context, p *pipeline, print bool) error {
 	parser := &ingest.Parser{Catalog: p.cat}
 	events, err := parser.Records(sample.Events(time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC))...)
@@ -187,10 +192,10 @@ func waitCaughtUp(ctx context.Context, cl *kgo.Client, p *pipeline, produced []i
 		inputs := p.specs[i].Inputs
 		for {
 			committed, err := adm.FetchOffsetsForTopics(ctx, r.Group(), inputs...)
-			if err != nil {
+			if err != nil && !notYet(err) {
 				return err
 			}
-			behind := false
+			behind := err != nil
 			for _, pr := range produced {
 				if !slices.Contains(inputs, pr.Topic) {
 					continue
@@ -211,6 +216,14 @@ func waitCaughtUp(ctx context.Context, cl *kgo.Client, p *pipeline, produced []i
 		}
 	}
 	return nil
+}
+
+// notYet reports whether an offset fetch failed only because the group
+// has committed nothing yet (a group is created by its first commit) or
+// its coordinator is not ready.
+func notYet(err error) bool {
+	return errors.Is(err, kerr.GroupIDNotFound) || errors.Is(err, kerr.CoordinatorLoadInProgress) ||
+		errors.Is(err, kerr.CoordinatorNotAvailable) || errors.Is(err, kerr.NotCoordinator)
 }
 
 // printTopics prints every committed record of topics, up to their

@@ -72,8 +72,10 @@ func matchTopic(topic string) (string, translateFunc) {
 }
 
 // Translate returns the factory2 events m states, in the order they are
-// to be produced. now is the ingest time; it becomes each record's
-// IngestTime, and its EventTime only when the message carries no time.
+// to be produced. now is the time of ingest: it becomes each record's
+// EventTime only when the message carries no time, and its IngestTime,
+// provisionally (internal/ingest's Producer sets the ingest time, which
+// orders records, when it produces them).
 //
 // Translate is deterministic: for the same m it returns records with the
 // same IDs and, except for IngestTime, the same content. It is safe for

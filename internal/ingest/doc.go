@@ -38,8 +38,9 @@
 //     (--event-time-now) does an event without one get the ingest time,
 //     and then its derived id differs on every run: that is why it is
 //     opt-in.
-//   - ingest_time: always the parser's clock at parse time, the same for
-//     every event of a batch.
+//   - ingest_time: never taken from the input. The parser gives every
+//     event of a batch its clock's time (what --dry-run shows); the
+//     Producer replaces it when it produces the batch (see Order).
 //   - build events without name, version and release get them by
 //     splitting the NVR; test results without result_id and waivers
 //     without waiver_id get the event's id.
@@ -56,6 +57,20 @@
 // sign → events.sign, test_result and waiver → events.test,
 // remote_rule_file → events.policy, compose → events.compose) with the key
 // bus.Key gives it, so everything about a subject shares a partition.
+//
+// # Order
+//
+// The processors take the records of one partition of their input topics
+// in the order of their Kafka record timestamps (then a fixed topic
+// order, then offsets), the same live and in replay. A record's timestamp
+// is its event's ingest time, set by the Producer when it produces the
+// batch: the clock in whole milliseconds, never earlier than the last
+// ingest time the Producer gave, and a millisecond later when the topic
+// changes from one record to the next. So records a Producer produces
+// later never order before those it produced earlier, and events without
+// a time of their own (Koji's messages) keep the order of the input. The
+// event time (when it happened, by its source) orders nothing in the
+// runtime; gating reads results' and waivers' own times as Greenwave does.
 //
 // # Producing
 //

@@ -56,7 +56,9 @@ type Parser struct {
 	// EventTimeNow gives events without an event time the ingest time.
 	// Without it such an event is rejected (see the package comment).
 	EventTimeNow bool
-	// Now is the ingest clock; nil means time.Now.
+	// Now is the parser's clock; nil means time.Now. It gives the event
+	// time of events without one (EventTimeNow, bus messages without a
+	// time) and a provisional ingest time, which the Producer replaces.
 	Now func() time.Time
 }
 
@@ -65,8 +67,10 @@ func (p *Parser) now() time.Time {
 	if p.Now != nil {
 		now = p.Now
 	}
-	// Avro timestamps carry microseconds: keep what the log will hold.
-	return now().UTC().Truncate(time.Microsecond)
+	// Whole milliseconds, like the ingest times a Producer gives (a Kafka
+	// timestamp's precision): an event time taken from this clock is then
+	// never later than its event's ingest time.
+	return now().UTC().Truncate(time.Millisecond)
 }
 
 // ParseJSON parses JSON events (see the package comment): JSON values

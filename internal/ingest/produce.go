@@ -68,6 +68,9 @@ type ProducerConfig struct {
 	MaxEventBytes int
 	// ClientOpts are further franz-go options (TLS, SASL, hooks).
 	ClientOpts []kgo.Opt
+	// Now is the ingest clock; nil means time.Now. Produce reads it once
+	// per batch (see Produce for the times it gives).
+	Now func() time.Time
 }
 
 // Producer produces batches of events, each in one Kafka transaction:
@@ -83,6 +86,10 @@ type Producer struct {
 	mu    sync.Mutex      // held for a whole batch
 	cl    *kgo.Client     // nil before first use and after a failure
 	known map[string]bool // topics seen to exist
+	// last is the ingest time of the last record stamped, lastTopic its
+	// topic (see stamp).
+	last      time.Time
+	lastTopic string
 }
 
 // Produced is one record a Producer produced.
@@ -113,6 +120,9 @@ func NewProducer(cfg ProducerConfig) (*Producer, error) {
 	if cfg.MaxEventBytes == 0 {
 		cfg.MaxEventBytes = DefaultMaxEventBytes
 	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
 	if cfg.MaxEventBytes < 0 || cfg.MaxEventBytes > LargestMaxEventBytes {
 		errs = append(errs, fmt.Errorf("ingest: producer: max event bytes %d: must be in [1, %d]", cfg.MaxEventBytes, LargestMaxEventBytes))
 	}
@@ -134,6 +144,16 @@ func (p *Producer) TransactionalID() string { return p.cfg.TransactionalID }
 // consumers, except when committing itself fails without a reply, which
 // the error says: then the outcome is unknown.
 //
+// Produce sets each event's ingest time, which is also its record's
+// timestamp, the time the processors order records by: the clock in
+// whole milliseconds (the precision of a Kafka timestamp), never earlier
+// than the last one this Producer gave, and a millisecond later than it
+// when the record goes to another topic than the record before it. So,
+// when the processors merge a partition of several topics by record
+// timestamp (then topic, then offset), they take the records this
+// Producer produced in the order it produced them, across batches, and
+// in the order of events within a batch, whatever the clock does.
+//
 // Produce returns once the batch is visible to read_committed consumers:
 // Kafka acknowledges a commit before it has written the transaction's
 // markers to the partitions (they follow asynchronously), so Produce waits
@@ -150,13 +170,14 @@ func (p *Producer) Produce(ctx context.Context, events []Event) ([]Produced, err
 	if len(events) == 0 {
 		return nil, ErrNoEvents
 	}
+	// Batches are stamped in the order they are produced.
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.stamp(events)
 	recs, err := p.records(events)
 	if err != nil {
 		return nil, err
 	}
-
-	p.mu.Lock()
-	defer p.mu.Unlock()
 	cl, err := p.client()
 	if err != nil {
 		return nil, err
@@ -196,6 +217,24 @@ func (p *Producer) Produce(ctx context.Context, events []Event) ([]Produced, err
 		return out, fmt.Errorf("%w (after %s): %v", ErrNotVisible, p.cfg.TransactionTimeout, err)
 	}
 	return out, nil
+}
+
+// stamp gives events their ingest times (see Produce). Called with p.mu
+// held.
+func (p *Producer) stamp(events []Event) {
+	t := p.cfg.Now().UTC().Truncate(time.Millisecond)
+	if t.Before(p.last) {
+		t = p.last
+	}
+	for _, ev := range events {
+		if t.Equal(p.last) && ev.Topic != p.lastTopic && p.lastTopic != "" {
+			// Records of two topics with one timestamp would be merged in
+			// topic order, not in the order they were produced.
+			t = t.Add(time.Millisecond)
+		}
+		ev.Record.Env().IngestTime = t
+		p.last, p.lastTopic = t, ev.Topic
+	}
 }
 
 // records encodes events into records, refusing any larger than

@@ -33,8 +33,18 @@ var SigningRule = gating.SigningRule{
 }
 
 // Events returns the sample pipeline in the order a real one would
-// produce it. Ids and times are fixed, so feeding the sample twice is
-// idempotent (the second time changes nothing).
+// produce it, with event times a second apart in that order. Ids and
+// event times are fixed, so feeding the sample twice is idempotent (the
+// second time changes nothing).
+//
+// The order matters: the build is tagged for signing before its RPMs are
+// signed, so an autosign decision is made, and the tests report before
+// the waiver. The events span four topics; produced in this order in one
+// batch by an ingest Producer, their records' timestamps (their ingest
+// times) never decrease and increase at every change of topic, so the
+// processors, which merge their input topics by record timestamp (then
+// topic, then offset), take them in this order. The ingest time is left
+// to the Producer.
 func Events(base time.Time) []avro.Record {
 	var out []avro.Record
 	seq := 0
@@ -42,11 +52,10 @@ func Events(base time.Time) []avro.Record {
 		seq++
 		t := base.Add(time.Duration(seq) * time.Second).UTC()
 		return avro.Envelope{
-			ID:         fmt.Sprintf("sample-%03d", seq),
-			Source:     source,
-			EventTime:  t,
-			IngestTime: t,
-			Origin:     avro.Origin{Topic: "org.fedoraproject.prod." + topic, MessageID: fmt.Sprintf("sample-msg-%03d", seq)},
+			ID:        fmt.Sprintf("sample-%03d", seq),
+			Source:    source,
+			EventTime: t,
+			Origin:    avro.Origin{Topic: "org.fedoraproject.prod." + topic, MessageID: fmt.Sprintf("sample-msg-%03d", seq)},
 		}
 	}
 	type pkg struct {

@@ -104,7 +104,8 @@ func applyBound(r avro.Record) int {
 
 			2*varintBound + 2*timeBound + 3*refBound(e.ID) + 1 +
 			artifactsBound(e.Artifacts) +
-			strBound(e.Tag, e.TagUser) + 1 + refBound(e.ID)
+			strBound(e.Tag, e.TagUser) + 1 + refBound(e.ID) +
+			8 // its id's fingerprint in RecentBuildEvents
 	case *avro.SignEvent:
 		return lists + strBound(e.NVR, SubjectKojiBuild) + varintBound +
 			artifactsBound(e.Artifacts) + strBound(e.SigKey) + refBound(e.ID)

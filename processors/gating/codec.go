@@ -10,7 +10,12 @@ import (
 
 // subjectFormat is the first byte of an encoded Subject. A change of the
 // encoding gets a new value; UnmarshalBinary rejects unknown ones.
-const subjectFormat byte = 1
+// Format 2 added RecentBuildEvents at the end; format 1 (without them)
+// still decodes.
+const (
+	subjectFormat   byte = 2
+	subjectFormatV1 byte = 1
+)
 
 // MarshalBinary encodes the subject compactly and deterministically: the
 // same state always gives the same bytes (every slice is kept sorted, times
@@ -147,6 +152,11 @@ func (s *Subject) MarshalBinary() ([]byte, error) {
 		b = appendBool(b, r.Signed)
 		b = appendStr(b, r.DecisionID)
 	}
+
+	b = binary.AppendUvarint(b, uint64(len(s.RecentBuildEvents)))
+	for _, fp := range s.RecentBuildEvents {
+		b = binary.LittleEndian.AppendUint64(b, fp)
+	}
 	s.encodedSize = len(b)
 	return b, nil
 }
@@ -155,10 +165,10 @@ func (s *Subject) MarshalBinary() ([]byte, error) {
 // returns an error wrapping ErrCorruptState for anything else. The decoded
 // strings share one copy of data, which the caller may reuse afterwards.
 func (s *Subject) UnmarshalBinary(data []byte) error {
-	if len(data) == 0 || data[0] != subjectFormat {
-		if len(data) == 0 {
-			return fmt.Errorf("%w: empty", ErrCorruptState)
-		}
+	if len(data) == 0 {
+		return fmt.Errorf("%w: empty", ErrCorruptState)
+	}
+	if data[0] != subjectFormat && data[0] != subjectFormatV1 {
 		return fmt.Errorf("%w: unknown format %d", ErrCorruptState, data[0])
 	}
 	d := decoder{s: string(data), off: 1}
@@ -291,6 +301,15 @@ func (s *Subject) UnmarshalBinary(data []byte) error {
 			r.DecisionID = d.str()
 		}
 	}
+
+	if data[0] >= subjectFormat {
+		if c := d.count(8); c > 0 {
+			n.RecentBuildEvents = make([]uint64, c)
+			for i := range n.RecentBuildEvents {
+				n.RecentBuildEvents[i] = d.fixed64()
+			}
+		}
+	}
 	if d.err == nil && d.off != len(d.s) {
 		d.fail("trailing bytes")
 	}
@@ -322,7 +341,7 @@ func (s *Subject) sizeHint() int {
 	for i := range s.Signatures {
 		n += 32 + 48*(len(s.Signatures[i].Signed)+len(s.Signatures[i].Failed))
 	}
-	return n + 64*(len(s.Autosign)+len(s.Signed))
+	return n + 64*(len(s.Autosign)+len(s.Signed)) + 8*len(s.RecentBuildEvents)
 }
 
 func appendStr(b []byte, s string) []byte {
@@ -475,6 +494,19 @@ func (d *decoder) strSlow() string {
 	s := d.s[d.off : d.off+int(n)]
 	d.off += int(n)
 	return s
+}
+
+func (d *decoder) fixed64() uint64 {
+	if len(d.s)-d.off < 8 {
+		d.fail("truncated fixed64")
+		return 0
+	}
+	var v uint64
+	for i := 7; i >= 0; i-- {
+		v = v<<8 | uint64(d.s[d.off+i])
+	}
+	d.off += 8
+	return v
 }
 
 func (d *decoder) boolean() bool {

@@ -46,15 +46,25 @@
 // type, decision context, product version), the autosign state and the
 // signed status per key.
 //
-// Every input merges in a way that does not depend on arrival order:
-// registers are last-writer-wins by (event time, envelope ID), sets only
-// grow, immutable build facts join to the greater value. So events that
-// arrive out of order (results before the build, a signature before the
-// tag) converge to the state in-order delivery gives, and a duplicate (the
-// same envelope ID) changes nothing. Provenance is kept per piece of
-// state (each result, waiver, tag, file remembers its event), so a
-// decision's DerivedFrom lists the events behind its requirements rather
-// than an ever-growing list.
+// The engine takes events in the order the runtime gives them: the log
+// order within each input topic-partition, and one merge of the topics
+// (by record timestamp, then topic, then offset) that is the same live
+// and in replay. Each part of the state follows the order that is the
+// truth for it (see Subject): the build state follows Koji's state
+// machine in log order, so a state change Koji cannot make from the
+// current state (a BUILDING or FAILED after COMPLETE, anything but
+// CANCELED after DELETED) is a stale message and changes nothing; a
+// tag's membership is its latest tag or untag in log order; results and
+// waivers are ordered by their own times and ids, as Greenwave reads
+// them from ResultsDB and WaiverDB, then by log order; signatures only
+// grow and the build's immutable facts join. No content hash decides
+// what is current, and a duplicate (the same envelope ID) changes
+// nothing. So the final state does not depend on how the topics
+// interleave (results before the build, a signature before the tag), and
+// the decisions on the way are those of the merged order. Provenance is
+// kept per piece of state (each result, waiver, tag, file remembers its
+// event), so a decision's DerivedFrom lists the events behind its
+// requirements rather than an ever-growing list.
 //
 // # Gating semantics
 //

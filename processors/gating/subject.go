@@ -3,7 +3,9 @@ package gating
 import (
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"slices"
+	"sort"
 	"strings"
 	"time"
 
@@ -47,14 +49,16 @@ var (
 const maxHistory = 4
 
 // EventRef names the event a piece of state comes from: its envelope ID
-// and the time that orders it (event time; submit time for results).
+// and its own time (event time; submit time for results).
 type EventRef struct {
 	ID   string
 	Time time.Time
 }
 
-// after orders events by time, then ID, so that the state is the same
-// whatever order the events arrive in.
+// after orders events by time, then ID. It only picks which of two events
+// a piece of provenance (Build.Info, ArtifactsEvent, Signatures.Last) or
+// an immutable fact (a remote rule file of one commit) cites: no register
+// that a decision follows is ordered by it.
 func (r EventRef) after(o EventRef) bool {
 	if !r.Time.Equal(o.Time) {
 		return r.Time.After(o.Time)
@@ -62,18 +66,29 @@ func (r EventRef) after(o EventRef) bool {
 	return r.ID > o.ID
 }
 
-func (r EventRef) isZero() bool { return r.ID == "" && r.Time.IsZero() }
-
 // Subject is the gating state of one subject (a build NVR, a compose id,
 // a Bodhi update): everything the gating and autosign decisions are
 // computed from, and what was emitted already.
 //
-// Every part of the state is a merge of the events that built it in which
-// order does not matter: last-writer-wins registers ordered by
-// (event time, event ID), sets that only grow, and joins that keep the
-// greater value. Applying the same events in any order, any number of
-// times, gives the same state (and the same encoding). Slices are kept
-// sorted by their key.
+// Events are applied in the order the runtime gives them, which is the
+// log order within each input topic-partition (and one fixed merge of the
+// topics, the same live and in replay). Each part of the state follows
+// the order that is the truth for it:
+//
+//   - the build state follows Koji's state machine in log order: the
+//     latest state change applies unless Koji cannot make that
+//     transition from the current state (kojiTransition);
+//   - a tag's membership is its latest tag or untag event in log order;
+//   - results and waivers are ordered by their own times (ResultsDB's
+//     submit_time, WaiverDB's timestamp), then by their ResultsDB or
+//     WaiverDB ids, then by log order, as Greenwave reads them;
+//   - signatures and artifacts are sets that only grow, and the build's
+//     immutable facts (ids, times, source) join to the greater value.
+//
+// No content hash decides what is current. Applying an event twice (the
+// same envelope ID) changes nothing: results and waivers are kept by
+// their ids, and the ids of the latest build events are remembered
+// (RecentBuildEvents). Slices are kept sorted by their key.
 //
 // A Subject is not safe for concurrent use.
 type Subject struct {
@@ -108,6 +123,12 @@ type Subject struct {
 	// Gating skips the evaluation when an event changed nothing of it
 	// (a tag, a signature). Zero forces the next evaluation.
 	GatingInput uint64
+	// RecentBuildEvents are fingerprints (eventFingerprint) of the ids of
+	// the latest maxRecentBuildEvents build events applied, oldest first:
+	// build state and tags follow log order, so a build event delivered
+	// again later (a bus redelivery, a re-sent capture) is recognized by
+	// its id and changes nothing.
+	RecentBuildEvents []uint64
 
 	encodedSize int // of the last encoding, to size the next one
 }
@@ -123,8 +144,9 @@ type Build struct {
 	// Those are facts that do not change; should two events disagree, the
 	// greater value is kept (a join, so the order of events is moot).
 	Info EventRef
-	// State is the build state (avro.StateComplete, ...), last writer
-	// wins by StateEvent.
+	// State is the build state (avro.StateComplete, ...): the latest
+	// state change in log order that Koji's state machine allows from
+	// the state before it (kojiTransition). StateEvent is that change.
 	State      string
 	StateEvent EventRef
 	// Artifacts are the known artifacts, sorted by name: those listed by
@@ -136,7 +158,11 @@ type Build struct {
 	ArtifactsEvent EventRef
 }
 
-// Tag is the current membership of the build in one tag.
+// Tag is the current membership of the build in one tag: the latest tag
+// or untag event for it in log order. Koji lets a build be tagged,
+// untagged and tagged again in any sequence (and sends an untag even for
+// a build not in the tag when asked not to be strict), so no sequence is
+// refused.
 type Tag struct {
 	Name   string
 	Tagged bool
@@ -198,16 +224,16 @@ func (e *ResultEntry) identity() string {
 	return "\x00" + e.Event.ID
 }
 
-// compareResults orders results like ResultsDB's submit_time, then by
-// result id and event id.
+// compareResults orders results as Greenwave reads them from ResultsDB
+// (/results/latest, newest first): by submit_time, then by ResultsDB id.
+// Results it cannot tell apart (the same time, ids that are not
+// ResultsDB's) compare equal, and the history keeps them in log order
+// (insertHistory puts a result after its equals).
 func compareResults(a, b *ResultEntry) int {
 	if c := a.Event.Time.Compare(b.Event.Time); c != 0 {
 		return c
 	}
-	if c := cmpID(a.ResultID, b.ResultID); c != 0 {
-		return c
-	}
-	return strings.Compare(a.Event.ID, b.Event.ID)
+	return cmpSerial(a.ResultID, b.ResultID)
 }
 
 // WaiverKey is what the latest waiver is kept per. AllScenarios is a
@@ -252,14 +278,17 @@ func (e *WaiverEntry) identity() string {
 	return "\x00" + e.Event.ID
 }
 
+// compareWaivers orders waivers by WaiverDB's timestamp, then by WaiverDB
+// id (WaiverDB's "most recent" is the greatest id, and its ids and
+// timestamps grow together). Waivers it cannot tell apart (the same
+// time, ids that are not WaiverDB's) compare equal, and the history keeps
+// them in log order, so an unwaiver sent after a waiver with the same
+// time wins.
 func compareWaivers(a, b *WaiverEntry) int {
 	if c := a.Event.Time.Compare(b.Event.Time); c != 0 {
 		return c
 	}
-	if c := cmpID(a.WaiverID, b.WaiverID); c != 0 {
-		return c
-	}
-	return strings.Compare(a.Event.ID, b.Event.ID)
+	return cmpSerial(a.WaiverID, b.WaiverID)
 }
 
 // RemoteFile is a fetched remote rule file. A file read or found missing
@@ -338,10 +367,12 @@ type SignedRecord struct {
 }
 
 // Apply merges one event into the state and reports whether the state
-// changed. It is deterministic, commutative across events and idempotent:
-// a duplicate (same envelope ID, same content) changes nothing. Records
-// that are not gating inputs give ErrUnsupportedRecord; on any error the
-// state is unchanged.
+// changed. It is deterministic, and idempotent: a duplicate (same
+// envelope ID, same content) changes nothing. Events of one input topic
+// must be applied in their log order (build state and tags follow it);
+// how the topics interleave changes no part of the final state, only the
+// decisions made on the way. Records that are not gating inputs give
+// ErrUnsupportedRecord; on any error the state is unchanged.
 func (s *Subject) Apply(r avro.Record) (changed bool, err error) {
 	switch e := r.(type) {
 	case *avro.BuildEvent:
@@ -405,8 +436,14 @@ func (s *Subject) applyBuild(e *avro.BuildEvent) (bool, error) {
 	if err := s.checkID(e.NVR); err != nil {
 		return false, err
 	}
+	fp := eventFingerprint(e.ID)
+	if slices.Contains(s.RecentBuildEvents, fp) {
+		return false, nil // delivered again
+	}
+	// From here on the state changes, if only by remembering the event.
+	s.rememberBuildEvent(fp)
+	s.addIdentity(e.NVR, SubjectKojiBuild)
 	ref := EventRef{ID: e.ID, Time: normTime(e.EventTime)}
-	ch := s.addIdentity(e.NVR, SubjectKojiBuild)
 	b := &s.Build
 	carries := false
 	for _, f := range []struct {
@@ -419,7 +456,7 @@ func (s *Subject) applyBuild(e *avro.BuildEvent) (bool, error) {
 	} {
 		if f.v != "" {
 			carries = true
-			ch = joinString(f.dst, f.v) || ch
+			joinString(f.dst, f.v)
 		}
 	}
 	for _, f := range []struct {
@@ -428,7 +465,7 @@ func (s *Subject) applyBuild(e *avro.BuildEvent) (bool, error) {
 	}{{&b.BuildID, e.BuildID}, {&b.TaskID, e.TaskID}} {
 		if f.v != 0 {
 			carries = true
-			ch = joinInt(f.dst, f.v) || ch
+			joinInt(f.dst, f.v)
 		}
 	}
 	for _, f := range []struct {
@@ -437,44 +474,112 @@ func (s *Subject) applyBuild(e *avro.BuildEvent) (bool, error) {
 	}{{&b.CreationTime, e.CreationTime}, {&b.CompletionTime, e.CompletionTime}} {
 		if !f.v.IsZero() {
 			carries = true
-			ch = joinTime(f.dst, normTime(f.v)) || ch
+			joinTime(f.dst, normTime(f.v))
 		}
 	}
 	if carries && ref.after(b.Info) {
-		b.Info, ch = ref, true
+		b.Info = ref
 	}
 	if len(e.Artifacts) > 0 {
-		ch = b.addArtifacts(e.Artifacts) || ch
-		if !b.ArtifactList {
-			b.ArtifactList, ch = true, true
-		}
+		b.addArtifacts(e.Artifacts)
+		b.ArtifactList = true
 		if ref.after(b.ArtifactsEvent) {
-			b.ArtifactsEvent, ch = ref, true
+			b.ArtifactsEvent = ref
 		}
 	}
 	if e.State != "" {
 		st := strings.ToUpper(e.State)
-		if (b.State == "" && b.StateEvent.isZero()) || ref.after(b.StateEvent) {
-			b.State, b.StateEvent, ch = st, ref, true
+		if kojiTransition(b.State, st, strings.ToUpper(e.OldState)) {
+			b.State, b.StateEvent = st, ref
 		}
 	}
 	if e.Kind != avro.BuildStateChange {
-		ch = s.setTag(Tag{Name: e.Tag, Tagged: e.Kind == avro.BuildTag, By: e.TagUser, Event: ref}) || ch
+		s.setTag(Tag{Name: e.Tag, Tagged: e.Kind == avro.BuildTag, By: e.TagUser, Event: ref})
 	}
-	return ch, nil
+	return true, nil
 }
 
-func (s *Subject) setTag(t Tag) bool {
-	i, found := slices.BinarySearchFunc(s.Tags, t.Name, func(x Tag, n string) int { return strings.Compare(x.Name, n) })
-	if !found {
-		s.Tags = slices.Insert(s.Tags, i, t)
-		return true
+// kojiTransition reports whether Koji changes a build's state from cur to
+// next, as its hub does (kojihub.py, koji 1.35):
+//
+//   - a new build is created BUILDING (initBuild, cg_init_build) or
+//     COMPLETE (an import), so from no known state anything goes;
+//   - BUILDING → COMPLETE (completeBuild, import_build, a content
+//     generator import), → FAILED (failBuild, cg_refund_build),
+//     → CANCELED (cancel_build, cg_refund_build);
+//   - FAILED or CANCELED → BUILDING or COMPLETE: new_build on an NVR that
+//     exists recycles the build (recycle_build: only a FAILED or CANCELED
+//     build without tag history, RPMs or archives, under the same build
+//     id, with the new task); a BUILDING or COMPLETE build is never
+//     recycled;
+//   - any state but DELETED → DELETED (delete_build, which refuses
+//     nothing by state; a DELETED build is left as it is);
+//   - any state → CANCELED by reset_build (an admin's reset before a
+//     reimport), whose message names the state it reset from: so from a
+//     state other than BUILDING, a CANCELED that does not name the
+//     current state as its old state is not a transition Koji made.
+//
+// A state equal to the current one is no transition (Koji sends none: a
+// restarted build task re-initializing its build is silent). States Koji
+// does not have are taken in log order.
+func kojiTransition(cur, next, old string) bool {
+	if cur == "" || !isKojiState(cur) || !isKojiState(next) {
+		return cur != next
 	}
-	if t.Event.after(s.Tags[i].Event) {
-		s.Tags[i] = t
+	switch next {
+	case cur:
+		return false
+	case avro.StateDeleted:
+		return true
+	case avro.StateCanceled:
+		return cur == avro.StateBuilding || old == cur
+	case avro.StateFailed:
+		return cur == avro.StateBuilding
+	case avro.StateComplete:
+		return cur == avro.StateBuilding || cur == avro.StateFailed || cur == avro.StateCanceled
+	case avro.StateBuilding:
+		return cur == avro.StateFailed || cur == avro.StateCanceled
+	}
+	return false
+}
+
+func isKojiState(st string) bool {
+	switch st {
+	case avro.StateBuilding, avro.StateComplete, avro.StateDeleted, avro.StateFailed, avro.StateCanceled:
 		return true
 	}
 	return false
+}
+
+// maxRecentBuildEvents bounds Subject.RecentBuildEvents. A build sees a
+// handful of build events (two or three state changes per attempt, a tag
+// and untag per step of its way to a release); a redelivery of one older
+// than the last maxRecentBuildEvents would be applied again.
+const maxRecentBuildEvents = 16
+
+// eventFingerprint is the 64-bit FNV-1a hash of an event id: what
+// RecentBuildEvents keeps of each id.
+func eventFingerprint(id string) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(id))
+	return h.Sum64()
+}
+
+func (s *Subject) rememberBuildEvent(fp uint64) {
+	if len(s.RecentBuildEvents) >= maxRecentBuildEvents {
+		s.RecentBuildEvents = slices.Delete(s.RecentBuildEvents, 0, len(s.RecentBuildEvents)-maxRecentBuildEvents+1)
+	}
+	s.RecentBuildEvents = append(s.RecentBuildEvents, fp)
+}
+
+// setTag records the latest tag or untag event of a tag.
+func (s *Subject) setTag(t Tag) {
+	i, found := slices.BinarySearchFunc(s.Tags, t.Name, func(x Tag, n string) int { return strings.Compare(x.Name, n) })
+	if !found {
+		s.Tags = slices.Insert(s.Tags, i, t)
+		return
+	}
+	s.Tags[i] = t
 }
 
 // Tagged reports whether the build is currently in tag.
@@ -583,7 +688,8 @@ func (s *Subject) applyResult(e *avro.TestResult) (bool, error) {
 	if !found {
 		s.Results = slices.Insert(s.Results, i, ResultSeries{ResultKey: key})
 	}
-	ch = insertHistory(&s.Results[i].History, entry, (*ResultEntry).identity, compareResults) || ch
+	ch = insertHistory(&s.Results[i].History, entry, (*ResultEntry).identity, compareResults,
+		func(e *ResultEntry) string { return e.Event.ID }) || ch
 	return ch, nil
 }
 
@@ -614,7 +720,8 @@ func (s *Subject) applyWaiver(e *avro.Waiver) (bool, error) {
 	if !found {
 		s.Waivers = slices.Insert(s.Waivers, i, WaiverSeries{WaiverKey: key})
 	}
-	ch = insertHistory(&s.Waivers[i].History, entry, (*WaiverEntry).identity, compareWaivers) || ch
+	ch = insertHistory(&s.Waivers[i].History, entry, (*WaiverEntry).identity, compareWaivers,
+		func(e *WaiverEntry) string { return e.Event.ID }) || ch
 	return ch, nil
 }
 
@@ -657,22 +764,34 @@ func (s *Subject) applyRemoteFile(e *avro.RemoteRuleFile) (bool, error) {
 	return ch, nil
 }
 
-// insertHistory inserts e into the sorted history h unless an entry with
-// the same identity is there, then keeps the maxHistory latest entries.
-func insertHistory[E any](h *[]E, e E, identity func(*E) string, cmp func(a, b *E) int) bool {
+// insertHistory inserts e into the sorted history h, after the entries
+// that compare equal to it (so that equals stay in log order), then keeps
+// the maxHistory latest entries. An entry with the same identity (the
+// same result or waiver again) is kept unless e is later by cmp; when the
+// two compare equal, the copy with the greater event ID is kept in place,
+// so that which copy the state holds does not depend on their order.
+func insertHistory[E any](h *[]E, e E, identity func(*E) string, cmp func(a, b *E) int, eventID func(*E) string) bool {
 	id := identity(&e)
 	for i := range *h {
-		if identity(&(*h)[i]) == id {
-			// The same result or waiver again: keep the greater copy, so
-			// that the outcome does not depend on arrival order.
-			if cmp(&e, &(*h)[i]) <= 0 {
+		old := &(*h)[i]
+		if identity(old) != id {
+			continue
+		}
+		switch c := cmp(&e, old); {
+		case c < 0:
+			return false
+		case c == 0:
+			if eventID(&e) <= eventID(old) {
 				return false
 			}
-			*h = slices.Delete(*h, i, i+1)
-			break
+			*old = e
+			return true
 		}
+		*h = slices.Delete(*h, i, i+1)
+		break
 	}
-	i, _ := slices.BinarySearchFunc(*h, e, func(x, y E) int { return cmp(&x, &y) })
+	// The first entry later than e.
+	i := sort.Search(len(*h), func(j int) bool { return cmp(&(*h)[j], &e) > 0 })
 	if len(*h) >= maxHistory && i == 0 {
 		return false // older than everything kept
 	}
@@ -784,6 +903,23 @@ func truncate(s string, n int) string {
 		n-- // do not split a UTF-8 sequence
 	}
 	return s[:n]
+}
+
+// cmpSerial compares ids that a database sequence assigned (ResultsDB and
+// WaiverDB ids, decimal numbers) numerically. An id that is not one sorts
+// before those that are, and two such ids compare equal: unlike cmpID it
+// is a total preorder, as a sorted history needs, and it never orders by
+// an id that is a content hash.
+func cmpSerial(a, b string) int {
+	switch an, bn := isDigits(a), isDigits(b); {
+	case an && bn:
+		return cmpID(a, b)
+	case an:
+		return 1
+	case bn:
+		return -1
+	}
+	return 0
 }
 
 // cmpID compares ids numerically when both are decimal numbers (ResultsDB
