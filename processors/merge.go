@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -47,6 +48,8 @@ type inputQueue struct {
 	// broker answer obtained after that poll).
 	lso, logStart int64
 	seen          uint64
+
+	processed prometheus.Counter // records processed, by the runner
 }
 
 func newQueues(inputs []string) []*inputQueue {

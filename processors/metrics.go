@@ -63,8 +63,8 @@ func newMetrics() *metrics {
 		}),
 		processSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: ns, Name: "process_seconds",
-			Help:    "Time to process one input record.",
-			Buckets: prometheus.ExponentialBuckets(1e-6, 4, 10),
+			Help:    "Time a task spent processing the records one poll gave it (observed per task and poll, not per record: divide the sum by records_processed_total for the mean per record).",
+			Buckets: prometheus.ExponentialBuckets(1e-5, 4, 10),
 		}),
 		commitSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: ns, Name: "commit_seconds",

@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"runtime"
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -66,6 +68,10 @@ type Config struct {
 	// headers, and its topic/partition/offset say where the original
 	// is). Default 64 KiB.
 	MaxDeadLetterBytes int
+	// Threads is how many tasks process their records at once (each task's
+	// records in order on one goroutine), in one consumer and one
+	// transaction. Default: GOMAXPROCS.
+	Threads int
 	// MaxTaskIdle is how long a task whose other inputs have records
 	// waits for an input partition that has nothing fetched and nothing
 	// more committed, before it processes without it (Kafka Streams'
@@ -102,6 +108,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxPollRecords <= 0 {
 		c.MaxPollRecords = 5000
+	}
+	if c.Threads <= 0 {
+		c.Threads = runtime.GOMAXPROCS(0)
 	}
 	if c.MaxRecordBytes <= 0 {
 		c.MaxRecordBytes = 1_000_000
@@ -171,8 +180,6 @@ type Runner struct {
 
 	metrics      *metrics
 	stateMetrics *state.Collector
-	// processedByTopic caches metrics.processed per input topic (under mu).
-	processedByTopic map[string]prometheus.Counter
 	// retention is the changelogs' delete.retention.ms, by topic.
 	retention map[string]time.Duration
 	// topicIDs are the topics' ids (for requests the runner builds).
@@ -209,14 +216,12 @@ type Runner struct {
 	// The loop's own state, touched by the loop goroutine only.
 	inTxn bool
 	dirty bool // something was produced or consumed since Begin
-	// current is the input record being processed, to which a failed
-	// output is attributed.
-	current *kgo.Record
 	// txnRecords counts the input records processed in the open
-	// transaction; txnLast is the last one.
+	// transaction; txnLast is the last one (added up from the tasks
+	// after each drain).
 	txnRecords  int
 	txnLast     recordRef
-	txnProduced int
+	txnProduced atomic.Int64
 	// suspects are input records whose processing failed for a reason
 	// tied to them: when polled again they are dead-lettered instead.
 	suspects map[recordRef]string
@@ -251,8 +256,6 @@ func NewRunner(spec Spec, cfg Config) (*Runner, error) {
 		topicIDs:   map[string][16]byte{},
 		suspects:   map[recordRef]string{},
 		retry:      backoff{min: cfg.RetryBackoff, max: cfg.MaxRetryBackoff},
-
-		processedByTopic: map[string]prometheus.Counter{},
 	}
 	r.health.started = time.Now()
 	for _, s := range spec.Stores {
@@ -725,7 +728,8 @@ func (r *Runner) begin() error {
 		return &rebuildError{fmt.Errorf("processors: %s: beginning transaction: %w", r.spec.Name, err)}
 	}
 	r.inTxn = true
-	r.txnRecords, r.txnProduced = 0, 0
+	r.txnRecords = 0
+	r.txnProduced.Store(0)
 	return nil
 }
 
@@ -765,60 +769,110 @@ func (r *Runner) process(ctx context.Context, fetches kgo.Fetches) error {
 
 // drain processes the queued records of every restored task in merge
 // order, as far as the merge allows, and returns the input partitions
-// whose end some task needs to know before it can go on.
+// whose end some task needs to know before it can go on. Tasks are
+// independent (own state, own processor, own output partitions), so up
+// to Config.Threads of them run at once; each task's records run in
+// order on one goroutine.
 func (r *Runner) drain() (map[string][]int32, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	now := time.Now()
-	var committed map[string]map[int32]kgo.EpochOffset
-	committedFn := func() map[string]map[int32]kgo.EpochOffset {
-		if committed == nil {
-			committed = r.sess.Client().CommittedOffsets()
+	var ready []*task
+	for _, p := range slices.Sorted(maps.Keys(r.tasks)) {
+		if t := r.tasks[p]; t.restored && t.queued() {
+			ready = append(ready, t)
 		}
-		return committed
+	}
+	r.idleWake = time.Time{}
+	if len(ready) == 0 {
+		return nil, nil
+	}
+	if err := r.begin(); err != nil {
+		return nil, err
+	}
+	r.dirty = true
+	r.sendQuarantined()
+	now := time.Now()
+	committed := sync.OnceValue(r.sess.Client().CommittedOffsets)
+	threads := r.cfg.Threads
+	if r.isolate != nil {
+		threads = 1 // one record per transaction
+	}
+	if threads = min(threads, len(ready)); threads <= 1 {
+		for _, t := range ready {
+			t.drain(now, committed)
+		}
+	} else {
+		var next atomic.Int32
+		var wg sync.WaitGroup
+		for range threads {
+			wg.Go(func() {
+				for i := int(next.Add(1)) - 1; i < len(ready); i = int(next.Add(1)) - 1 {
+					ready[i].drain(now, committed)
+				}
+			})
+		}
+		wg.Wait()
 	}
 	var evidence map[string][]int32
-	r.idleWake = time.Time{}
-	for _, p := range slices.Sorted(maps.Keys(r.tasks)) {
-		t := r.tasks[p]
-		if !t.restored {
-			continue // restoring failed; retried at the next poll
+	var err error
+	for _, t := range ready {
+		if t.drainErr != nil && err == nil {
+			err = t.drainErr
 		}
-		for {
-			if r.isolate != nil && r.inTxn && r.txnRecords > 0 {
-				break // isolating a failure: one record per transaction
-			}
-			q, why := r.nextRecord(t, now, committedFn)
-			switch why {
-			case mergeReady:
-			case mergeEvidence:
-				for _, q := range t.queues {
-					if len(q.recs) == 0 {
-						if evidence == nil {
-							evidence = map[string][]int32{}
-						}
-						evidence[q.topic] = append(evidence[q.topic], p)
+		t.drainErr = nil
+		if t.processed > 0 {
+			r.txnRecords += t.processed
+			r.txnLast = t.lastRef
+			t.processed = 0
+		}
+		switch t.wait {
+		case mergeEvidence:
+			for _, q := range t.queues {
+				if len(q.recs) == 0 {
+					if evidence == nil {
+						evidence = map[string][]int32{}
 					}
-				}
-			case mergeIdle:
-				if wake := t.idleSince.Add(r.cfg.MaxTaskIdle); r.idleWake.IsZero() || wake.Before(r.idleWake) {
-					r.idleWake = wake
+					evidence[q.topic] = append(evidence[q.topic], t.partition)
 				}
 			}
-			if why != mergeReady {
-				break
-			}
-			if err := r.begin(); err != nil {
-				return nil, err
-			}
-			r.dirty = true
-			r.sendQuarantined()
-			if err := r.processOne(t, q.pop()); err != nil {
-				return nil, err
+		case mergeIdle:
+			if wake := t.idleSince.Add(r.cfg.MaxTaskIdle); r.idleWake.IsZero() || wake.Before(r.idleWake) {
+				r.idleWake = wake
 			}
 		}
 	}
-	return evidence, nil
+	return evidence, err
+}
+
+// drain processes t's queued records in merge order until the merge must
+// wait (t.wait says why) or a record fails (t.drainErr). It runs on a
+// goroutine of its own while the runner's lock is held for it: it touches
+// only t, and what is safe for concurrent use (the codec, the producer,
+// metrics, the read-only suspects).
+func (t *task) drain(now time.Time, committed func() map[string]map[int32]kgo.EpochOffset) {
+	r := t.r
+	start := time.Now()
+	n := 0
+	for {
+		if r.isolate != nil && r.txnRecords+t.processed > 0 {
+			t.wait = mergeEmpty // isolating a failure: one record per transaction
+			break
+		}
+		q, why := r.nextRecord(t, now, committed)
+		t.wait = why
+		if why != mergeReady {
+			break
+		}
+		n++
+		if t.drainErr = r.processOne(t, q); t.drainErr != nil {
+			break
+		}
+	}
+	if n > 0 {
+		// One clock read and one observation per task and poll, not
+		// per record.
+		r.metrics.processSeconds.Observe(time.Since(start).Seconds())
+	}
 }
 
 // anyQueued reports whether a task holds records it has not processed.
@@ -844,13 +898,16 @@ func (r *Runner) pollDeadline(deadline time.Time) time.Time {
 	return deadline
 }
 
-func (r *Runner) processOne(t *task, rec *kgo.Record) error {
+func (r *Runner) processOne(t *task, q *inputQueue) error {
+	rec := q.pop()
 	t.inNext[rec.Topic] = rec.Offset + 1
-	r.txnRecords++
-	r.txnLast = refOf(rec)
+	t.processed++
 	ref := refOf(rec)
+	t.lastRef = ref
 	if reason, ok := r.suspects[ref]; ok {
-		delete(r.suspects, ref)
+		// Not deleted: if this transaction aborts, the record comes
+		// round again and is dead-lettered again. Suspects behind the
+		// committed position are dropped at commit.
 		r.deadLetterRecord(rec, "poison", reason)
 		return nil
 	}
@@ -860,11 +917,9 @@ func (r *Runner) processOne(t *task, rec *kgo.Record) error {
 		return nil
 	}
 	in := &Input{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset, Key: rec.Key, Timestamp: rec.Timestamp, Record: v}
-	r.current = rec
-	start := time.Now()
+	t.current = rec
 	err = t.proc.Process(t.ctx, in)
-	r.metrics.processSeconds.Observe(time.Since(start).Seconds())
-	r.current = nil
+	t.current = nil
 	var rej *RejectError
 	switch {
 	case errors.As(err, &rej):
@@ -882,7 +937,7 @@ func (r *Runner) processOne(t *task, rec *kgo.Record) error {
 	if perr := r.producePoison(); perr != nil {
 		return perr
 	}
-	r.processedCounter(rec.Topic).Inc()
+	q.processed.Inc()
 	return nil
 }
 
@@ -922,7 +977,7 @@ func (r *Runner) punctuate(ctx context.Context, now time.Time) (more bool, err e
 // txnWrites reports whether the open transaction produced a record or
 // changed state.
 func (r *Runner) txnWrites() bool {
-	if r.txnProduced > 0 {
+	if r.txnProduced.Load() > 0 {
 		return true
 	}
 	r.mu.Lock()
@@ -1000,7 +1055,7 @@ func hasPartition(offsets map[string]map[int32]kgo.EpochOffset, p int32) bool {
 // emitFor returns the Context emit function of task t.
 func (r *Runner) emitFor(t *task) func(Output) {
 	return func(o Output) {
-		src := r.current
+		src := t.current
 		v, err := r.cfg.Codec.Encode(o.Record)
 		if err != nil {
 			r.setProduceErr(r.blame(src, fmt.Errorf("processors: %s: encoding output for %s: %w", t.label, o.Topic, err)))
@@ -1010,7 +1065,12 @@ func (r *Runner) emitFor(t *task) func(Output) {
 			r.setProduceErr(r.blame(src, fmt.Errorf("processors: %s: output to %s is %d bytes, over the %d-byte record limit", t.label, o.Topic, n, r.cfg.MaxRecordBytes)))
 			return
 		}
-		r.metrics.emitted.WithLabelValues(r.alias(o.Topic)).Inc()
+		c, ok := t.emitted[o.Topic]
+		if !ok {
+			c = r.metrics.emitted.WithLabelValues(r.alias(o.Topic))
+			t.emitted[o.Topic] = c
+		}
+		c.Inc()
 		rec := &kgo.Record{Topic: o.Topic, Key: o.Key, Value: v}
 		if src != nil {
 			// The trigger's time: a processor downstream orders
@@ -1035,7 +1095,7 @@ func (r *Runner) blame(src *kgo.Record, err error) error {
 // derives from, if one: a produce error that rejects rec for what it is
 // is blamed on src.
 func (r *Runner) produce(ctx context.Context, rec *kgo.Record, src *kgo.Record, ok func(*kgo.Record)) {
-	r.txnProduced++
+	r.txnProduced.Add(1)
 	r.sess.Produce(ctx, rec, func(rec *kgo.Record, err error) {
 		if err != nil {
 			err = fmt.Errorf("processors: %s: producing to %s: %w", r.spec.Name, rec.Topic, err)
@@ -1128,6 +1188,11 @@ func (r *Runner) commit(ctx context.Context) error {
 		for _, p := range slices.Sorted(maps.Keys(r.tasks)) {
 			if aerr := r.tasks[p].applyCommitted(now); aerr != nil {
 				return &fatalError{aerr}
+			}
+		}
+		for ref := range r.suspects {
+			if t := r.tasks[ref.Partition]; t != nil && t.position[ref.Topic] > ref.Offset {
+				delete(r.suspects, ref) // dead-lettered for good
 			}
 		}
 		r.metrics.commits.WithLabelValues("committed").Inc()
@@ -1408,17 +1473,6 @@ func (r *Runner) ensureRestored(ctx context.Context, p int32) error {
 	}
 	t.restored = true
 	return nil
-}
-
-// processedCounter caches the counter of a topic: a label lookup per
-// record was 5% of a simple processor's time. Called with mu held.
-func (r *Runner) processedCounter(topic string) prometheus.Counter {
-	c, ok := r.processedByTopic[topic]
-	if !ok {
-		c = r.metrics.processed.WithLabelValues(r.alias(topic))
-		r.processedByTopic[topic] = c
-	}
-	return c
 }
 
 // alias shortens a full topic name to its catalog alias for metric labels.

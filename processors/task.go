@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/factory2/factory2/state"
@@ -65,6 +66,18 @@ type task struct {
 	queues    []*inputQueue
 	idleSince time.Time
 
+	// What a drain (Runner.drain, possibly on another goroutine) leaves
+	// for the runner: records processed and the last one, why it
+	// stopped, the error that stopped it. current is the record being
+	// processed, to which a failed output is attributed; emitted caches
+	// the output counters by topic.
+	processed int
+	lastRef   recordRef
+	wait      mergeWait
+	drainErr  error
+	current   *kgo.Record
+	emitted   map[string]prometheus.Counter
+
 	mu sync.Mutex
 	// clEnd is one past the offset of the last changelog record per store
 	// produced in the open transaction, as acknowledged by the broker.
@@ -82,6 +95,10 @@ func (r *Runner) openTask(p int32) (*task, error) {
 		lag:       map[string]int64{},
 		position:  map[string]int64{},
 		queues:    newQueues(r.spec.Inputs),
+		emitted:   map[string]prometheus.Counter{},
+	}
+	for _, q := range t.queues {
+		q.processed = r.metrics.processed.WithLabelValues(r.alias(q.topic))
 	}
 	if err := t.open(); err != nil {
 		return nil, err

@@ -126,6 +126,7 @@ func (p *pipeline) runnerConfig() processors.Config {
 		MaxRecordBytes:     p.cfg.Processing.MaxRecordBytes,
 		MaxDeadLetterBytes: p.cfg.Processing.MaxDeadLetterBytes,
 		MaxTaskIdle:        p.cfg.Processing.MaxTaskIdle,
+		Threads:            p.cfg.Processing.Threads,
 		Logger:             p.log,
 		Registerer:         p.reg,
 	}

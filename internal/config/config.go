@@ -87,6 +87,11 @@ type Processing struct {
 	// record it reports (longer ones are truncated; size and SHA-256 are
 	// in its headers). Default 65536.
 	MaxDeadLetterBytes int `yaml:"max_dead_letter_bytes"`
+	// Threads is how many tasks of a processor process records at once
+	// (one consumer and one transaction per processor; each task's
+	// records in order on one goroutine). Default 0: the number of cores
+	// (GOMAXPROCS).
+	Threads int `yaml:"threads"`
 	// MaxTaskIdle is how long a task whose other inputs have records
 	// waits for an input that has nothing more committed (Kafka Streams'
 	// max.task.idle.ms). Committed records are always waited for, which
@@ -289,6 +294,9 @@ func (c Config) Validate() error {
 	}
 	if c.Processing.MaxRecordBytes < 64<<10 || c.Processing.MaxRecordBytes > 64<<20 {
 		errs = append(errs, fmt.Errorf("processing.max_record_bytes %d: must be in [65536, 67108864] (and at most the brokers' message.max.bytes)", c.Processing.MaxRecordBytes))
+	}
+	if c.Processing.Threads < 0 || c.Processing.Threads > 1024 {
+		errs = append(errs, fmt.Errorf("processing.threads %d: must be in [0, 1024] (0: one per core)", c.Processing.Threads))
 	}
 	if c.Processing.MaxDeadLetterBytes < 1024 || c.Processing.MaxDeadLetterBytes > c.Processing.MaxRecordBytes/2 {
 		errs = append(errs, fmt.Errorf("processing.max_dead_letter_bytes %d: must be in [1024, max_record_bytes/2]", c.Processing.MaxDeadLetterBytes))

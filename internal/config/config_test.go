@@ -27,7 +27,8 @@ func TestLoadGood(t *testing.T) {
 	if cfg.Processing.CommitInterval != 50*time.Millisecond || cfg.Topics.Partitions != 12 ||
 		len(cfg.Gating.SigningRules) != 1 || cfg.Gating.SigningRules[0].Priority != 10 ||
 		cfg.HTTP.MaxBodyBytes != Default().HTTP.MaxBodyBytes ||
-		cfg.Gating.MaxSubjectBytes != 600000 || cfg.Gating.MaxPolicyFileBytes != 131072 {
+		cfg.Gating.MaxSubjectBytes != 600000 || cfg.Gating.MaxPolicyFileBytes != 131072 ||
+		cfg.Processing.Threads != 4 || cfg.Processing.MaxTaskIdle != 20*time.Millisecond {
 		t.Fatalf("unexpected config: %+v", cfg)
 	}
 }

@@ -957,7 +957,7 @@ func runnerSummary(m map[string]float64) string {
 		m["factory2_processor_records_processed_total"], m["factory2_processor_records_emitted_total"],
 		m["factory2_processor_records_dead_lettered_total"], txns,
 		1e3*m["factory2_processor_commit_seconds"]/max(1, m["factory2_processor_commit_seconds_count"]),
-		1e6*m["factory2_processor_process_seconds"]/max(1, m["factory2_processor_process_seconds_count"]),
+		1e6*m["factory2_processor_process_seconds"]/max(1, m["factory2_processor_records_processed_total"]),
 		m["factory2_processor_changelog_records_total"])
 }
 
