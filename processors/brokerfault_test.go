@@ -27,21 +27,10 @@ type faultRunner struct {
 
 func startFaultRunner(t *testing.T, f *fixture) *faultRunner {
 	t.Helper()
-	r, err := processors.NewRunner(f.spec(), processors.Config{
-		Brokers:         f.env.Brokers(),
-		InstanceID:      "a",
-		Catalog:         f.cat,
-		Codec:           jsonCodec{},
-		StateDir:        t.TempDir(),
-		CommitInterval:  50 * time.Millisecond,
-		SessionTimeout:  6 * time.Second,
-		RetryBackoff:    50 * time.Millisecond,
-		MaxRetryBackoff: time.Second,
-		Logger:          testLogger(t),
+	// Short backoffs: the runner is back soon after the brokers are.
+	r := f.runner(t, "a", t.TempDir(), func(_ *processors.Spec, c *processors.Config) {
+		c.RetryBackoff, c.MaxRetryBackoff = 50*time.Millisecond, time.Second
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithCancel(context.Background())
 	fr := &faultRunner{r: r, cancel: cancel, done: make(chan struct{})}
 	go func() {

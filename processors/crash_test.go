@@ -401,7 +401,8 @@ func (e *crashEnv) readLog(c *childProc) childLog {
 		case rec.Msg == "partition assigned" && rec.Partition != nil:
 			owned[*rec.Partition] = true
 			l.assigned++
-		case (rec.Msg == "partition revoked" || rec.Msg == "partition lost") && rec.Partition != nil:
+		case strings.HasPrefix(rec.Msg, "partition ") && rec.Partition != nil:
+			// Revoked or lost (while restoring, too), or its session closed.
 			delete(owned, *rec.Partition)
 		case rec.Msg == "restored state from changelog":
 			l.restores++

@@ -36,8 +36,10 @@ func (r *Runner) fenceGeneration(ctx context.Context) error {
 	req.Group = r.group
 	req.ProducerID, req.ProducerEpoch = pid, epoch
 	req.Generation, req.MemberID = gen, member
+	names := map[[16]byte]string{} // a v6+ response names topics by id only
 	r.mu.Lock()
 	for topic, ps := range cl.CommittedOffsets() {
+		names[r.topicIDs[topic]] = topic
 		rt := kmsg.NewTxnOffsetCommitRequestTopic()
 		rt.Topic, rt.TopicID = topic, r.topicIDs[topic] // TxnOffsetCommit v6+ names topics by id
 		for p, eo := range ps {
@@ -70,9 +72,13 @@ func (r *Runner) fenceGeneration(ctx context.Context) error {
 		return fmt.Errorf("processors: %s: fencing: %w", r.spec.Name, err)
 	}
 	for _, t := range resp.Topics {
+		topic := t.Topic
+		if topic == "" {
+			topic = names[t.TopicID]
+		}
 		for _, p := range t.Partitions {
 			if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
-				return fmt.Errorf("processors: %s: fencing %s/%d with generation %d: %w", r.spec.Name, t.Topic, p.Partition, gen, err)
+				return fmt.Errorf("processors: %s: fencing %s/%d with generation %d: %w", r.spec.Name, topic, p.Partition, gen, err)
 			}
 		}
 	}

@@ -83,27 +83,9 @@ func (hoarder) ValidateState(_ string, _, v []byte) error {
 	return nil
 }
 
-func (f *fixture) hoarderSpec() processors.Spec {
-	s := f.spec()
+// hoarding makes a test runner run the hoarder instead of the counter.
+func (f *fixture) hoarding(s *processors.Spec, _ *processors.Config) {
 	s.New = func(int32) processors.Processor { return hoarder{out: f.out} }
-	return s
-}
-
-func (f *fixture) hoarderRunner(t *testing.T, instance, stateDir string) *processors.Runner {
-	r, err := processors.NewRunner(f.hoarderSpec(), processors.Config{
-		Brokers:        f.env.Brokers(),
-		InstanceID:     instance,
-		Catalog:        f.cat,
-		Codec:          jsonCodec{},
-		StateDir:       stateDir,
-		CommitInterval: 50 * time.Millisecond,
-		SessionTimeout: 6 * time.Second,
-		Logger:         testLogger(t),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return r
 }
 
 // produceEvents produces events (key = NVR) in one transaction-less batch;
@@ -171,7 +153,7 @@ func waitDeadLetters(t *testing.T, f *fixture, n int) []*kgo.Record {
 func TestRunnerIsolatesStateTooLargeForItsChangelog(t *testing.T) {
 	f := newFixture(t, 1)
 	kafkatest.RequireReal(t)
-	r := f.hoarderRunner(t, "a", t.TempDir())
+	r := f.runner(t, "a", t.TempDir(), f.hoarding)
 	f.ensure(t)
 	start(t, r)
 
@@ -218,7 +200,7 @@ func TestRunnerIsolatesStateTooLargeForItsChangelog(t *testing.T) {
 func TestRunnerDeadLettersInputWhoseOutputIsTooLarge(t *testing.T) {
 	f := newFixture(t, 1)
 	kafkatest.RequireReal(t)
-	r := f.hoarderRunner(t, "a", t.TempDir())
+	r := f.runner(t, "a", t.TempDir(), f.hoarding)
 	f.ensure(t)
 	start(t, r)
 	f.produceEvents(t,
@@ -241,7 +223,7 @@ func TestRunnerDeadLettersInputWhoseOutputIsTooLarge(t *testing.T) {
 func TestRunnerDeadLettersRecordNearTheBrokerLimit(t *testing.T) {
 	f := newFixture(t, 1)
 	kafkatest.RequireReal(t)
-	r := f.hoarderRunner(t, "a", t.TempDir())
+	r := f.runner(t, "a", t.TempDir(), f.hoarding)
 	f.ensure(t)
 	start(t, r)
 	cl := kafkatest.Client(t, f.env, kgo.ProducerBatchMaxBytes(2<<20))
@@ -267,7 +249,7 @@ func TestRunnerDeadLettersRecordNearTheBrokerLimit(t *testing.T) {
 func TestRestoreQuarantinesGarbageInTheChangelog(t *testing.T) {
 	f := newFixture(t, 1)
 	kafkatest.RequireReal(t)
-	r := f.hoarderRunner(t, "a", t.TempDir())
+	r := f.runner(t, "a", t.TempDir(), f.hoarding)
 	f.ensure(t)
 	stop := start(t, r)
 	f.produceEvents(t, event("a1", "a-1-1", "tag", "a"), event("b1", "b-1-1", "tag", "b"))
@@ -285,7 +267,7 @@ func TestRestoreQuarantinesGarbageInTheChangelog(t *testing.T) {
 	}
 
 	// A new instance on empty state restores the whole changelog.
-	r2 := f.hoarderRunner(t, "b", t.TempDir())
+	r2 := f.runner(t, "b", t.TempDir(), f.hoarding)
 	start(t, r2)
 	f.produceEvents(t, event("a2", "a-1-1", "tag", "a"), event("b2", "b-1-1", "tag", "b"))
 	dls := waitDeadLetters(t, f, 1)

@@ -1391,10 +1391,14 @@ func (r *Runner) closeTask(p int32, t *task, why string) {
 		}
 	}
 	if t.restoring {
+		// Wait for the restore to stop (it stops at the cancel: a fetch
+		// applied, a client closed, not the rest of the restore), then
+		// close the task here: the partition may come back in the same
+		// rebalance, and its new task must find the state closed.
 		t.gone = true
 		t.cancelRestore()
-		r.log.Info("partition "+why+" while restoring", "partition", p)
-		return
+		<-t.restoreDone
+		why += " while restoring"
 	}
 	if err := t.close(); err != nil {
 		r.log.Warn("closing task", "partition", p, "err", err)
@@ -1433,7 +1437,7 @@ func (r *Runner) restorePending(ctx context.Context) error {
 // ensureRestored restores task p if it is not, without holding mu: a
 // restore can outlast the rebalance timeout, and the revocation that a
 // rebalance calls needs mu. A task revoked meanwhile stops restoring (its
-// progress is checkpointed) and is closed here.
+// progress is checkpointed) and is closed by the revocation.
 //
 // Only once the partition's committed offsets are known (records were
 // fetched for it, or the group's stable offset fetch returned): until
@@ -1446,20 +1450,19 @@ func (r *Runner) ensureRestored(ctx context.Context, p int32) error {
 		return nil
 	}
 	rctx, cancel := context.WithCancel(ctx)
-	t.restoring, t.cancelRestore = true, cancel
+	done := make(chan struct{})
+	t.restoring, t.cancelRestore, t.restoreDone = true, cancel, done
 	r.mu.Unlock()
 
 	err := t.restore(rctx)
 	cancel()
+	close(done) // before taking mu, which a revocation waiting for done holds
 
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	t.restoring = false
 	if t.gone {
-		if cerr := t.close(); cerr != nil {
-			r.log.Warn("closing task", "partition", p, "err", cerr)
-		}
-		return nil
+		return nil // closed by closeTask
 	}
 	if err != nil {
 		if errors.Is(err, context.Canceled) && ctx.Err() != nil {

@@ -139,8 +139,17 @@ func (c cachedCounter) Flush(ctx *processors.Context) error {
 	return nil
 }
 
-func (f *fixture) runner(t *testing.T, instance, stateDir string) *processors.Runner {
-	r, err := processors.NewRunner(f.spec(), processors.Config{
+// override changes a test runner's spec or configuration before the
+// runner is built (see fixture.runner).
+type override func(*processors.Spec, *processors.Config)
+
+// runner returns a runner of the fixture's counter with the tests' usual
+// configuration (50ms commits, the shortest session the broker allows,
+// logs to the test log), changed by overrides in order.
+func (f *fixture) runner(t *testing.T, instance, stateDir string, overrides ...override) *processors.Runner {
+	t.Helper()
+	spec := f.spec()
+	cfg := processors.Config{
 		Brokers:        f.env.Brokers(),
 		InstanceID:     instance,
 		Catalog:        f.cat,
@@ -149,7 +158,11 @@ func (f *fixture) runner(t *testing.T, instance, stateDir string) *processors.Ru
 		CommitInterval: 50 * time.Millisecond,
 		SessionTimeout: 6 * time.Second,
 		Logger:         testLogger(t),
-	})
+	}
+	for _, o := range overrides {
+		o(&spec, &cfg)
+	}
+	r, err := processors.NewRunner(spec, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

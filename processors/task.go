@@ -34,10 +34,12 @@ type task struct {
 	ctx      *Context
 	restored bool
 	// restoring is set while the loop restores the task outside mu;
-	// cancelRestore stops it, and gone tells it to close the task when
-	// it returns (the task was revoked meanwhile).
+	// cancelRestore stops it, restoreDone is closed when it has stopped,
+	// and gone tells it that the task was revoked meanwhile (and closed
+	// by the revocation).
 	restoring     bool
 	cancelRestore context.CancelFunc
+	restoreDone   chan struct{}
 	gone          bool
 	// offsetsKnown: the partition's committed offsets have been fetched
 	// (records came from them), so no earlier owner can still commit.
