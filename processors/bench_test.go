@@ -6,25 +6,39 @@ package processors_test
 //
 //	FACTORY2_KAFKA_BROKERS=127.0.0.1:29092 go test -run '^$' -bench . -benchtime 1x ./processors/
 //
+// BenchmarkKafkaStreams also needs the Kafka Streams peer of deploy/kstreams,
+// which deploy/bench.sh (make bench) builds; it skips without
+// FACTORY2_KSTREAMS_CLASSPATH.
+//
 // Targets: the counter at ≥100k events/s and ≥30% of a plain consumer's
-// rate on the same topic; a restore at ≥300k changelog records/s.
+// rate on the same topic; a restore at ≥300k changelog records/s; the
+// counter and the two-input aggregate at ≥3× Kafka Streams with one stream
+// thread each, ≥2.5× with as many threads as factory2 uses.
 //
 // Sizes come from the environment: FACTORY2_BENCH_EVENTS (200,000) and
-// FACTORY2_BENCH_KEYS (10,000).
+// FACTORY2_BENCH_KEYS (10,000) for the runner benchmarks,
+// FACTORY2_BENCH_ROUNDS (3) and FACTORY2_BENCH_THREADS (the number of CPUs)
+// for BenchmarkKafkaStreams.
 //
 // -cpuprofile also profiles the set-up (producing the events); set
 // FACTORY2_BENCH_CPUPROFILE=<file> to profile only the timed part.
 
 import (
+	"bufio"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"reflect"
 	"runtime"
 	"runtime/pprof"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -550,6 +564,326 @@ func (binCodec) Decode(b []byte) (avro.Record, error) {
 		b = b[w+int(n):]
 	}
 	return &e, nil
+}
+
+// BenchmarkKafkaStreams runs each workload on a Runner and on the Kafka
+// Streams peer of deploy/kstreams (the same logic in the Processor API, a
+// cached RocksDB store with a changelog, exactly_once_v2, the runner's
+// commit interval, linger, compression, poll size and fetch wait; its
+// README has the table), alternately, on one pre-produced input (binary
+// codec): every run reads it from offset 0 with a group, an output and a
+// changelog of its own, and ends when its group's committed offsets cover
+// every event, checked every endPoll by the same code on both sides.
+//
+// Sub-benchmarks are workload and thread count, 1 and
+// FACTORY2_BENCH_THREADS (default: the number of CPUs): the peer's
+// num.stream.threads and the runner's Config.Threads (see setThreads).
+// Each iteration starts a fresh JVM and runs rounds 0 to
+// FACTORY2_BENCH_ROUNDS, one run of each side per round, factory2 first in
+// even rounds and second in odd ones. The peer's run in round 0 is the
+// first of its JVM (cold: class loading, interpreted and JIT-compiled
+// code), reported apart from the later, warm ones. Reported: each side's
+// median and worst (lowest) rate, and factory2's median over the peer's
+// warm median (ratio), cold median (ratio_cold) and worst over worst
+// (ratio_worst).
+func BenchmarkKafkaStreams(b *testing.B) {
+	env := benchEnv(b)
+	classpath := os.Getenv("FACTORY2_KSTREAMS_CLASSPATH")
+	if classpath == "" {
+		b.Skip("needs the Kafka Streams peer: deploy/bench.sh builds deploy/kstreams and sets FACTORY2_KSTREAMS_CLASSPATH")
+	}
+	size := sizes(b)
+	for _, w := range []workload{counterWorkload, aggregateWorkload} {
+		for _, threads := range slices.Compact([]int{1, size.threads}) {
+			b.Run(fmt.Sprintf("%s/threads=%d", w.name, threads), func(b *testing.B) {
+				benchVersus(b, env, classpath, w, threads, size)
+			})
+		}
+	}
+}
+
+func benchVersus(b *testing.B, env *kafkatest.Env, classpath string, w workload, threads int, size benchSizes) {
+	b.StopTimer()
+	adm := kafkatest.Admin(b, env)
+	cfg := processors.Config{}
+	f2Threads := "one goroutine (processors.Config has no Threads yet)"
+	if setThreads(&cfg, threads) {
+		f2Threads = fmt.Sprintf("Config.Threads=%d", threads)
+	}
+	var (
+		f2, warm, cold []float64
+		rows           []string
+	)
+	for range b.N {
+		f := benchFixture(b, env)
+		inputs := w.inputNames(f.cat)
+		produceEvents(b, env, inputs, binCodec{}, size.events, size.keys)
+		p := startPeer(b, classpath, env.Brokers())
+		for round := range size.rounds + 1 {
+			var rf, rk run
+			sides := []func(){
+				func() { rf = versusFactory2(b, env, adm, f.cat, w, inputs, round, threads, size.events) },
+				func() { rk = versusPeer(b, p, adm, f.cat, w, inputs, round, threads, size.events) },
+			}
+			order := "factory2 first"
+			if round%2 == 1 {
+				slices.Reverse(sides)
+				order = "Kafka Streams first"
+			}
+			for _, side := range sides {
+				side()
+			}
+			jvm := "warm"
+			if round == 0 {
+				jvm = "cold"
+				cold = append(cold, rk.rate())
+			} else {
+				warm = append(warm, rk.rate())
+			}
+			f2 = append(f2, rf.rate())
+			b.Logf("round %d, %s: factory2 %v; Kafka Streams (%s JVM) %v", round, order, rf, jvm, rk)
+			rows = append(rows, fmt.Sprintf("%5d  %-20s %10.0f  %10.0f (%s JVM)", round, order, rf.rate(), rk.rate(), jvm))
+		}
+		if err := p.close(); err != nil {
+			b.Errorf("Kafka Streams peer: %v", err)
+		}
+	}
+	b.Logf("%s, %d events over %d keys, %d partitions; factory2: %s; Kafka Streams: num.stream.threads=%d\n"+
+		"round  order                factory2  Kafka Streams (events/s)\n%s\n"+
+		"factory2:       median %.0f, worst %.0f (%d runs)\n"+
+		"Kafka Streams:  warm JVM median %.0f, worst %.0f (%d runs); cold JVM %s\n"+
+		"factory2/Kafka Streams: %.2f (medians, warm JVM), %.2f (worsts, warm JVM), %.2f (vs the cold JVM)",
+		w.name, size.events, size.keys, benchPartitions, f2Threads, threads, strings.Join(rows, "\n"),
+		median(f2), slices.Min(f2), len(f2), median(warm), slices.Min(warm), len(warm), fmtRates(cold),
+		median(f2)/median(warm), slices.Min(f2)/slices.Min(warm), median(f2)/median(cold))
+	b.ReportMetric(median(f2), "events/s")
+	b.ReportMetric(median(warm), "ks_events/s")
+	b.ReportMetric(median(cold), "ks_cold_events/s")
+	b.ReportMetric(median(f2)/median(warm), "ratio")
+	b.ReportMetric(slices.Min(f2)/slices.Min(warm), "ratio_worst")
+	b.ReportMetric(median(f2)/median(cold), "ratio_cold")
+}
+
+// versusFactory2 is factory2's run in a round of BenchmarkKafkaStreams:
+// a processor, output and changelog of its own, deleted afterwards.
+func versusFactory2(b *testing.B, env *kafkatest.Env, adm *kadm.Client, cat *topics.Catalog, w workload, inputs []string, round, threads, n int) run {
+	name := fmt.Sprintf("%s-t%d-r%d", w.name, threads, round)
+	out := cat.Prefix() + "f2-" + name + ".out"
+	changelog := cat.AddChangelog(name, w.store)
+	drop := createTopics(b, adm, map[string]map[string]*string{out: nil, changelog: changelogConfigs(cat, w)})
+	defer drop()
+	return runFactory2(b, env, adm, cat, w.spec(name, inputs, out), binCodec{}, n, threads)
+}
+
+// versusPeer is the peer's run in a round of BenchmarkKafkaStreams: an
+// application id (and so group), output and changelog of its own, deleted
+// afterwards. The changelog is created beforehand, with the configs of
+// factory2's, as factory2's is.
+func versusPeer(b *testing.B, p *peer, adm *kadm.Client, cat *topics.Catalog, w workload, inputs []string, round, threads, n int) run {
+	b.Helper()
+	appID := fmt.Sprintf("%sks-%s-t%d-r%d", cat.Prefix(), w.name, threads, round)
+	out := appID + ".out"
+	// Kafka Streams' name for the changelog of a store.
+	changelog := appID + "-" + w.store + "-changelog"
+	drop := createTopics(b, adm, map[string]map[string]*string{out: nil, changelog: changelogConfigs(cat, w)})
+	defer drop()
+
+	prepare := fmt.Sprintf("prepare %s %s %d %s %s %s", w.name, appID, threads, b.TempDir(), out, strings.Join(inputs, ","))
+	if _, err := p.call(prepare, "prepared", time.Minute); err != nil {
+		b.Fatal(err)
+	}
+	b.StartTimer()
+	begin := time.Now()
+	if _, err := p.call("start", "started", time.Minute); err != nil {
+		b.Fatal(err)
+	}
+	end, first := waitCommitted(b, adm, appID, n, begin, p.check)
+	b.StopTimer()
+	counts, err := p.call("stop", "stopped", 2*time.Minute)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return run{events: n, took: end, firstCommit: first, detail: counts}
+}
+
+// changelogConfigs are the topic configs of w's changelog in cat.
+func changelogConfigs(cat *topics.Catalog, w workload) map[string]*string {
+	s, ok := cat.Lookup(cat.AddChangelog(w.name, w.store))
+	if !ok {
+		panic("changelog added but not found")
+	}
+	configs := make(map[string]*string, len(s.Configs))
+	for k, v := range s.Configs {
+		configs[k] = &v
+	}
+	return configs
+}
+
+func median(xs []float64) float64 {
+	s := slices.Sorted(slices.Values(xs))
+	if len(s) == 0 {
+		return 0
+	}
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func fmtRates(xs []float64) string {
+	s := make([]string, len(xs))
+	for i, x := range xs {
+		s[i] = strconv.FormatFloat(x, 'f', 0, 64)
+	}
+	return strings.Join(s, ", ")
+}
+
+// peer is the Kafka Streams application of deploy/kstreams in a JVM of
+// its own, driven line by line on its stdin (the protocol is in
+// Bench.java). A goroutine reads its stdout until the JVM exits; close
+// joins it. Kafka's warnings and errors, on its stderr, are kept for the
+// error messages.
+type peer struct {
+	cmd     *exec.Cmd
+	stdin   io.WriteCloser
+	replies chan string // every stdout line but "failed ...", closed at exit
+	failed  chan string // "failed ..." lines: a stream thread died
+	stderr  *tailWriter
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// startPeer starts the peer's JVM (java from JAVA_HOME, else PATH, with
+// the options in FACTORY2_KSTREAMS_JVM_OPTS) and waits until it is ready;
+// it is closed when b ends.
+func startPeer(b *testing.B, classpath string, brokers []string) *peer {
+	b.Helper()
+	java := "java"
+	if home := os.Getenv("JAVA_HOME"); home != "" {
+		java = filepath.Join(home, "bin", "java")
+	}
+	args := strings.Fields(os.Getenv("FACTORY2_KSTREAMS_JVM_OPTS"))
+	args = append(args, "-cp", classpath, "factory2.kstreams.Bench", strings.Join(brokers, ","))
+	p := &peer{
+		cmd:     exec.Command(java, args...),
+		replies: make(chan string, 16),
+		failed:  make(chan string, 16),
+		stderr:  &tailWriter{},
+	}
+	p.cmd.Stderr = p.stderr
+	stdin, err := p.cmd.StdinPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	stdout, err := p.cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	p.stdin = stdin
+	if err := p.cmd.Start(); err != nil {
+		b.Fatalf("starting the Kafka Streams peer: %v", err)
+	}
+	go p.read(stdout)
+	b.Cleanup(func() {
+		if err := p.close(); err != nil {
+			b.Logf("Kafka Streams peer: %v", err)
+		}
+	})
+	if _, err := p.call("", "ready", time.Minute); err != nil {
+		b.Fatal(err)
+	}
+	return p
+}
+
+func (p *peer) read(stdout io.Reader) {
+	defer close(p.replies)
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, "failed ") {
+			select {
+			case p.failed <- line:
+			default: // one is enough to fail the run
+			}
+			continue
+		}
+		p.replies <- line
+	}
+}
+
+// call sends command (nothing if empty) and returns the rest of the
+// JVM's reply, which must start with want.
+func (p *peer) call(command, want string, timeout time.Duration) (string, error) {
+	if command != "" {
+		if _, err := io.WriteString(p.stdin, command+"\n"); err != nil {
+			return "", fmt.Errorf("Kafka Streams peer: sending %q: %w", command, err)
+		}
+	}
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	select {
+	case line, ok := <-p.replies:
+		switch {
+		case !ok:
+			return "", fmt.Errorf("Kafka Streams peer exited; its log ends:\n%s", p.stderr)
+		case line != want && !strings.HasPrefix(line, want+" "):
+			return "", fmt.Errorf("Kafka Streams peer: %q: %s; its log ends:\n%s", command, line, p.stderr)
+		}
+		return strings.TrimPrefix(strings.TrimPrefix(line, want), " "), nil
+	case msg := <-p.failed:
+		return "", fmt.Errorf("Kafka Streams peer: %s; its log ends:\n%s", msg, p.stderr)
+	case <-timer.C:
+		return "", fmt.Errorf("Kafka Streams peer: no answer to %q within %v; its log ends:\n%s", command, timeout, p.stderr)
+	}
+}
+
+// check fails when a stream thread of the peer has died.
+func (p *peer) check() error {
+	select {
+	case msg := <-p.failed:
+		return fmt.Errorf("Kafka Streams peer: %s; its log ends:\n%s", msg, p.stderr)
+	default:
+		return nil
+	}
+}
+
+// close ends the peer's stdin, on which it closes what runs and exits,
+// and waits for it; one still running after 90s is killed.
+func (p *peer) close() error {
+	p.closeOnce.Do(func() {
+		_ = p.stdin.Close()
+		kill := time.AfterFunc(90*time.Second, func() { _ = p.cmd.Process.Kill() })
+		defer kill.Stop()
+		for range p.replies {
+		}
+		if err := p.cmd.Wait(); err != nil {
+			p.closeErr = fmt.Errorf("%w; its log ends:\n%s", err, p.stderr)
+		}
+	})
+	return p.closeErr
+}
+
+// tailWriter keeps the last 8 KiB written to it.
+type tailWriter struct {
+	mu  sync.Mutex
+	buf []byte
+}
+
+func (w *tailWriter) Write(b []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf = append(w.buf, b...)
+	if over := len(w.buf) - 8<<10; over > 0 {
+		w.buf = append(w.buf[:0], w.buf[over:]...)
+	}
+	return len(b), nil
+}
+
+func (w *tailWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return string(w.buf)
 }
 
 // BenchmarkRestore restores a changelog of benchChangelog records into an
