@@ -42,7 +42,7 @@ chaos: deps ## Long fault tests (Test...Chaos...) with FACTORY2_CHAOS=1, brokers
 	deploy/chaos.sh
 
 .PHONY: bench
-bench: deps ## Run the benchmarks against the real broker (BENCH=regexp, BENCHTIME=...)
+bench: deps ## Run the benchmarks against the real broker, the Kafka Streams peer included (BENCH=regexp, BENCHTIME=...)
 	deploy/bench.sh "$(or $(BENCH),.)"
 
 .PHONY: demo
