@@ -18,8 +18,7 @@ package processors_test
 // Sizes come from the environment: FACTORY2_BENCH_EVENTS (200,000) and
 // FACTORY2_BENCH_KEYS (10,000) for the runner benchmarks,
 // FACTORY2_BENCH_ROUNDS (3) and FACTORY2_BENCH_THREADS (the number of CPUs)
-// for BenchmarkKafkaStreams. FACTORY2_BENCH_RUNNER_METADATA_MIN_AGE is an
-// experiment (see metadataMinAge).
+// for BenchmarkKafkaStreams.
 //
 // -cpuprofile also profiles the set-up (producing the events); set
 // FACTORY2_BENCH_CPUPROFILE=<file> to profile only the timed part.
@@ -34,7 +33,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"reflect"
 	"runtime"
 	"runtime/pprof"
 	"slices"
@@ -432,10 +430,7 @@ func runFactory2(b *testing.B, env *kafkatest.Env, adm *kadm.Client, cat *topics
 		Registerer: reg,
 	}
 	if threads > 0 {
-		setThreads(&cfg, threads)
-	}
-	if age := metadataMinAge(b); age > 0 {
-		cfg.ClientOpts = []kgo.Opt{kgo.MetadataMinAge(age)}
+		cfg.Threads = threads
 	}
 	r, err := processors.NewRunner(spec, cfg)
 	if err != nil {
@@ -456,40 +451,6 @@ func runFactory2(b *testing.B, env *kafkatest.Env, adm *kadm.Client, cat *topics
 		metricValue(b, reg, "factory2_processor_transactions_total"), metricValue(b, reg, "factory2_processor_commit_seconds"),
 		metricValue(b, reg, "factory2_processor_process_seconds"), metricValue(b, reg, "factory2_processor_changelog_records_total"))
 	return run
-}
-
-// metadataMinAge is FACTORY2_BENCH_RUNNER_METADATA_MIN_AGE (a duration,
-// e.g. 100ms; 0 when unset), an experiment, not a setting of the runtime:
-// franz-go's floor between two metadata refreshes, which the runner leaves
-// at franz-go's 5s. A produce that the broker answers with
-// CONCURRENT_TRANSACTIONS (the transaction begun just after a commit,
-// whose markers are still being written: common with Kafka 4's
-// transaction protocol 2) is retried only after a metadata refresh, so
-// such a produce can stall its transaction for up to 5s.
-func metadataMinAge(b *testing.B) time.Duration {
-	v := os.Getenv("FACTORY2_BENCH_RUNNER_METADATA_MIN_AGE")
-	if v == "" {
-		return 0
-	}
-	d, err := time.ParseDuration(v)
-	if err != nil || d <= 0 {
-		b.Fatalf("FACTORY2_BENCH_RUNNER_METADATA_MIN_AGE=%q: want a positive duration", v)
-	}
-	return d
-}
-
-// setThreads sets cfg.Threads to n and reports whether processors.Config
-// has that field. The runner's threads (issue 9) are being written while
-// this benchmark is; until they land, factory2 runs as it is, on one
-// goroutine, and BenchmarkKafkaStreams says so. Once they have, replace
-// this with an assignment.
-func setThreads(cfg *processors.Config, n int) bool {
-	f := reflect.ValueOf(cfg).Elem().FieldByName("Threads")
-	if !f.IsValid() || !f.CanSet() || !f.CanInt() {
-		return false
-	}
-	f.SetInt(int64(n))
-	return true
 }
 
 // waitCommitted returns the run of group since begin, once its committed
@@ -646,14 +607,7 @@ func BenchmarkKafkaStreams(b *testing.B) {
 func benchVersus(b *testing.B, env *kafkatest.Env, classpath string, w workload, threads int, size benchSizes) {
 	b.StopTimer()
 	adm := kafkatest.Admin(b, env)
-	cfg := processors.Config{}
-	f2Threads := "one goroutine (processors.Config has no Threads yet)"
-	if setThreads(&cfg, threads) {
-		f2Threads = fmt.Sprintf("Config.Threads=%d", threads)
-	}
-	if age := metadataMinAge(b); age > 0 {
-		f2Threads += fmt.Sprintf(", kgo.MetadataMinAge(%v) (FACTORY2_BENCH_RUNNER_METADATA_MIN_AGE)", age)
-	}
+	f2Threads := fmt.Sprintf("Config.Threads=%d", threads)
 	var f2Runs, warmRuns, coldRuns []run
 	for range b.N {
 		f := benchFixture(b, env)

@@ -477,6 +477,12 @@ func (r *Runner) session(ctx context.Context) error {
 		// than the records that came with it. An incremental fetch
 		// session leaves unchanged partitions out.
 		kgo.DisableFetchSessions(),
+		// A produce refused with CONCURRENT_TRANSACTIONS (the first of a
+		// transaction begun while the broker still writes the previous
+		// one's markers: common with Kafka 4's transaction protocol) is
+		// retried after a metadata refresh, which franz-go spaces by
+		// this floor (default 5s): a 5 s stall inside a commit.
+		kgo.MetadataMinAge(100 * time.Millisecond),
 		// A short linger batches outputs into fewer produce requests
 		// (12k requests for 200k events without it); it never delays a
 		// commit, which flushes first.
