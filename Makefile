@@ -38,7 +38,7 @@ test: deps vet ## Full suite for CI: unit and integration tests against a real b
 	deploy/test.sh
 
 .PHONY: chaos
-chaos: deps ## Long fault tests (Test...Chaos...) with FACTORY2_CHAOS=1, brokers killed and restarted
+chaos: deps ## Broker fault tests with minute-long outages, 3 runs each (CHAOS_COUNT); recovery times
 	deploy/chaos.sh
 
 .PHONY: bench

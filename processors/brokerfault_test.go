@@ -121,7 +121,7 @@ func TestRunnerRidesOutBrokerStopAndRestart(t *testing.T) {
 	f.produce(t, 0, 100, 10)
 	f.waitOutputs(t, 100)
 
-	down := downFor(10*time.Second, 30*time.Second)
+	down := downFor(10*time.Second, time.Minute)
 	b.Stop(0)
 	t.Logf("broker stopped for %s", down)
 	kafkatest.WaitFor(t, down+30*time.Second, func() error {

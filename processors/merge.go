@@ -150,16 +150,20 @@ func (r *Runner) enqueue(fetches kgo.Fetches) {
 // committed: consuming starts at the log start) the log start; -1 when
 // none is known. Called with mu held.
 func (r *Runner) position(t *task, q *inputQueue, committed map[string]map[int32]kgo.EpochOffset) int64 {
-	if q.next >= 0 {
-		return q.next
-	}
+	pos := q.logStart
 	if o, ok := committed[q.topic][t.partition]; ok && o.Offset >= 0 {
-		return o.Offset
+		pos = o.Offset
+	} else if p, ok := t.position[q.topic]; ok {
+		pos = p
 	}
-	if p, ok := t.position[q.topic]; ok {
-		return p
+	if q.next >= 0 {
+		pos = q.next
 	}
-	return q.logStart
+	if pos >= 0 && q.logStart > pos {
+		// Deleted meanwhile: the consumer resets to the log start.
+		pos = q.logStart
+	}
+	return pos
 }
 
 // nextRecord returns the queue whose head t processes next, or why it must
