@@ -241,6 +241,53 @@ func runContract(t *testing.T, open func(t *testing.T) *DB) {
 		}
 	})
 
+	t.Run("BatchKeepsLastWrite", func(t *testing.T) {
+		db := open(t)
+		commit(t, db, func(b *Batch) { must(t, b.Set("s", []byte("gone"), []byte("old"))) })
+		b := db.NewBatch()
+		defer b.Close()
+		for i := range 3 {
+			must(t, b.Set("s", []byte("k"), fmt.Appendf(nil, "v%d", i)))
+		}
+		must(t, b.Set("s", []byte("gone"), []byte("x")))
+		must(t, b.Delete("s", []byte("gone")))
+		must(t, b.Delete("s", []byte("back")))
+		must(t, b.Set("s", []byte("back"), []byte("again")))
+		must(t, b.Set("s", []byte("empty"), nil))
+		must(t, b.Set("other", []byte("k"), []byte("elsewhere")))
+		if b.Count() != 5 {
+			t.Errorf("Count = %d, want 5 (one per key written)", b.Count())
+		}
+		var got []string
+		var kept []byte
+		must(t, b.Changes("s", func(k, v []byte) {
+			switch {
+			case v == nil:
+				got = append(got, string(k)+"=<deleted>")
+			default:
+				got = append(got, fmt.Sprintf("%s=%q", k, v))
+			}
+			if string(k) == "k" {
+				kept = v
+			}
+		}))
+		if want := `back="again" empty="" gone=<deleted> k="v2"`; fmt.Sprint(got) != "["+want+"]" {
+			t.Errorf("Changes = %v, want [%s]", got, want)
+		}
+		// A value Changes handed out is never overwritten.
+		must(t, b.Set("s", []byte("k"), []byte("v3")))
+		if string(kept) != "v2" {
+			t.Errorf("value from Changes became %q after a later Set", kept)
+		}
+		must(t, db.Commit(b))
+		if got, want := dump(t, db, "s", nil, nil), "back=again empty= k=v3"; got != want {
+			t.Errorf("after commit: %q, want %q", got, want)
+		}
+		if string(kept) != "v2" {
+			t.Errorf("value from Changes became %q after Commit", kept)
+		}
+	})
+
 	t.Run("AbortLeavesDBUnchanged", func(t *testing.T) {
 		db := open(t)
 		commit(t, db, func(b *Batch) {
