@@ -45,6 +45,10 @@ type Config struct {
 	// Cache is the block cache shared by all tasks; nil gives each task a
 	// private one.
 	Cache *state.Cache
+	// StateValueCacheBytes bounds each task's cache of committed state
+	// values, which answers reads before Pebble. Zero is
+	// state.DefaultValueCacheBytes; negative turns it off.
+	StateValueCacheBytes int64
 	// CommitInterval is the longest a processed record waits in an open
 	// transaction. Default 100ms.
 	CommitInterval time.Duration
@@ -844,13 +848,8 @@ func (r *Runner) txnWrites() bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, t := range r.tasks {
-		for _, m := range t.ctx.dirty {
-			if len(m) > 0 {
-				return true
-			}
-		}
-		if len(t.ctx.cache) > 0 {
-			return true // a Flusher may write it
+		if t.hasWrites() {
+			return true
 		}
 	}
 	return false
