@@ -925,7 +925,7 @@ func (r *Runner) emitFor(t *task) func(Output) {
 			r.setProduceErr(r.blame(src, fmt.Errorf("processors: %s: output to %s is %d bytes, over the %d-byte record limit", t.label, o.Topic, n, r.cfg.MaxRecordBytes)))
 			return
 		}
-		r.metrics.emitted.WithLabelValues(r.alias(o.Topic)).Inc()
+		t.emittedCounter(o.Topic).Inc()
 		r.produce(context.Background(), &kgo.Record{Topic: o.Topic, Key: o.Key, Value: v}, src, nil)
 	}
 }

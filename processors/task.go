@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/factory2/factory2/state"
@@ -58,6 +59,9 @@ type task struct {
 	// inNext is the next input offset per topic processed in the open
 	// transaction.
 	inNext map[string]int64
+	// emitted caches the emitted-records counter per output topic: a
+	// label lookup per record was 4% of the counter's time.
+	emitted map[string]prometheus.Counter
 
 	mu sync.Mutex
 	// clEnd is one past the offset of the last changelog record per store
@@ -72,6 +76,7 @@ func (r *Runner) openTask(p int32) (*task, error) {
 		label:     fmt.Sprintf("%s/%d", r.spec.Name, p),
 		dir:       filepath.Join(r.cfg.StateDir, r.spec.Name, strconv.Itoa(int(p))),
 		inNext:    map[string]int64{},
+		emitted:   map[string]prometheus.Counter{},
 		clEnd:     map[string]int64{},
 		lag:       map[string]int64{},
 		position:  map[string]int64{},
@@ -199,6 +204,16 @@ func (t *task) applyCommitted(now time.Time) error {
 // or may still change it (a Flusher's transaction cache).
 func (t *task) hasWrites() bool {
 	return !t.batch.Empty() || len(t.ctx.cache) > 0
+}
+
+// emittedCounter returns the emitted-records counter of topic.
+func (t *task) emittedCounter(topic string) prometheus.Counter {
+	c, ok := t.emitted[topic]
+	if !ok {
+		c = t.r.metrics.emitted.WithLabelValues(t.r.alias(topic))
+		t.emitted[topic] = c
+	}
+	return c
 }
 
 // noteFetched records the task's lag on fp's topic after processing fp.
