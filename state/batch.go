@@ -88,20 +88,34 @@ func (b *Batch) storeKey(store string, key []byte) error {
 // otherwise the committed value, otherwise ErrNotFound. The copy belongs to
 // the caller.
 func (b *Batch) Get(store string, key []byte) ([]byte, error) {
-	if err := b.usable(); err != nil {
+	var out []byte
+	if err := b.Read(store, key, func(v []byte) { out = clone(v) }); err != nil {
 		return nil, err
 	}
+	return out, nil
+}
+
+// Read is Get without the copy: it calls fn with the value, which is
+// valid only during the call and must not be modified, or returns
+// ErrNotFound without calling fn. fn must not use the batch or its DB. A
+// caller that converts the value (decodes it, makes a string of it) saves
+// the copy Get makes.
+func (b *Batch) Read(store string, key []byte, fn func(v []byte)) error {
+	if err := b.usable(); err != nil {
+		return err
+	}
 	if err := b.storeKey(store, key); err != nil {
-		return nil, err
+		return err
 	}
 	if i, ok := b.idx[string(b.key)]; ok {
 		w := &b.writes[i]
 		if w.deleted {
-			return nil, ErrNotFound
+			return ErrNotFound
 		}
-		return clone(w.value), nil
+		fn(w.value)
+		return nil
 	}
-	return b.db.getCommitted("batch get", b.key)
+	return b.db.readCommitted("batch get", b.key, fn)
 }
 
 // Set records that key in store has value. key and value are copied.

@@ -241,6 +241,43 @@ func runContract(t *testing.T, open func(t *testing.T) *DB) {
 		}
 	})
 
+	t.Run("BatchRead", func(t *testing.T) {
+		db := open(t)
+		commit(t, db, func(b *Batch) {
+			must(t, b.Set("s", []byte("committed"), []byte("c")))
+			must(t, b.Set("s", []byte("overwritten"), []byte("old")))
+		})
+		b := db.NewBatch()
+		defer b.Close()
+		must(t, b.Set("s", []byte("overwritten"), []byte("new")))
+		must(t, b.Set("s", []byte("written"), []byte("w")))
+		must(t, b.Delete("s", []byte("committed")))
+		read := func(key string) string {
+			got := "<not called>"
+			err := b.Read("s", []byte(key), func(v []byte) { got = string(v) })
+			if errors.Is(err, ErrNotFound) {
+				if got != "<not called>" {
+					t.Errorf("Read(%s) called fn and returned ErrNotFound", key)
+				}
+				return "<none>"
+			}
+			must(t, err)
+			return got
+		}
+		for key, want := range map[string]string{"committed": "<none>", "overwritten": "new", "written": "w", "absent": "<none>"} {
+			if got := read(key); got != want {
+				t.Errorf("Read(%s) = %q, want %q", key, got, want)
+			}
+		}
+		b.Reset()
+		db.values.reset()
+		for range 2 { // from Pebble, then from the value cache
+			if got := read("committed"); got != "c" {
+				t.Errorf("Read(committed) after Reset = %q, want c", got)
+			}
+		}
+	})
+
 	t.Run("BatchKeepsLastWrite", func(t *testing.T) {
 		db := open(t)
 		commit(t, db, func(b *Batch) { must(t, b.Set("s", []byte("gone"), []byte("old"))) })

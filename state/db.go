@@ -216,32 +216,42 @@ func (db *DB) Get(store string, key []byte) ([]byte, error) {
 		return nil, ErrClosed
 	}
 	k := appendStoreKey(make([]byte, 0, 1+len(store)+len(key)), store, key)
-	return db.getCommitted("get", k)
+	var out []byte
+	if err := db.readCommitted("get", k, func(v []byte) { out = clone(v) }); err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
-// getCommitted returns a copy of the committed value of the Pebble key k,
-// from the value cache, else from Pebble (then caching it), or
-// ErrNotFound.
-func (db *DB) getCommitted(op string, k []byte) ([]byte, error) {
+// readCommitted calls fn with the committed value of the Pebble key k,
+// from the value cache, else from Pebble (then caching a copy), or
+// returns ErrNotFound. v is valid only during fn, which must not modify
+// it nor call into db.
+func (db *DB) readCommitted(op string, k []byte, fn func(v []byte)) error {
 	v, absent, hit, gen := db.values.get(k)
 	if hit {
 		if absent {
-			return nil, ErrNotFound
+			return ErrNotFound
 		}
-		return clone(v), nil
+		fn(v)
+		return nil
 	}
 	if err := db.rlock(); err != nil {
-		return nil, err
+		return err
 	}
-	v, err := getCopy(op, db.pdb.Get, k)
-	db.mu.RUnlock()
-	switch {
-	case err == nil:
-		db.values.fill(k, v, false, gen)
-	case errors.Is(err, ErrNotFound):
+	defer db.mu.RUnlock()
+	v, closer, err := db.pdb.Get(k)
+	if errors.Is(err, pebble.ErrNotFound) {
 		db.values.fill(k, nil, true, gen)
+		return ErrNotFound
 	}
-	return v, err
+	if err != nil {
+		return wrapErr(op, err)
+	}
+	// v aliases Pebble's memtable or block cache until closer.Close.
+	fn(v)
+	db.values.fill(k, v, false, gen)
+	return wrapErr(op, closer.Close())
 }
 
 // Meta returns a copy of the metadata value name, or ErrNotFound.
