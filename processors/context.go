@@ -11,6 +11,9 @@ import (
 // *state.Batch in the runtime, the same in replays and tests.
 type View interface {
 	Get(store string, key []byte) ([]byte, error)
+	// Read calls fn with the value without copying it (valid only during
+	// fn), or returns state.ErrNotFound.
+	Read(store string, key []byte, fn func(v []byte)) error
 	Set(store string, key, value []byte) error
 	Delete(store string, key []byte) error
 	Scan(store string, lower, upper []byte, fn func(k, v []byte) error) error
@@ -65,6 +68,22 @@ func (c *Context) Get(store string, key []byte) ([]byte, bool, error) {
 		return nil, false, &StorageError{err}
 	}
 	return v, true, nil
+}
+
+// GetString is Get returning the value as a string, made with one copy
+// where Get and a conversion make two: for processors that decode their
+// state from a string (strings are immutable, so the decoded state may
+// share it).
+func (c *Context) GetString(store string, key []byte) (string, bool, error) {
+	var s string
+	err := c.view.Read(store, key, func(v []byte) { s = string(v) })
+	if isNotFound(err) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, &StorageError{err}
+	}
+	return s, true, nil
 }
 
 // Put sets key to value in store. The value is copied. A value its
