@@ -45,8 +45,9 @@ type task struct {
 	// since it was assigned (see Health).
 	caughtUp bool
 	// lag is, per input topic, the last stable offset minus the position
-	// at the last fetch.
-	lag map[string]int64
+	// at the last fetch; lagGauge exports their sum.
+	lag      map[string]int64
+	lagGauge prometheus.Gauge
 	// position is the next input offset per topic as of the last commit.
 	position map[string]int64
 	// Punctuation backs off after failures.
@@ -229,7 +230,10 @@ func (t *task) noteFetched(fp kgo.FetchTopicPartition) {
 	if lag <= 1 {
 		t.caughtUp = true
 	}
-	t.r.metrics.lag.WithLabelValues(strconv.Itoa(int(t.partition))).Set(float64(sum))
+	if t.lagGauge == nil {
+		t.lagGauge = t.r.metrics.lag.WithLabelValues(strconv.Itoa(int(t.partition)))
+	}
+	t.lagGauge.Set(float64(sum))
 }
 
 // close releases the task. A pending batch is dropped: if its transaction
