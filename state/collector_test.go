@@ -58,6 +58,9 @@ func TestCollector(t *testing.T) {
 		"factory2_state_compactions_total",
 		"factory2_state_flushes_total",
 		"factory2_state_wal_written_bytes_total",
+		"factory2_state_value_cache_bytes",
+		"factory2_state_value_cache_hits_total",
+		"factory2_state_value_cache_misses_total",
 	}
 	cacheWide := []string{
 		"factory2_state_block_cache_size_bytes",

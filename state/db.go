@@ -448,6 +448,10 @@ func (db *DB) commit(b *Batch, opts *pebble.WriteOptions) error {
 // key and value: a kind byte and two varint lengths.
 const batchEntryOverhead = 1 + 2*binary.MaxVarintLen32
 
+// ValueCacheStats returns the figures of db's cache of committed values
+// (see Options.ValueCacheBytes).
+func (db *DB) ValueCacheStats() ValueCacheStats { return db.values.stats() }
+
 // Metrics returns Pebble's metrics for db, or nil if db is closed. The
 // block cache figures (BlockCache) cover the whole cache, which may be
 // shared with other DBs.

@@ -38,6 +38,8 @@ type valueCache struct {
 	free []int32
 	hand int
 	gen  uint64
+	// hits and misses count gets, for ValueCacheStats.
+	hits, misses int64
 }
 
 type valueEntry struct {
@@ -68,9 +70,26 @@ func (c *valueCache) get(key []byte) (value []byte, absent, hit bool, gen uint64
 	if i, ok := c.idx[string(key)]; ok {
 		e := &c.ents[i]
 		e.ref = true
+		c.hits++
 		return e.value, e.absent, true, 0
 	}
+	c.misses++
 	return nil, false, false, c.gen
+}
+
+// ValueCacheStats describes a DB's cache of committed values.
+type ValueCacheStats struct {
+	// Bytes is the cache's estimated size, Capacity its bound.
+	Bytes, Capacity int64
+	// Hits and Misses count the point reads of committed state it
+	// answered and those that went to Pebble.
+	Hits, Misses int64
+}
+
+func (c *valueCache) stats() ValueCacheStats {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return ValueCacheStats{Bytes: c.used, Capacity: c.max, Hits: c.hits, Misses: c.misses}
 }
 
 // fill caches what a reader that missed at generation gen read from

@@ -18,6 +18,9 @@ func TestValueCacheFollowsCommits(t *testing.T) {
 	if got := getString(t, db, "s", "k"); got != "v1" {
 		t.Fatalf("Get = %q, want v1", got)
 	}
+	if st := db.ValueCacheStats(); st.Hits != 2 || st.Misses != 0 || st.Bytes == 0 || st.Capacity != DefaultValueCacheBytes {
+		t.Errorf("stats after two reads of a committed key: %+v, want 2 hits, no miss", st)
+	}
 
 	// An aborted batch leaves the committed view alone.
 	b := db.NewBatch()
