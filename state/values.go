@@ -54,8 +54,10 @@ func newValueCache(max int64) *valueCache {
 	return &valueCache{max: max, idx: map[string]int32{}}
 }
 
+// entryCost is what an entry holds: a value that a batch overwrote in
+// place may have spare capacity, which the cache keeps alive too.
 func entryCost(key string, value []byte) int64 {
-	return int64(len(key) + len(value) + valueEntryOverhead)
+	return int64(len(key) + cap(value) + valueEntryOverhead)
 }
 
 // get returns the cached value of key: value (nil if absent), whether key
