@@ -11,6 +11,9 @@ import (
 // *state.Batch in the runtime, the same in replays and tests.
 type View interface {
 	Get(store string, key []byte) ([]byte, error)
+	// Read calls fn with the value without copying it (valid only during
+	// fn), or returns state.ErrNotFound.
+	Read(store string, key []byte, fn func(v []byte)) error
 	Set(store string, key, value []byte) error
 	Delete(store string, key []byte) error
 	Scan(store string, lower, upper []byte, fn func(k, v []byte) error) error
@@ -20,13 +23,15 @@ var _ View = (*state.Batch)(nil)
 
 // Context is what a Processor sees of its task: its state and its output.
 // It is valid only during the Process or Punctuate call it is passed to.
+//
+// The view is the open transaction: in the runtime a *state.Batch, which
+// keeps the last write of each key (what the changelog and Pebble receive
+// at commit) and serves reads from those writes, then from the DB's cache
+// of committed values, then from Pebble.
 type Context struct {
 	partition int32
 	view      View
-	// dirty records the last write to each key per store during the open
-	// transaction (nil value: deleted), for the changelog.
-	dirty map[string]map[string][]byte
-	emit  func(Output)
+	emit      func(Output)
 	// cache is the processor's per-transaction scratch (TxnCache).
 	cache map[string]any
 	// maxValue bounds a stored key and value (0: no bound): a changelog
@@ -37,7 +42,7 @@ type Context struct {
 // NewContext returns a Context over view that passes emitted records to
 // emit. The runtime builds its own; replays and tests use this.
 func NewContext(partition int32, view View, emit func(Output)) *Context {
-	return &Context{partition: partition, view: view, emit: emit, dirty: map[string]map[string][]byte{}, cache: map[string]any{}}
+	return &Context{partition: partition, view: view, emit: emit, cache: map[string]any{}}
 }
 
 // TxnCache is scratch space that lives as long as the open transaction:
@@ -65,6 +70,22 @@ func (c *Context) Get(store string, key []byte) ([]byte, bool, error) {
 	return v, true, nil
 }
 
+// GetString is Get returning the value as a string, made with one copy
+// where Get and a conversion make two: for processors that decode their
+// state from a string (strings are immutable, so the decoded state may
+// share it).
+func (c *Context) GetString(store string, key []byte) (string, bool, error) {
+	var s string
+	err := c.view.Read(store, key, func(v []byte) { s = string(v) })
+	if isNotFound(err) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, &StorageError{err}
+	}
+	return s, true, nil
+}
+
 // Put sets key to value in store. The value is copied. A value its
 // changelog could not carry returns a *ValueTooLargeError, and the input
 // being processed is dead-lettered.
@@ -75,7 +96,6 @@ func (c *Context) Put(store string, key, value []byte) error {
 	if err := c.view.Set(store, key, value); err != nil {
 		return &StorageError{err}
 	}
-	c.mark(store, key, append([]byte{}, value...))
 	return nil
 }
 
@@ -84,7 +104,6 @@ func (c *Context) Delete(store string, key []byte) error {
 	if err := c.view.Delete(store, key); err != nil {
 		return &StorageError{err}
 	}
-	c.mark(store, key, nil)
 	return nil
 }
 
@@ -99,15 +118,6 @@ func (c *Context) Scan(store string, lower, upper []byte, fn func(k, v []byte) e
 // together with the state writes and input offsets of the same transaction.
 func (c *Context) Emit(topic string, key []byte, r avro.Record) {
 	c.emit(Output{Topic: topic, Key: key, Record: r})
-}
-
-func (c *Context) mark(store string, key, value []byte) {
-	m := c.dirty[store]
-	if m == nil {
-		m = map[string][]byte{}
-		c.dirty[store] = m
-	}
-	m[string(key)] = value
 }
 
 func isNotFound(err error) bool { return errors.Is(err, state.ErrNotFound) }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"strconv"
 	"time"
 
@@ -114,7 +115,12 @@ func (r *Runner) sendQuarantined() {
 				topic: r.changelogs[q.store], partition: t.partition, offset: q.offset,
 				key: q.key, value: q.value,
 			})
-			t.ctx.mark(q.store, q.key, nil)
+			// The key is deleted locally already; deleting it in the
+			// pending batch puts its tombstone in the changelog (unless
+			// the transaction writes the key again).
+			if err := t.batch.Delete(q.store, q.key); err != nil {
+				r.setProduceErr(&StorageError{fmt.Errorf("%s: quarantining a key of %s: %w", t.label, q.store, err)})
+			}
 		}
 		t.quarantinedSent = true
 		r.dirty = true

@@ -47,6 +47,10 @@ type Config struct {
 	// Cache is the block cache shared by all tasks; nil gives each task a
 	// private one.
 	Cache *state.Cache
+	// StateValueCacheBytes bounds each task's cache of committed state
+	// values, which answers reads before Pebble. Zero is
+	// state.DefaultValueCacheBytes; negative turns it off.
+	StateValueCacheBytes int64
 	// CommitInterval is the longest a processed record waits in an open
 	// transaction. Default 100ms.
 	CommitInterval time.Duration
@@ -989,13 +993,8 @@ func (r *Runner) txnWrites() bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, t := range r.tasks {
-		for _, m := range t.ctx.dirty {
-			if len(m) > 0 {
-				return true
-			}
-		}
-		if len(t.ctx.cache) > 0 {
-			return true // a Flusher may write it
+		if t.hasWrites() {
+			return true
 		}
 	}
 	return false
@@ -1071,12 +1070,7 @@ func (r *Runner) emitFor(t *task) func(Output) {
 			r.setProduceErr(r.blame(src, fmt.Errorf("processors: %s: output to %s is %d bytes, over the %d-byte record limit", t.label, o.Topic, n, r.cfg.MaxRecordBytes)))
 			return
 		}
-		c, ok := t.emitted[o.Topic]
-		if !ok {
-			c = r.metrics.emitted.WithLabelValues(r.alias(o.Topic))
-			t.emitted[o.Topic] = c
-		}
-		c.Inc()
+		t.emittedCounter(o.Topic).Inc()
 		rec := &kgo.Record{Topic: o.Topic, Key: o.Key, Value: v}
 		if src != nil {
 			// The trigger's time: a processor downstream orders

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -48,8 +47,9 @@ type task struct {
 	// since it was assigned (see Health).
 	caughtUp bool
 	// lag is, per input topic, the last stable offset minus the position
-	// at the last fetch.
-	lag map[string]int64
+	// at the last fetch; lagGauge exports their sum.
+	lag      map[string]int64
+	lagGauge prometheus.Gauge
 	// position is the next input offset per topic as of the last commit.
 	position map[string]int64
 	// Punctuation backs off after failures.
@@ -93,11 +93,11 @@ func (r *Runner) openTask(p int32) (*task, error) {
 		label:     fmt.Sprintf("%s/%d", r.spec.Name, p),
 		dir:       filepath.Join(r.cfg.StateDir, r.spec.Name, strconv.Itoa(int(p))),
 		inNext:    map[string]int64{},
+		emitted:   map[string]prometheus.Counter{},
 		clEnd:     map[string]int64{},
 		lag:       map[string]int64{},
 		position:  map[string]int64{},
 		queues:    newQueues(r.spec.Inputs),
-		emitted:   map[string]prometheus.Counter{},
 	}
 	for _, q := range t.queues {
 		q.processed = r.metrics.processed.WithLabelValues(r.alias(q.topic))
@@ -110,7 +110,7 @@ func (r *Runner) openTask(p int32) (*task, error) {
 }
 
 func (t *task) open() error {
-	db, err := state.Open(state.Options{Dir: t.dir, FS: t.r.cfg.FS, Cache: t.r.cfg.Cache, Logger: t.r.log})
+	db, err := state.Open(state.Options{Dir: t.dir, FS: t.r.cfg.FS, Cache: t.r.cfg.Cache, ValueCacheBytes: t.r.cfg.StateValueCacheBytes, Logger: t.r.log})
 	if err != nil {
 		return fmt.Errorf("processors: %s: opening state: %w", t.label, err)
 	}
@@ -123,9 +123,9 @@ func (t *task) open() error {
 }
 
 // discard drops the pending batch: the transaction aborted, and the
-// consumer rewinds to the last committed offsets.
+// consumer rewinds to the last committed offsets. The DB's cache of
+// committed values stays valid: Pebble never saw the batch.
 func (t *task) discard() {
-	t.batch.Close()
 	t.resetPending()
 	for _, q := range t.queues {
 		q.reset(-1)
@@ -133,11 +133,12 @@ func (t *task) discard() {
 	t.idleSince = time.Time{}
 }
 
+// resetPending empties what the open transaction accumulated. The batch
+// is reset, not replaced: its map keeps its capacity for the next
+// transaction.
 func (t *task) resetPending() {
 	t.quarantinedSent = false
-	t.batch = t.db.NewBatch()
-	t.ctx.view = t.batch
-	clear(t.ctx.dirty)
+	t.batch.Reset()
 	clear(t.ctx.cache)
 	clear(t.inNext)
 	t.mu.Lock()
@@ -156,30 +157,31 @@ func (t *task) flush() error {
 }
 
 // produceChangelog sends the last write of every key changed in the open
-// transaction to the store's changelog, in key order (deterministic).
+// transaction to the store's changelog, in key order (deterministic): the
+// pending batch keeps exactly that, one write per key, tombstones (nil
+// values) for deletes. The records share their values with the batch,
+// which never overwrites a value it handed out. A batch that cannot be
+// read (its DB is closed) dooms the transaction with a StorageError.
 func (t *task) produceChangelog(ctx context.Context) {
 	for _, store := range t.r.spec.Stores {
-		m := t.ctx.dirty[store]
-		if len(m) == 0 {
-			continue
-		}
-		keys := make([]string, 0, len(m))
-		for k := range m {
-			keys = append(keys, k)
-		}
-		slices.Sort(keys)
 		topic := t.r.changelogs[store]
-		for _, k := range keys {
-			rec := &kgo.Record{Topic: topic, Partition: t.partition, Key: []byte(k), Value: m[k]}
-			t.r.metrics.changelogRecords.Inc()
-			t.r.produce(ctx, rec, nil, func(r *kgo.Record) {
-				t.mu.Lock()
-				if r.Offset+1 > t.clEnd[store] {
-					t.clEnd[store] = r.Offset + 1
-				}
-				t.mu.Unlock()
-			})
+		acked := func(r *kgo.Record) {
+			t.mu.Lock()
+			if r.Offset+1 > t.clEnd[store] {
+				t.clEnd[store] = r.Offset + 1
+			}
+			t.mu.Unlock()
 		}
+		n := 0
+		err := t.batch.Changes(store, func(key, value []byte) {
+			n++
+			t.r.produce(ctx, &kgo.Record{Topic: topic, Partition: t.partition, Key: key, Value: value}, nil, acked)
+		})
+		if err != nil {
+			t.r.setProduceErr(&StorageError{fmt.Errorf("%s: reading the changes of %s: %w", t.label, store, err)})
+			return
+		}
+		t.r.metrics.changelogRecords.Add(float64(n))
 	}
 }
 
@@ -219,9 +221,24 @@ func (t *task) applyCommitted(now time.Time) error {
 			return fmt.Errorf("processors: %s: committing state: %w", t.label, err)
 		}
 	}
-	t.batch.Close()
 	t.resetPending()
 	return nil
+}
+
+// hasWrites reports whether the open transaction changed the task's state
+// or may still change it (a Flusher's transaction cache).
+func (t *task) hasWrites() bool {
+	return !t.batch.Empty() || len(t.ctx.cache) > 0
+}
+
+// emittedCounter returns the emitted-records counter of topic.
+func (t *task) emittedCounter(topic string) prometheus.Counter {
+	c, ok := t.emitted[topic]
+	if !ok {
+		c = t.r.metrics.emitted.WithLabelValues(t.r.alias(topic))
+		t.emitted[topic] = c
+	}
+	return c
 }
 
 // noteLag records the task's lag on an input: its last stable offset
@@ -238,7 +255,10 @@ func (t *task) noteLag(topic string, lag int64) {
 	if lag == 0 {
 		t.caughtUp = true
 	}
-	t.r.metrics.lag.WithLabelValues(strconv.Itoa(int(t.partition))).Set(float64(sum))
+	if t.lagGauge == nil {
+		t.lagGauge = t.r.metrics.lag.WithLabelValues(strconv.Itoa(int(t.partition)))
+	}
+	t.lagGauge.Set(float64(sum))
 }
 
 // close releases the task. A pending batch is dropped: if its transaction

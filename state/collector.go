@@ -38,6 +38,9 @@ type Collector struct {
 	cacheCapacity *prometheus.Desc
 	cacheHits     *prometheus.Desc
 	cacheMisses   *prometheus.Desc
+	valueBytes    *prometheus.Desc
+	valueHits     *prometheus.Desc
+	valueMisses   *prometheus.Desc
 }
 
 var _ prometheus.Collector = (*Collector)(nil)
@@ -63,6 +66,9 @@ func NewCollector(namespace string) *Collector {
 		cacheCapacity: d("block_cache_capacity_bytes", "Configured capacity of the block cache(s).", nil),
 		cacheHits:     d("block_cache_hits_total", "Block cache hits.", nil),
 		cacheMisses:   d("block_cache_misses_total", "Block cache misses.", nil),
+		valueBytes:    d("value_cache_bytes", "Estimated bytes held by the task's cache of committed values.", task),
+		valueHits:     d("value_cache_hits_total", "Point reads of committed state answered by the task's value cache.", task),
+		valueMisses:   d("value_cache_misses_total", "Point reads of committed state that went to Pebble.", task),
 	}
 }
 
@@ -88,6 +94,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 		c.diskUsage, c.memTableSize, c.readAmp, c.sstables, c.compactDebt,
 		c.compactions, c.flushes, c.walBytes,
 		c.cacheSize, c.cacheCapacity, c.cacheHits, c.cacheMisses,
+		c.valueBytes, c.valueHits, c.valueMisses,
 	} {
 		ch <- d
 	}
@@ -127,6 +134,10 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		counter(c.compactions, float64(m.Compact.Count))
 		counter(c.flushes, float64(m.Flush.Count))
 		counter(c.walBytes, float64(m.WAL.BytesWritten))
+		vs := db.ValueCacheStats()
+		gauge(c.valueBytes, float64(vs.Bytes))
+		counter(c.valueHits, float64(vs.Hits))
+		counter(c.valueMisses, float64(vs.Misses))
 
 		// m.BlockCache describes the whole cache, not this DB's share of
 		// it, so take one snapshot per distinct cache.

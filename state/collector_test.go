@@ -15,10 +15,12 @@ func TestCollector(t *testing.T) {
 	cache := NewCache(64 << 20)
 	defer cache.Unref()
 	fs := vfs.NewMem()
-	shared := func(o *Options) { o.Cache = cache }
+	// No value cache: the Get below must reach Pebble's block cache.
+	noValues := func(o *Options) { o.ValueCacheBytes = -1 }
+	shared := func(o *Options) { o.Cache = cache; noValues(o) }
 	dbA := openOn(t, fs, "a", shared)
 	dbB := openOn(t, fs, "b", shared)
-	dbPrivate := openOn(t, fs, "p") // private cache of DefaultCacheSize
+	dbPrivate := openOn(t, fs, "p", noValues) // private cache of DefaultCacheSize
 
 	rng := rand.New(rand.NewPCG(1, 1))
 	val := make([]byte, 100)
@@ -56,6 +58,9 @@ func TestCollector(t *testing.T) {
 		"factory2_state_compactions_total",
 		"factory2_state_flushes_total",
 		"factory2_state_wal_written_bytes_total",
+		"factory2_state_value_cache_bytes",
+		"factory2_state_value_cache_hits_total",
+		"factory2_state_value_cache_misses_total",
 	}
 	cacheWide := []string{
 		"factory2_state_block_cache_size_bytes",

@@ -241,6 +241,90 @@ func runContract(t *testing.T, open func(t *testing.T) *DB) {
 		}
 	})
 
+	t.Run("BatchRead", func(t *testing.T) {
+		db := open(t)
+		commit(t, db, func(b *Batch) {
+			must(t, b.Set("s", []byte("committed"), []byte("c")))
+			must(t, b.Set("s", []byte("overwritten"), []byte("old")))
+		})
+		b := db.NewBatch()
+		defer b.Close()
+		must(t, b.Set("s", []byte("overwritten"), []byte("new")))
+		must(t, b.Set("s", []byte("written"), []byte("w")))
+		must(t, b.Delete("s", []byte("committed")))
+		read := func(key string) string {
+			got := "<not called>"
+			err := b.Read("s", []byte(key), func(v []byte) { got = string(v) })
+			if errors.Is(err, ErrNotFound) {
+				if got != "<not called>" {
+					t.Errorf("Read(%s) called fn and returned ErrNotFound", key)
+				}
+				return "<none>"
+			}
+			must(t, err)
+			return got
+		}
+		for key, want := range map[string]string{"committed": "<none>", "overwritten": "new", "written": "w", "absent": "<none>"} {
+			if got := read(key); got != want {
+				t.Errorf("Read(%s) = %q, want %q", key, got, want)
+			}
+		}
+		b.Reset()
+		db.values.reset()
+		for range 2 { // from Pebble, then from the value cache
+			if got := read("committed"); got != "c" {
+				t.Errorf("Read(committed) after Reset = %q, want c", got)
+			}
+		}
+	})
+
+	t.Run("BatchKeepsLastWrite", func(t *testing.T) {
+		db := open(t)
+		commit(t, db, func(b *Batch) { must(t, b.Set("s", []byte("gone"), []byte("old"))) })
+		b := db.NewBatch()
+		defer b.Close()
+		for i := range 3 {
+			must(t, b.Set("s", []byte("k"), fmt.Appendf(nil, "v%d", i)))
+		}
+		must(t, b.Set("s", []byte("gone"), []byte("x")))
+		must(t, b.Delete("s", []byte("gone")))
+		must(t, b.Delete("s", []byte("back")))
+		must(t, b.Set("s", []byte("back"), []byte("again")))
+		must(t, b.Set("s", []byte("empty"), nil))
+		must(t, b.Set("other", []byte("k"), []byte("elsewhere")))
+		if b.Count() != 5 {
+			t.Errorf("Count = %d, want 5 (one per key written)", b.Count())
+		}
+		var got []string
+		var kept []byte
+		must(t, b.Changes("s", func(k, v []byte) {
+			switch {
+			case v == nil:
+				got = append(got, string(k)+"=<deleted>")
+			default:
+				got = append(got, fmt.Sprintf("%s=%q", k, v))
+			}
+			if string(k) == "k" {
+				kept = v
+			}
+		}))
+		if want := `back="again" empty="" gone=<deleted> k="v2"`; fmt.Sprint(got) != "["+want+"]" {
+			t.Errorf("Changes = %v, want [%s]", got, want)
+		}
+		// A value Changes handed out is never overwritten.
+		must(t, b.Set("s", []byte("k"), []byte("v3")))
+		if string(kept) != "v2" {
+			t.Errorf("value from Changes became %q after a later Set", kept)
+		}
+		must(t, db.Commit(b))
+		if got, want := dump(t, db, "s", nil, nil), "back=again empty= k=v3"; got != want {
+			t.Errorf("after commit: %q, want %q", got, want)
+		}
+		if string(kept) != "v2" {
+			t.Errorf("value from Changes became %q after Commit", kept)
+		}
+	})
+
 	t.Run("AbortLeavesDBUnchanged", func(t *testing.T) {
 		db := open(t)
 		commit(t, db, func(b *Batch) {

@@ -2,6 +2,7 @@ package state
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -35,9 +37,14 @@ type DB struct {
 	// mu is read-locked by every operation that calls into pdb (or into a
 	// Pebble iterator or indexed batch derived from it) and write-locked
 	// only by Close. Pebble panics when a closed DB is used; this lock turns
-	// that into ErrClosed.
+	// that into ErrClosed. closed is set under mu and may be read without
+	// it by operations that do not touch Pebble (a Batch reading its own
+	// writes or the value cache).
 	mu     sync.RWMutex
-	closed bool
+	closed atomic.Bool
+
+	// values caches committed values for point reads (see valueCache).
+	values *valueCache
 
 	// itersMu guards iters, the open iterators (of the DB and of its
 	// batches), which Close closes before closing Pebble: Pebble may not be
@@ -80,6 +87,7 @@ func Open(opts Options) (*DB, error) {
 		dir:      dir,
 		logger:   opts.Logger,
 		readOnly: opts.ReadOnly,
+		values:   newValueCache(max(opts.ValueCacheBytes, 0)),
 		iters:    make(map[*Iter]struct{}),
 	}, nil
 }
@@ -94,10 +102,10 @@ func Open(opts Options) (*DB, error) {
 func (db *DB) Close() error {
 	db.mu.Lock()
 	defer db.mu.Unlock()
-	if db.closed {
+	if db.closed.Load() {
 		return ErrClosed
 	}
-	db.closed = true
+	db.closed.Store(true)
 
 	db.itersMu.Lock()
 	n := len(db.iters)
@@ -188,7 +196,7 @@ func syncDir(fs vfs.FS, dir string) error {
 // db.mu.RUnlock.
 func (db *DB) rlock() error {
 	db.mu.RLock()
-	if db.closed {
+	if db.closed.Load() {
 		db.mu.RUnlock()
 		return ErrClosed
 	}
@@ -204,12 +212,46 @@ func (db *DB) Get(store string, key []byte) ([]byte, error) {
 	if err := validStoreName(store); err != nil {
 		return nil, err
 	}
+	if db.closed.Load() {
+		return nil, ErrClosed
+	}
 	k := appendStoreKey(make([]byte, 0, 1+len(store)+len(key)), store, key)
-	if err := db.rlock(); err != nil {
+	var out []byte
+	if err := db.readCommitted("get", k, func(v []byte) { out = clone(v) }); err != nil {
 		return nil, err
 	}
+	return out, nil
+}
+
+// readCommitted calls fn with the committed value of the Pebble key k,
+// from the value cache, else from Pebble (then caching a copy), or
+// returns ErrNotFound. v is valid only during fn, which must not modify
+// it nor call into db.
+func (db *DB) readCommitted(op string, k []byte, fn func(v []byte)) error {
+	v, absent, hit, gen := db.values.get(k)
+	if hit {
+		if absent {
+			return ErrNotFound
+		}
+		fn(v)
+		return nil
+	}
+	if err := db.rlock(); err != nil {
+		return err
+	}
 	defer db.mu.RUnlock()
-	return getCopy("get", db.pdb.Get, k)
+	v, closer, err := db.pdb.Get(k)
+	if errors.Is(err, pebble.ErrNotFound) {
+		db.values.fill(k, nil, true, gen)
+		return ErrNotFound
+	}
+	if err != nil {
+		return wrapErr(op, err)
+	}
+	// v aliases Pebble's memtable or block cache until closer.Close.
+	fn(v)
+	db.values.fill(k, v, false, gen)
+	return wrapErr(op, closer.Close())
 }
 
 // Meta returns a copy of the metadata value name, or ErrNotFound.
@@ -337,11 +379,10 @@ func (db *DB) untrack(it *Iter) {
 // transaction abort is implemented). If db is closed, every operation on
 // the returned Batch returns ErrClosed.
 func (db *DB) NewBatch() *Batch {
-	if err := db.rlock(); err != nil {
+	if db.closed.Load() {
 		return &Batch{db: db, state: batchClosed}
 	}
-	defer db.mu.RUnlock()
-	return &Batch{db: db, b: db.pdb.NewIndexedBatch(), iters: make(map[*Iter]struct{})}
+	return &Batch{db: db, idx: map[string]int32{}, iters: map[*Iter]struct{}{}}
 }
 
 // Commit atomically and durably applies b (its store writes and offsets)
@@ -379,12 +420,37 @@ func (db *DB) commit(b *Batch, opts *pebble.WriteOptions) error {
 	if db.readOnly {
 		return fmt.Errorf("%w: commit", ErrReadOnly)
 	}
-	if err := db.pdb.Apply(b.b, opts); err != nil {
+	// One Pebble batch of the last value of every key written.
+	pb := db.pdb.NewBatchWithSize(b.size + len(b.writes)*batchEntryOverhead)
+	defer pb.Close()
+	for i := range b.writes {
+		w := &b.writes[i]
+		b.key = append(b.key[:0], w.key...)
+		var err error
+		if w.deleted {
+			err = pb.Delete(b.key, nil)
+		} else {
+			err = pb.Set(b.key, w.value, nil)
+		}
+		if err != nil {
+			return wrapErr("commit", err)
+		}
+	}
+	if err := db.pdb.Apply(pb, opts); err != nil {
 		return wrapErr("commit", err)
 	}
+	db.values.committed(b.writes)
 	b.state = batchCommitted
 	return nil
 }
+
+// batchEntryOverhead is what an entry of a Pebble batch takes besides its
+// key and value: a kind byte and two varint lengths.
+const batchEntryOverhead = 1 + 2*binary.MaxVarintLen32
+
+// ValueCacheStats returns the figures of db's cache of committed values
+// (see Options.ValueCacheBytes).
+func (db *DB) ValueCacheStats() ValueCacheStats { return db.values.stats() }
 
 // Metrics returns Pebble's metrics for db, or nil if db is closed. The
 // block cache figures (BlockCache) cover the whole cache, which may be

@@ -16,12 +16,12 @@
 // Exactly-once processing rests on one invariant: state changes and the
 // offsets they correspond to are written to Pebble in one atomic, synced
 // batch. During a Kafka transaction the runtime accumulates the processor's
-// writes in a Batch, an indexed Pebble batch whose reads see its own writes
-// over the committed state. When the Kafka transaction commits, the runtime
-// adds the new offsets (Batch.SetOffset) and calls DB.Commit, which applies
-// the whole batch as one WAL record and fsyncs it; if the transaction
-// aborts, the runtime discards the batch (Batch.Close or Batch.Reset) and
-// Pebble never saw it. After a crash the DB therefore holds the state of
+// writes in a Batch, which keeps the last write of each key and whose reads
+// see its own writes over the committed state. When the Kafka transaction
+// commits, the runtime adds the new offsets (Batch.SetOffset) and calls
+// DB.Commit, which applies the whole batch (each key once) as one WAL
+// record and fsyncs it; if the transaction aborts, the runtime discards the
+// batch (Batch.Close or Batch.Reset) and Pebble never saw it. After a crash the DB therefore holds the state of
 // some committed transaction together with exactly the offsets of that
 // transaction.
 //
@@ -33,7 +33,11 @@
 // Destroy.
 //
 // Many tasks share one block Cache whose size is configured once per
-// process; Pebble's default cache (8 MiB per DB) is far too small. Pebble's
+// process; Pebble's default cache (8 MiB per DB) is far too small. Each DB
+// also keeps a small cache of committed values (Options.ValueCacheBytes)
+// that answers point reads of hot keys without a Pebble lookup; it is
+// updated by every commit and dropped by every restore, the only ways the
+// committed state changes. Pebble's
 // metrics are exported by a Collector that reads DB.Metrics at scrape time.
 //
 // # Key layout

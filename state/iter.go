@@ -26,9 +26,12 @@ import (
 // created from, closes it forcibly, after which it is invalid and Error and
 // Close return ErrClosed.
 type Iter struct {
-	db        *DB
-	batch     *Batch // nil for DB iterators
-	it        *pebble.Iterator
+	db    *DB
+	batch *Batch // nil for DB iterators
+	it    *pebble.Iterator
+	// view is the indexed Pebble batch a Batch's iterator reads its
+	// writes from (nil for DB iterators); it is released with the Iter.
+	view      *pebble.Batch
 	store     string
 	prefixLen int
 	seekBuf   []byte
@@ -171,7 +174,17 @@ func (i *Iter) release() error {
 	i.closed = true
 	i.clearPosition()
 	i.db.untrack(i)
-	return wrapErr("iterate", i.it.Close())
+	err := wrapErr("iterate", i.it.Close())
+	i.releaseView()
+	return err
+}
+
+// releaseView releases the Pebble batch of a Batch's iterator.
+func (i *Iter) releaseView() {
+	if i.view != nil {
+		_ = i.view.Close() // it only recycles the batch
+		i.view = nil
+	}
 }
 
 // forceClose closes the iterator on behalf of its DB or Batch. Requires
@@ -185,5 +198,6 @@ func (i *Iter) forceClose() {
 	}
 	i.closed = true
 	_ = i.it.Close() // the owner is told ErrClosed instead
+	i.releaseView()
 	i.err = ErrClosed
 }

@@ -71,6 +71,12 @@ type Options struct {
 	// MemTableSize is the size of one memtable in bytes; zero means
 	// DefaultMemTableSize. Valid range: 1 MiB to 1 GiB.
 	MemTableSize int64
+	// ValueCacheBytes bounds the DB's cache of committed values, which
+	// serves point reads (Get, a Batch's Get of a key it did not write)
+	// before Pebble. Zero means DefaultValueCacheBytes; negative turns the
+	// cache off. It is per DB, so per task: budget it times the tasks of
+	// the process.
+	ValueCacheBytes int64
 	// ReadOnly opens the database without permitting writes: Commit and
 	// Restorer return ErrReadOnly. Useful for inspection tools. Pebble still
 	// replays the WAL in memory.
@@ -88,6 +94,9 @@ func (o *Options) EnsureDefaults() {
 	}
 	if o.MemTableSize == 0 {
 		o.MemTableSize = DefaultMemTableSize
+	}
+	if o.ValueCacheBytes == 0 {
+		o.ValueCacheBytes = DefaultValueCacheBytes
 	}
 }
 

@@ -104,6 +104,8 @@ func (r *Restorer) commit(o *pebble.WriteOptions) error {
 	if err := r.db.pdb.Apply(r.b, o); err != nil {
 		return wrapErr("restore commit", err)
 	}
+	// The committed state changed under the value cache.
+	r.db.values.reset()
 	r.b.Reset()
 	return nil
 }

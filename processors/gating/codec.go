@@ -21,7 +21,13 @@ const (
 // same state always gives the same bytes (every slice is kept sorted, times
 // are UTC seconds and nanoseconds). The first byte is the format version.
 func (s *Subject) MarshalBinary() ([]byte, error) {
-	b := make([]byte, 0, s.sizeHint())
+	return s.AppendBinary(make([]byte, 0, s.sizeHint()))
+}
+
+// AppendBinary appends the encoding of MarshalBinary to b (a buffer to
+// reuse when the encoding is copied away, as Context.Put does).
+func (s *Subject) AppendBinary(b []byte) ([]byte, error) {
+	start := len(b)
 	b = append(b, subjectFormat)
 	b = appendStr(b, s.ID)
 	b = appendStrs(b, s.Types)
@@ -157,7 +163,7 @@ func (s *Subject) MarshalBinary() ([]byte, error) {
 	for _, fp := range s.RecentBuildEvents {
 		b = binary.LittleEndian.AppendUint64(b, fp)
 	}
-	s.encodedSize = len(b)
+	s.encodedSize = len(b) - start
 	return b, nil
 }
 
@@ -165,13 +171,19 @@ func (s *Subject) MarshalBinary() ([]byte, error) {
 // returns an error wrapping ErrCorruptState for anything else. The decoded
 // strings share one copy of data, which the caller may reuse afterwards.
 func (s *Subject) UnmarshalBinary(data []byte) error {
+	return s.unmarshal(string(data))
+}
+
+// unmarshal is UnmarshalBinary of data held in a string, which the
+// decoded strings share without a copy.
+func (s *Subject) unmarshal(data string) error {
 	if len(data) == 0 {
 		return fmt.Errorf("%w: empty", ErrCorruptState)
 	}
 	if data[0] != subjectFormat && data[0] != subjectFormatV1 {
 		return fmt.Errorf("%w: unknown format %d", ErrCorruptState, data[0])
 	}
-	d := decoder{s: string(data), off: 1}
+	d := decoder{s: data, off: 1}
 	var n Subject
 	n.ID = d.str()
 	n.Types = d.strs()

@@ -213,16 +213,19 @@ func (p *Processor) subject(c *processors.Context, key []byte) (*cachedSubject, 
 // Flush implements processors.Flusher: it stores the subjects the
 // transaction changed.
 func (p *Processor) Flush(c *processors.Context) error {
+	var k, b []byte // reused: Put copies
 	for key, v := range c.TxnCache() {
 		cs, ok := v.(*cachedSubject)
 		if !ok || !cs.dirty {
 			continue
 		}
-		b, err := cs.s.MarshalBinary()
+		var err error
+		b, err = cs.s.AppendBinary(b[:0])
 		if err != nil {
 			return fmt.Errorf("gating: encoding subject %s: %w", key, err)
 		}
-		if err := c.Put(StoreSubjects, []byte(key), b); err != nil {
+		k = append(k[:0], key...)
+		if err := c.Put(StoreSubjects, k, b); err != nil {
 			return err
 		}
 		cs.dirty, cs.size = false, len(b)
@@ -236,9 +239,27 @@ type Getter interface {
 	Get(store string, key []byte) ([]byte, bool, error)
 }
 
+// stringGetter reads a stored value as a string (*processors.Context):
+// the decoded subject shares it, where a []byte must be copied first.
+type stringGetter interface {
+	GetString(store string, key []byte) (string, bool, error)
+}
+
 // LoadSubject reads the subject stored under key, or a new one.
 func LoadSubject(g Getter, key []byte) (*Subject, error) {
 	s := &Subject{}
+	if sg, ok := g.(stringGetter); ok {
+		v, ok, err := sg.GetString(StoreSubjects, key)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			if err := s.unmarshal(v); err != nil {
+				return nil, fmt.Errorf("gating: subject %s: %w", key, err)
+			}
+		}
+		return s, nil
+	}
 	v, ok, err := g.Get(StoreSubjects, key)
 	if err != nil {
 		return nil, err
