@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -175,23 +176,53 @@ func stampKey(p int32) string {
 }
 
 // readStamps returns, per instance, the partitions whose stamps a consumer
-// at level sees.
+// at level sees, reading up to the end offsets (the last stable ones for
+// read_committed) of when it was called: a punctuating instance keeps
+// stamping, so waiting for a quiet poll might never end.
 func readStamps(t *testing.T, f *fixture, stamps string, level kgo.IsolationLevel) map[string][]int32 {
 	t.Helper()
+	adm := kadm.NewClient(kafkatest.Client(t, f.env))
+	lctx, lcancel := context.WithTimeout(context.Background(), 10*time.Second)
+	list := adm.ListEndOffsets
+	if level == kgo.ReadCommitted() {
+		list = adm.ListCommittedOffsets
+	}
+	ends, err := list(lctx, stamps)
+	lcancel()
+	if err == nil {
+		err = ends.Error()
+	}
+	if err != nil {
+		t.Fatalf("listing the ends of %s: %v", stamps, err)
+	}
+	want := map[int32]int64{}
+	ends.Each(func(o kadm.ListedOffset) {
+		if o.Offset > 0 {
+			want[o.Partition] = o.Offset
+		}
+	})
 	cl := kafkatest.Client(t, f.env,
 		kgo.ConsumeTopics(stamps),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchIsolationLevel(level),
+		kgo.KeepControlRecords(), // the last offset may be a marker
 	)
 	out := map[string][]int32{}
-	for {
+	deadline := time.Now().Add(30 * time.Second)
+	for len(want) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("reading %s: still short of the end offsets %v", stamps, want)
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 		fs := cl.PollFetches(ctx)
 		cancel()
-		if fs.NumRecords() == 0 {
-			return out
-		}
 		fs.EachRecord(func(r *kgo.Record) {
+			if end, ok := want[r.Partition]; ok && r.Offset+1 >= end {
+				delete(want, r.Partition)
+			}
+			if r.Attrs.IsControl() {
+				return
+			}
 			v, err := jsonCodec{}.Decode(r.Value)
 			if err != nil {
 				t.Errorf("stamp %d@%d: %v", r.Partition, r.Offset, err)
@@ -204,6 +235,7 @@ func readStamps(t *testing.T, f *fixture, stamps string, level kgo.IsolationLeve
 			}
 		})
 	}
+	return out
 }
 
 // heartbeatFaker makes a client a zombie once on: its group heartbeats

@@ -210,6 +210,9 @@ type Runner struct {
 	// the loop must stop for, such as a split assignment.
 	fatal error
 
+	// punctTxn is set while a punctuation transaction ends (see
+	// punctuate).
+	punctTxn bool
 	// pollSeq numbers the polls (under mu): what a poll reports of a
 	// partition's end is evidence for the records fetched before it.
 	pollSeq uint64
@@ -967,6 +970,13 @@ func (r *Runner) punctuate(ctx context.Context, now time.Time) (more bool, err e
 	if err != nil || !ran {
 		return more, err
 	}
+	// The transaction consumed nothing, so it ends with the client's
+	// EndTransaction rather than the session's End: End sends no
+	// TxnOffsetCommit then, cannot tell that the broker has KIP-447, and
+	// holds the session's lock for 500 ms after committing, which stalled
+	// the next records' commit by half a second after every punctuation.
+	r.punctTxn = true
+	defer func() { r.punctTxn = false }()
 	if !r.txnWrites() {
 		return more, r.commit(ctx) // nothing to fence: an empty transaction
 	}
@@ -1175,7 +1185,16 @@ func (r *Runner) commit(ctx context.Context) error {
 	if txnErr != nil {
 		try = kgo.TryAbort
 	}
-	committed, err := r.sess.End(ctx, try)
+	var committed bool
+	var err error
+	if r.punctTxn && try == kgo.TryCommit {
+		// See punctuate. Nothing was consumed, so there is no consumer
+		// position to keep or rewind; the generation was fenced.
+		err = r.sess.Client().EndTransaction(ctx, kgo.TryCommit)
+		committed = err == nil
+	} else {
+		committed, err = r.sess.End(ctx, try)
+	}
 	r.inTxn, r.dirty = false, false
 	r.produceMu.Lock()
 	r.produceErr = nil
