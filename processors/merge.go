@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // The order of records within a task (DESIGN.md, "One order of events").
@@ -282,30 +283,49 @@ func (r *Runner) fetchEnds(ctx context.Context, want map[string][]int32) error {
 	return nil
 }
 
-// rewindQueued drops the queued records and returns, for every input
-// partition that had some, its first queued record's offset: the
-// transaction about to commit consumed up to there only, so the consumer
-// must be set back there (kgo.Client.SetOffsets, without mu: the client's
-// locks come before ours in a rebalance) before End, which commits the
-// consumer's position. They are fetched again. Called with mu held.
-func (r *Runner) rewindQueued() map[string]map[int32]kgo.EpochOffset {
-	var set map[string]map[int32]kgo.EpochOffset
+// queuedFrom returns, for every input partition with queued records, the
+// offset of the first one: the transaction about to commit consumed up
+// to there only. The consumer keeps its position past them, and they
+// stay queued for the next transaction. Called with mu held.
+func (r *Runner) queuedFrom() map[string]map[int32]kgo.EpochOffset {
+	var from map[string]map[int32]kgo.EpochOffset
 	for _, t := range r.tasks {
 		for _, q := range t.queues {
 			if len(q.recs) == 0 {
 				continue
 			}
+			if from == nil {
+				from = map[string]map[int32]kgo.EpochOffset{}
+			}
+			if from[q.topic] == nil {
+				from[q.topic] = map[int32]kgo.EpochOffset{}
+			}
 			first := q.recs[0]
-			if set == nil {
-				set = map[string]map[int32]kgo.EpochOffset{}
-			}
-			if set[q.topic] == nil {
-				set[q.topic] = map[int32]kgo.EpochOffset{}
-			}
-			set[q.topic][t.partition] = kgo.EpochOffset{Epoch: first.LeaderEpoch, Offset: first.Offset}
-			r.metrics.refetched.Add(float64(len(q.recs)))
-			q.reset(first.Offset)
+			from[q.topic][t.partition] = kgo.EpochOffset{Epoch: first.LeaderEpoch, Offset: first.Offset}
+			r.metrics.carried.Add(float64(len(q.recs)))
 		}
 	}
-	return set
+	return from
+}
+
+// commitQueuedFrom returns ctx with a hook on the transaction's offset
+// commit (kgo.PreTxnCommitFnContext) that commits, for the partitions of
+// from, the first queued offset instead of the consumer's position. The
+// session records the offsets as sent, so an abort later rewinds to them.
+func commitQueuedFrom(ctx context.Context, from map[string]map[int32]kgo.EpochOffset) context.Context {
+	if len(from) == 0 {
+		return ctx
+	}
+	return kgo.PreTxnCommitFnContext(ctx, func(req *kmsg.TxnOffsetCommitRequest) error {
+		for i := range req.Topics {
+			t := &req.Topics[i]
+			for j := range t.Partitions {
+				p := &t.Partitions[j]
+				if o, ok := from[t.Topic][p.Partition]; ok && o.Offset < p.Offset {
+					p.Offset, p.LeaderEpoch = o.Offset, o.Epoch
+				}
+			}
+		}
+		return nil
+	})
 }

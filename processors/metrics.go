@@ -27,7 +27,7 @@ type metrics struct {
 	sessions          prometheus.Counter
 	lag               *prometheus.GaugeVec
 	endLookups        prometheus.Counter
-	refetched         prometheus.Counter
+	carried           prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -107,16 +107,16 @@ func newMetrics() *metrics {
 			Namespace: ns, Name: "input_end_lookups_total",
 			Help: "Times the merge asked the brokers for input partitions' ends, because a fetch answer did not say whether an idle input holds records older than the fetched ones (its leader is another broker).",
 		}),
-		refetched: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: ns, Name: "records_refetched_total",
-			Help: "Records fetched but still queued by the merge when a transaction committed; the consumer is set back to them and fetches them again.",
+		carried: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: ns, Name: "records_carried_over_total",
+			Help: "Records fetched but still queued by the merge when a transaction committed: the transaction commits the offset of the first of them, and the next one processes them.",
 		}),
 	}
 }
 
 func (m *metrics) each(fn func(prometheus.Collector)) {
 	for _, c := range []prometheus.Collector{m.processed, m.emitted, m.deadLettered, m.commits, m.changelogRecords, m.restoredRecords, m.tasks, m.processSeconds, m.commitSeconds,
-		m.aborts, m.consecutiveAborts, m.lastCommit, m.restoring, m.quarantined, m.waiting, m.sessions, m.lag, m.endLookups, m.refetched} {
+		m.aborts, m.consecutiveAborts, m.lastCommit, m.restoring, m.quarantined, m.waiting, m.sessions, m.lag, m.endLookups, m.carried} {
 		fn(c)
 	}
 }

@@ -213,12 +213,25 @@ func TestRunnerMergesInputsInTimestampOrder(t *testing.T) {
 			}
 			cfg := f.config(t, opts...)
 			cfg.MaxPollRecords = tc.pollMax
+			cfg.CommitInterval = 10 * time.Millisecond
 			r, err := processors.NewRunner(f.spec(), cfg)
 			if err != nil {
 				t.Fatal(err)
 			}
 			f.ensure(t)
 			f.produce(t, fetchOrder, 4)
+			// Stopped part way and started again: records the merge
+			// still held queued at a commit are not lost (the commit
+			// took the offset of the first of them) nor repeated.
+			stop := start(t, r)
+			f.sequence(t, 60)
+			if err := stop(); err != nil {
+				t.Fatal(err)
+			}
+			r, err = processors.NewRunner(f.spec(), cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
 			start(t, r)
 			want := mergeOrder(evs, f.spec().Inputs)
 			got := f.sequence(t, len(evs))
@@ -273,5 +286,43 @@ func TestRunnerKeepsLiveArrivalOrderAcrossInputs(t *testing.T) {
 	got := f.sequence(t, len(evs))
 	if !slices.Equal(got, want) {
 		t.Fatalf("processed in another order:\n got %v\nwant %v", got, want)
+	}
+}
+
+// A record the merge holds back (here: waiting out MaxTaskIdle for the
+// other input) stays queued across commits: each commit takes the offset
+// of the first queued record, not the consumer's position past it. So a
+// runner stopped while holding it leaves it to the next one, which
+// processes it once.
+func TestRunnerCarriesQueuedRecordsOverCommits(t *testing.T) {
+	f := newOrderFixture(t)
+	cfg := f.config(t)
+	cfg.MaxTaskIdle = time.Hour // a2 waits for b for good
+	r, err := processors.NewRunner(f.spec(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.ensure(t)
+	base := time.UnixMilli(1_700_000_000_000)
+	evs := []timedEvent{
+		{topic: f.a, id: "a1", at: base},
+		{topic: f.a, id: "a2", at: base.Add(2 * time.Millisecond)},
+		{topic: f.b, id: "b1", at: base.Add(time.Millisecond)},
+	}
+	f.produce(t, evs, 1)
+	stop := start(t, r)
+	f.sequence(t, 2)                    // a1, b1
+	time.Sleep(10 * cfg.CommitInterval) // commits while a2 is queued
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	cfg.MaxTaskIdle = -1
+	r, err = processors.NewRunner(f.spec(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start(t, r)
+	if got, want := f.sequence(t, 3), []string{"a1", "b1", "a2"}; !slices.Equal(got, want) {
+		t.Fatalf("processed %v, want %v", got, want)
 	}
 }

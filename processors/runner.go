@@ -1174,11 +1174,8 @@ func (r *Runner) commit(ctx context.Context) error {
 	if r.isolate == nil {
 		ends = r.txnEnds()
 	}
-	rewind := r.rewindQueued()
+	queued := r.queuedFrom()
 	r.mu.Unlock()
-	if rewind != nil {
-		r.sess.Client().SetOffsets(rewind)
-	}
 
 	try := kgo.TryCommit
 	txnErr := r.flushErr(ctx)
@@ -1193,7 +1190,7 @@ func (r *Runner) commit(ctx context.Context) error {
 		err = r.sess.Client().EndTransaction(ctx, kgo.TryCommit)
 		committed = err == nil
 	} else {
-		committed, err = r.sess.End(ctx, try)
+		committed, err = r.sess.End(commitQueuedFrom(ctx, queued), try)
 	}
 	r.inTxn, r.dirty = false, false
 	r.produceMu.Lock()

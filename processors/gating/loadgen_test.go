@@ -953,13 +953,13 @@ func metricValues(b *testing.B, reg *prometheus.Registry) map[string]float64 {
 func runnerSummary(m map[string]float64) string {
 	txns := m["factory2_processor_transactions_total"]
 	return fmt.Sprintf("%.0f records processed, %.0f emitted, %.0f dead-lettered; %.0f transactions (commit mean %.1f ms); "+
-		"Process mean %.1f µs; %.0f changelog records; merge: %.0f records refetched, %.0f end lookups",
+		"Process mean %.1f µs; %.0f changelog records; merge: %.0f records carried over, %.0f end lookups",
 		m["factory2_processor_records_processed_total"], m["factory2_processor_records_emitted_total"],
 		m["factory2_processor_records_dead_lettered_total"], txns,
 		1e3*m["factory2_processor_commit_seconds"]/max(1, m["factory2_processor_commit_seconds_count"]),
 		1e6*m["factory2_processor_process_seconds"]/max(1, m["factory2_processor_records_processed_total"]),
 		m["factory2_processor_changelog_records_total"],
-		m["factory2_processor_records_refetched_total"], m["factory2_processor_input_end_lookups_total"])
+		m["factory2_processor_records_carried_over_total"], m["factory2_processor_input_end_lookups_total"])
 }
 
 // startProfile starts a CPU profile into the file named by
