@@ -62,11 +62,11 @@ func newQueues(inputs []string) []*inputQueue {
 }
 
 // reset forgets the queued records and the position: the consumer was
-// rewound to the committed offsets (an abort) or to pos (pos >= 0).
-func (q *inputQueue) reset(pos int64) {
+// rewound to the committed offsets (an abort).
+func (q *inputQueue) reset() {
 	clear(q.recs)
 	q.recs, q.seqs = q.recs[:0], q.seqs[:0]
-	q.next = pos
+	q.next = -1
 }
 
 func (q *inputQueue) pop() *kgo.Record {

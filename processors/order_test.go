@@ -2,11 +2,11 @@ package processors_test
 
 import (
 	"context"
-	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -18,30 +18,9 @@ import (
 	"github.com/factory2/factory2/topics"
 )
 
-// sequencer numbers the events of every key in the order it processes
-// them, whichever input they come from: output n of a key carries the id
-// of the n-th event processed.
-type sequencer struct{ out string }
-
-func (s sequencer) Process(ctx *processors.Context, in *processors.Input) error {
-	ev := in.Record.(*avro.BuildEvent)
-	v, ok, err := ctx.Get("seq", in.Key)
-	if err != nil {
-		return err
-	}
-	var n uint64
-	if ok {
-		n = binary.BigEndian.Uint64(v)
-	}
-	n++
-	if err := ctx.Put("seq", in.Key, binary.BigEndian.AppendUint64(nil, n)); err != nil {
-		return err
-	}
-	ctx.Emit(s.out, in.Key, &avro.BuildEvent{NVR: ev.NVR, Release: strconv.FormatUint(n, 10), Envelope: avro.Envelope{ID: ev.ID}})
-	return nil
-}
-
-// orderFixture runs the sequencer over two inputs (build, sign).
+// orderFixture runs the counter over two inputs (build, sign): output n of
+// a key carries the id of the n-th event processed, whichever input it
+// came from.
 type orderFixture struct {
 	*fixture
 	a, b string
@@ -58,8 +37,8 @@ func (f *orderFixture) spec() processors.Spec {
 		Name:    "sequencer",
 		Inputs:  []string{f.a, f.b},
 		Outputs: []string{f.out},
-		Stores:  []string{"seq"},
-		New:     func(int32) processors.Processor { return sequencer{out: f.out} },
+		Stores:  []string{"counts"},
+		New:     func(int32) processors.Processor { return counter{out: f.out} },
 	}
 }
 
@@ -109,10 +88,11 @@ func (f *orderFixture) sequence(t *testing.T, n int) []string {
 				}
 				ev := v.(*avro.BuildEvent)
 				i, _ := strconv.Atoi(ev.Release)
+				id, _, _ := strings.Cut(ev.ID, "#") // counter's output id: <input id>#<n>
 				if prev, dup := byN[i]; dup {
-					err = fmt.Errorf("output %d twice (%s, %s)", i, prev, ev.ID)
+					err = fmt.Errorf("output %d twice (%s, %s)", i, prev, id)
 				}
-				byN[i] = ev.ID
+				byN[i] = id
 			})
 			if err != nil {
 				t.Fatal(err)
@@ -245,7 +225,8 @@ func TestRunnerMergesInputsInTimestampOrder(t *testing.T) {
 			}
 			var replayed []string
 			for _, o := range red.Outputs {
-				replayed = append(replayed, o.Record.(*avro.BuildEvent).ID)
+				id, _, _ := strings.Cut(o.Record.(*avro.BuildEvent).ID, "#")
+				replayed = append(replayed, id)
 			}
 			if !slices.Equal(replayed, want) {
 				t.Fatalf("replay took another order:\n got %v\nwant %v", replayed, want)

@@ -128,7 +128,7 @@ func (t *task) open() error {
 func (t *task) discard() {
 	t.resetPending()
 	for _, q := range t.queues {
-		q.reset(-1)
+		q.reset()
 	}
 	t.idleSince = time.Time{}
 }
