@@ -237,6 +237,92 @@ type ComposeEvent struct {
 	Release string `json:"release,omitempty"`
 	// Contents is the compose's content (definition events).
 	Contents []ComposeItem `json:"contents,omitempty"`
+
+	// The fields below are a definition's (version 2): what the compose
+	// must contain for the compose processor to say it is ready.
+
+	// ProductVersion is e.g. "fedora-rawhide".
+	ProductVersion string `json:"product_version,omitempty"`
+	// SourceTags are the Koji tags whose latest build per package (latest
+	// by tagging order, as Koji defines it) forms the content, in
+	// priority order: a package in several tags comes from the first.
+	SourceTags []string `json:"source_tags,omitempty"`
+	// PackagesAllow, when not empty, limits the content to packages
+	// matching one of these globs; PackagesDeny drops packages matching
+	// one.
+	PackagesAllow []string `json:"packages_allow,omitempty"`
+	PackagesDeny  []string `json:"packages_deny,omitempty"`
+	// SigningKey is the key id every build must be signed with; empty:
+	// no signature required.
+	SigningKey string `json:"signing_key,omitempty"`
+	// DecisionContexts are the gating decision contexts every build must
+	// satisfy.
+	DecisionContexts []string `json:"decision_contexts,omitempty"`
+	// Cadence limits how often and when compose-ready is said.
+	Cadence ComposeCadence `json:"cadence"`
+	// Retired definitions produce no more decisions.
+	Retired bool `json:"retired,omitempty"`
+}
+
+// ComposeCadence is a product's compose cadence. The zero value means as
+// soon as ready.
+type ComposeCadence struct {
+	// MinIntervalMS, when positive, is the least time between two
+	// compose-ready decisions of a compose.
+	MinIntervalMS int64 `json:"min_interval_ms,omitempty"`
+	// WindowStart and WindowEnd ("HH:MM", UTC), when set, are the daily
+	// window outside which compose-ready waits; a window may wrap
+	// midnight ("22:00" to "04:00").
+	WindowStart string `json:"window_start,omitempty"`
+	WindowEnd   string `json:"window_end,omitempty"`
+}
+
+// ComposeMember is one build as the compose processor sees it, sent by
+// the compose-members processor (keyed by NVR) to the compose processor
+// (keyed by compose id) through an internal topic, for every compose
+// whose source tags the build is or was in. Each is a whole snapshot:
+// the compose keeps the one with the highest Seq. Keyed by compose id.
+type ComposeMember struct {
+	Envelope
+	ComposeID string `json:"compose_id"`
+	NVR       string `json:"nvr"`
+	// Package is the build's package name (the N of its NVR).
+	Package string `json:"package"`
+	BuildID int64  `json:"build_id,omitempty"`
+	// State is the Koji build state; empty until a state change is seen.
+	State string `json:"state"`
+	// Seq increases with every snapshot of the build.
+	Seq int64 `json:"seq"`
+	// Tags are the compose's source tags the build is in now.
+	Tags []MemberTag `json:"tags"`
+	// SignedKeys are the key ids the build is fully signed with.
+	SignedKeys []string `json:"signed_keys"`
+	// Gating is the build's latest gating decision per (decision context,
+	// product version).
+	Gating []MemberGating `json:"gating"`
+}
+
+// MemberTag is a build's membership of one tag.
+type MemberTag struct {
+	Tag string `json:"tag"`
+	// Order is the tagging order of the build in the tag (the tag event's
+	// time, microseconds): the latest build of a package is the one with
+	// the highest Order, ties broken by NVR.
+	Order int64 `json:"order"`
+	// EventID is the tag event's envelope id.
+	EventID string `json:"event_id"`
+}
+
+// MemberGating is the summary of one gating decision of a build.
+type MemberGating struct {
+	DecisionContext string `json:"decision_context"`
+	ProductVersion  string `json:"product_version"`
+	Satisfied       bool   `json:"satisfied"`
+	// Pending is true when every unsatisfied requirement is a test that
+	// is queued, running or not yet reported: waiting, not failing.
+	Pending    bool   `json:"pending,omitempty"`
+	DecisionID string `json:"decision_id"`
+	Summary    string `json:"summary,omitempty"`
 }
 
 // Requirement is one satisfied or unsatisfied requirement of a decision,
@@ -343,6 +429,13 @@ type SignedStatus struct {
 
 // ComposeReadyDecision says a compose's content is complete, signed and
 // gated (Ready), or no longer is. Keyed by compose id.
+//
+// Kind tells three decisions apart: ComposeReady (go now, with exactly
+// Manifest; Ready is true), ComposeReadiness (the compose's blockers
+// changed; Ready says whether it is ready, Unsatisfied lists blockers,
+// at most a bounded number, BlockerCounts counts them all) and
+// ComposeGate (the compose-level gating of a Pungi compose: Ready says it
+// passed; Status is the Pungi status it answers).
 type ComposeReadyDecision struct {
 	Decision
 	ComposeID       string `json:"compose_id"`
@@ -350,6 +443,46 @@ type ComposeReadyDecision struct {
 	DecisionContext string `json:"decision_context,omitempty"`
 	ProductVersion  string `json:"product_version,omitempty"`
 	Summary         string `json:"summary"`
+
+	// Version 2.
+
+	Kind   string `json:"kind"`
+	Status string `json:"status,omitempty"`
+	// ContentDigest identifies the content (the set of NVRs): the same
+	// content never yields a second ComposeReady.
+	ContentDigest string `json:"content_digest,omitempty"`
+	// Members is the number of builds in the content.
+	Members       int64          `json:"members"`
+	BlockerCounts []BlockerCount `json:"blocker_counts"`
+	// Manifest is the content of a ComposeReady decision, sorted by
+	// package.
+	Manifest []ManifestEntry `json:"manifest"`
+}
+
+// Compose decision kinds.
+const (
+	ComposeReady     = "ready"
+	ComposeReadiness = "readiness"
+	ComposeGate      = "gate"
+)
+
+// BlockerCount counts the blockers of one type (a Requirement type such
+// as "build-unsigned").
+type BlockerCount struct {
+	Type  string `json:"type"`
+	Count int64  `json:"count"`
+}
+
+// ManifestEntry is one build of a ready compose.
+type ManifestEntry struct {
+	NVR     string `json:"nvr"`
+	Package string `json:"package"`
+	// KeyID is the key the build is signed with; empty when the compose
+	// requires none.
+	KeyID string `json:"key_id,omitempty"`
+	// DecisionIDs are the gating decisions the build passed, one per
+	// required decision context.
+	DecisionIDs []string `json:"decision_ids"`
 }
 
 // RebuildDecision asks for a subject to be rebuilt because something it
@@ -380,6 +513,7 @@ const (
 	NameSignedStatus         = "org.factory2.SignedStatus"
 	NameComposeReadyDecision = "org.factory2.ComposeReadyDecision"
 	NameRebuildDecision      = "org.factory2.RebuildDecision"
+	NameComposeMember        = "org.factory2.ComposeMember"
 )
 
 func (*BuildEvent) SchemaName() string           { return NameBuildEvent }
@@ -393,6 +527,7 @@ func (*AutosignDecision) SchemaName() string     { return NameAutosignDecision }
 func (*SignedStatus) SchemaName() string         { return NameSignedStatus }
 func (*ComposeReadyDecision) SchemaName() string { return NameComposeReadyDecision }
 func (*RebuildDecision) SchemaName() string      { return NameRebuildDecision }
+func (*ComposeMember) SchemaName() string        { return NameComposeMember }
 
 // Env returns the envelope.
 func (e *Envelope) Env() *Envelope { return e }
