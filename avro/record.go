@@ -300,6 +300,12 @@ type ComposeMember struct {
 	// Gating is the build's latest gating decision per (decision context,
 	// product version).
 	Gating []MemberGating `json:"gating"`
+	// A record with an empty NVR is a load marker instead: the task of
+	// partition Partition has sent every build of the definition whose
+	// event id is DefinitionID. A compose waits for the markers of every
+	// partition before its content can be complete.
+	DefinitionID string `json:"definition_id,omitempty"`
+	Partition    int32  `json:"partition,omitempty"`
 }
 
 // MemberTag is a build's membership of one tag.

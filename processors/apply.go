@@ -84,7 +84,7 @@ func Apply(ctx context.Context, spec Spec, cfg Config, red *Rederived) (ApplySta
 		kgo.Balancers(kgo.RangeBalancer()),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.RequireStableFetchOffsets(),
-		kgo.RecordPartitioner(partitioner(r.changelogs)),
+		kgo.RecordPartitioner(partitioner(r.changelogs, r.spec.PartitionedOutputs)),
 		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
 			n := 0
 			for _, ps := range m {
@@ -150,7 +150,7 @@ func Apply(ctx context.Context, spec Spec, cfg Config, red *Rederived) (ApplySta
 		if err != nil {
 			return st, err
 		}
-		produce(&kgo.Record{Topic: o.Topic, Key: o.Key, Value: v})
+		produce(&kgo.Record{Topic: o.Topic, Partition: o.Partition, Key: o.Key, Value: v})
 		st.Published++
 	}
 	for _, store := range spec.Stores {

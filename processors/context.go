@@ -120,4 +120,10 @@ func (c *Context) Emit(topic string, key []byte, r avro.Record) {
 	c.emit(Output{Topic: topic, Key: key, Record: r})
 }
 
+// EmitTo is Emit to one partition of topic, which must be one of the
+// spec's PartitionedOutputs.
+func (c *Context) EmitTo(topic string, partition int32, key []byte, r avro.Record) {
+	c.emit(Output{Topic: topic, Key: key, Record: r, Partition: partition})
+}
+
 func isNotFound(err error) bool { return errors.Is(err, state.ErrNotFound) }

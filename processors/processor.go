@@ -3,6 +3,7 @@ package processors
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/factory2/factory2/avro"
@@ -85,6 +86,11 @@ type Spec struct {
 	// Outputs are the full names of the topics the processor emits to
 	// (for replay's diff and for documentation).
 	Outputs []string
+	// PartitionedOutputs are the outputs (among Outputs) the processor
+	// writes partition by partition with Context.EmitTo instead of by
+	// key: a table that every task of a downstream processor must see
+	// is written once to each partition.
+	PartitionedOutputs []string
 	// Stores are the names of the processor's state stores; each has a
 	// compacted changelog topic.
 	Stores []string
@@ -106,6 +112,11 @@ func (s Spec) Validate() error {
 	}
 	if s.New == nil {
 		errs = append(errs, fmt.Errorf("processors: %s: no New", s.Name))
+	}
+	for _, t := range s.PartitionedOutputs {
+		if !slices.Contains(s.Outputs, t) {
+			errs = append(errs, fmt.Errorf("processors: %s: partitioned output %s is not an output", s.Name, t))
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -129,6 +140,10 @@ type Output struct {
 	Topic  string
 	Key    []byte
 	Record avro.Record
+	// Partition is the partition of an output to one of the spec's
+	// PartitionedOutputs (Context.EmitTo); others go to the partition of
+	// their key.
+	Partition int32
 }
 
 // Codec encodes and decodes records on the wire; *avro.Codec is one.

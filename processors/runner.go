@@ -471,7 +471,7 @@ func (r *Runner) session(ctx context.Context) error {
 		kgo.OnPartitionsAssigned(r.assigned),
 		kgo.OnPartitionsRevoked(r.revoked),
 		kgo.OnPartitionsLost(r.lost),
-		kgo.RecordPartitioner(partitioner(r.changelogs)),
+		kgo.RecordPartitioner(partitioner(r.changelogs, r.spec.PartitionedOutputs)),
 		kgo.FetchMaxWait(r.cfg.CommitInterval),
 		// Transaction markers are returned (and skipped by the loop), so
 		// the position of a partition reaches its last stable offset
@@ -1081,7 +1081,7 @@ func (r *Runner) emitFor(t *task) func(Output) {
 			return
 		}
 		t.emittedCounter(o.Topic).Inc()
-		rec := &kgo.Record{Topic: o.Topic, Key: o.Key, Value: v}
+		rec := &kgo.Record{Topic: o.Topic, Partition: o.Partition, Key: o.Key, Value: v}
 		if src != nil {
 			// The trigger's time: a processor downstream orders
 			// decisions by the time of what caused them.

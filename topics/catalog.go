@@ -39,6 +39,10 @@ const (
 	DecisionsRebuild      = "decisions.rebuild"
 
 	DeadLetters = "deadletter"
+
+	// Internal topics between the two compose processors.
+	ComposeDefinitions = "compose.definitions"
+	ComposeMembers     = "compose.members"
 )
 
 // DefaultPrefix is prepended to every alias unless configured otherwise.
@@ -166,6 +170,17 @@ func New(cfg Config) (*Catalog, error) {
 	} {
 		s.Role = Decision
 		s.Configs = decisionCfg
+		c.add(s)
+	}
+	// Kept like inputs: a replay of the compose processors reads them.
+	for _, s := range []Spec{
+		{Alias: ComposeDefinitions, Key: "compose id", Records: []string{"ComposeEvent"},
+			Doc: "compose definitions, each copied to every partition for the compose-members processor"},
+		{Alias: ComposeMembers, Key: "compose id", Records: []string{"ComposeMember", "GatingDecision"},
+			Doc: "builds of composes' source tags, and compose gating decisions, re-keyed by compose id"},
+	} {
+		s.Role = Repartition
+		s.Configs = inputCfg
 		c.add(s)
 	}
 	c.add(Spec{
