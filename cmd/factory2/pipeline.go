@@ -22,6 +22,7 @@ import (
 	"github.com/factory2/factory2/internal/config"
 	"github.com/factory2/factory2/internal/httpapi"
 	"github.com/factory2/factory2/processors"
+	"github.com/factory2/factory2/processors/compose"
 	"github.com/factory2/factory2/processors/gating"
 	"github.com/factory2/factory2/state"
 	"github.com/factory2/factory2/topics"
@@ -151,7 +152,7 @@ func processorSpecs(cfg config.Config, cat *topics.Catalog) ([]processors.Spec, 
 	if err != nil {
 		return nil, nil, err
 	}
-	return []processors.Spec{gating.Spec(cat, eng)}, eng, nil
+	return []processors.Spec{gating.Spec(cat, eng), compose.MembersSpec(cat), compose.Spec(cat)}, eng, nil
 }
 
 // gatingEngine loads the policies and signing rules of cfg. A broken
