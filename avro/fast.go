@@ -140,10 +140,12 @@ func decodeRecord(d *decoder, tag recordTag) Record {
 
 // Fewest bytes one array item can take, to bound counts read from data.
 const (
-	minArtifactSize    = 4  // four strings
-	minComposeItemSize = 4  // four strings
-	minRequirementSize = 12 // eleven strings and a boolean
-	minStringSize      = 1
+	minArtifactSize      = 4  // four strings
+	minComposeItemSize   = 4  // four strings
+	minRequirementSize   = 12 // eleven strings and a boolean
+	minBlockerCountSize  = 2  // a string and a long
+	minManifestEntrySize = 4  // three strings and an array
+	minStringSize        = 1
 )
 
 func encEnvelope(e *encoder, v *Envelope) {
@@ -302,6 +304,90 @@ func decRequirements(d *decoder, name string) []Requirement {
 				Pending:       d.boolean("pending"),
 				Source:        d.str("source"),
 				Detail:        d.str("detail"),
+			})
+		}
+	}
+	if ok && d.err != nil {
+		d.nested(name)
+	}
+	return l
+}
+
+func encComposeCadence(e *encoder, v *ComposeCadence) {
+	e.long(v.MinIntervalMS)
+	e.str(v.WindowStart)
+	e.str(v.WindowEnd)
+}
+
+func decComposeCadence(d *decoder, v *ComposeCadence, name string) {
+	ok := d.err == nil
+	v.MinIntervalMS = d.long("min_interval_ms")
+	v.WindowStart = d.str("window_start")
+	v.WindowEnd = d.str("window_end")
+	if ok && d.err != nil {
+		d.nested(name)
+	}
+}
+
+func encBlockerCounts(e *encoder, l []BlockerCount) {
+	if len(l) > 0 {
+		e.long(int64(len(l)))
+		for i := range l {
+			b := &l[i]
+			e.str(b.Type)
+			e.long(b.Count)
+		}
+	}
+	e.b = append(e.b, 0)
+}
+
+func decBlockerCounts(d *decoder, name string) []BlockerCount {
+	ok := d.err == nil
+	var l []BlockerCount
+	for n := d.blockLen(name, minBlockerCountSize); n > 0 && d.err == nil; n = d.blockLen(name, minBlockerCountSize) {
+		if l == nil {
+			l = make([]BlockerCount, 0, n)
+		}
+		for range n {
+			l = append(l, BlockerCount{
+				Type:  d.str("type"),
+				Count: d.long("count"),
+			})
+		}
+	}
+	if ok && d.err != nil {
+		d.nested(name)
+	}
+	return l
+}
+
+func encManifest(e *encoder, l []ManifestEntry) {
+	if len(l) > 0 {
+		e.long(int64(len(l)))
+		for i := range l {
+			m := &l[i]
+			e.str(m.NVR)
+			e.str(m.Package)
+			e.str(m.KeyID)
+			encStrings(e, m.DecisionIDs)
+		}
+	}
+	e.b = append(e.b, 0)
+}
+
+func decManifest(d *decoder, name string) []ManifestEntry {
+	ok := d.err == nil
+	var l []ManifestEntry
+	for n := d.blockLen(name, minManifestEntrySize); n > 0 && d.err == nil; n = d.blockLen(name, minManifestEntrySize) {
+		if l == nil {
+			l = make([]ManifestEntry, 0, n)
+		}
+		for range n {
+			l = append(l, ManifestEntry{
+				NVR:         d.str("nvr"),
+				Package:     d.str("package"),
+				KeyID:       d.str("key_id"),
+				DecisionIDs: decStrings(d, "decision_ids"),
 			})
 		}
 	}
@@ -492,6 +578,14 @@ func encComposeEvent(e *encoder, v *ComposeEvent) {
 	e.str(v.Location)
 	e.str(v.Release)
 	encComposeItems(e, v.Contents)
+	e.str(v.ProductVersion)
+	encStrings(e, v.SourceTags)
+	encStrings(e, v.PackagesAllow)
+	encStrings(e, v.PackagesDeny)
+	e.str(v.SigningKey)
+	encStrings(e, v.DecisionContexts)
+	encComposeCadence(e, &v.Cadence)
+	e.boolean(v.Retired)
 }
 
 func decComposeEvent(d *decoder, v *ComposeEvent) {
@@ -502,6 +596,14 @@ func decComposeEvent(d *decoder, v *ComposeEvent) {
 	v.Location = d.str("location")
 	v.Release = d.str("release")
 	v.Contents = decComposeItems(d, "contents")
+	v.ProductVersion = d.str("product_version")
+	v.SourceTags = decStrings(d, "source_tags")
+	v.PackagesAllow = decStrings(d, "packages_allow")
+	v.PackagesDeny = decStrings(d, "packages_deny")
+	v.SigningKey = d.str("signing_key")
+	v.DecisionContexts = decStrings(d, "decision_contexts")
+	decComposeCadence(d, &v.Cadence, "cadence")
+	v.Retired = d.boolean("retired")
 }
 
 func encGatingDecision(e *encoder, v *GatingDecision) {
@@ -602,6 +704,12 @@ func encComposeReadyDecision(e *encoder, v *ComposeReadyDecision) {
 	e.str(v.DecisionContext)
 	e.str(v.ProductVersion)
 	e.str(v.Summary)
+	e.str(v.Kind)
+	e.str(v.Status)
+	e.str(v.ContentDigest)
+	e.long(v.Members)
+	encBlockerCounts(e, v.BlockerCounts)
+	encManifest(e, v.Manifest)
 }
 
 func decComposeReadyDecision(d *decoder, v *ComposeReadyDecision) {
@@ -611,6 +719,12 @@ func decComposeReadyDecision(d *decoder, v *ComposeReadyDecision) {
 	v.DecisionContext = d.str("decision_context")
 	v.ProductVersion = d.str("product_version")
 	v.Summary = d.str("summary")
+	v.Kind = d.str("kind")
+	v.Status = d.str("status")
+	v.ContentDigest = d.str("content_digest")
+	v.Members = d.long("members")
+	v.BlockerCounts = decBlockerCounts(d, "blocker_counts")
+	v.Manifest = decManifest(d, "manifest")
 }
 
 func encRebuildDecision(e *encoder, v *RebuildDecision) {
