@@ -8,9 +8,9 @@
 // (namespace org.factory2), embedded in the binary; the highest N is the
 // current version, the one Encode writes. Each file is self-contained:
 // named types (Envelope, Origin, Artifact, Requirement, ComposeItem,
-// PreviousGating, ComposeCadence, BlockerCount, ManifestEntry) are
-// defined inline where first used, so another team can compile any one
-// file in any language. Mapping from Go:
+// PreviousGating, ComposeCadence, BlockerCount, ManifestEntry, MemberTag,
+// MemberGating) are defined inline where first used, so another team can
+// compile any one file in any language. Mapping from Go:
 //
 //   - Avro field names are the Go json tag names (snake_case).
 //   - The embedded Envelope is the first field, "envelope", a nested
@@ -95,6 +95,7 @@
 // MarshalJSON and UnmarshalJSON give a record's encoding/json form with a
 // leading "type" discriminator ("build", "sign", "test_result", "waiver",
 // "remote_rule_file", "compose", "gating_decision", "autosign",
-// "signed_status", "compose_ready", "rebuild"); unknown types and fields
-// are errors. It is for people and the CLI, not a wire format.
+// "signed_status", "compose_ready", "rebuild", "compose_member");
+// unknown types and fields are errors. It is for people and the CLI, not
+// a wire format.
 package avro

@@ -26,6 +26,7 @@ const (
 	tagSignedStatus
 	tagComposeReadyDecision
 	tagRebuildDecision
+	tagComposeMember
 	numTags = iota
 )
 
@@ -54,6 +55,8 @@ func tagOf(r Record) (recordTag, bool) {
 		return tagComposeReadyDecision, v != nil
 	case *RebuildDecision:
 		return tagRebuildDecision, v != nil
+	case *ComposeMember:
+		return tagComposeMember, v != nil
 	}
 	return 0, false
 }
@@ -84,6 +87,8 @@ func encodeRecord(e *encoder, r Record) {
 		encComposeReadyDecision(e, v)
 	case *RebuildDecision:
 		encRebuildDecision(e, v)
+	case *ComposeMember:
+		encComposeMember(e, v)
 	}
 }
 
@@ -134,6 +139,10 @@ func decodeRecord(d *decoder, tag recordTag) Record {
 		v := new(RebuildDecision)
 		decRebuildDecision(d, v)
 		return v
+	case tagComposeMember:
+		v := new(ComposeMember)
+		decComposeMember(d, v)
+		return v
 	}
 	return nil // unreachable: tags come from the catalog
 }
@@ -145,6 +154,8 @@ const (
 	minRequirementSize   = 12 // eleven strings and a boolean
 	minBlockerCountSize  = 2  // a string and a long
 	minManifestEntrySize = 4  // three strings and an array
+	minMemberTagSize     = 3  // two strings and a long
+	minMemberGatingSize  = 6  // four strings and two booleans
 	minStringSize        = 1
 )
 
@@ -388,6 +399,80 @@ func decManifest(d *decoder, name string) []ManifestEntry {
 				Package:     d.str("package"),
 				KeyID:       d.str("key_id"),
 				DecisionIDs: decStrings(d, "decision_ids"),
+			})
+		}
+	}
+	if ok && d.err != nil {
+		d.nested(name)
+	}
+	return l
+}
+
+func encMemberTags(e *encoder, l []MemberTag) {
+	if len(l) > 0 {
+		e.long(int64(len(l)))
+		for i := range l {
+			m := &l[i]
+			e.str(m.Tag)
+			e.long(m.Order)
+			e.str(m.EventID)
+		}
+	}
+	e.b = append(e.b, 0)
+}
+
+func decMemberTags(d *decoder, name string) []MemberTag {
+	ok := d.err == nil
+	var l []MemberTag
+	for n := d.blockLen(name, minMemberTagSize); n > 0 && d.err == nil; n = d.blockLen(name, minMemberTagSize) {
+		if l == nil {
+			l = make([]MemberTag, 0, n)
+		}
+		for range n {
+			l = append(l, MemberTag{
+				Tag:     d.str("tag"),
+				Order:   d.long("order"),
+				EventID: d.str("event_id"),
+			})
+		}
+	}
+	if ok && d.err != nil {
+		d.nested(name)
+	}
+	return l
+}
+
+func encMemberGatings(e *encoder, l []MemberGating) {
+	if len(l) > 0 {
+		e.long(int64(len(l)))
+		for i := range l {
+			g := &l[i]
+			e.str(g.DecisionContext)
+			e.str(g.ProductVersion)
+			e.boolean(g.Satisfied)
+			e.boolean(g.Pending)
+			e.str(g.DecisionID)
+			e.str(g.Summary)
+		}
+	}
+	e.b = append(e.b, 0)
+}
+
+func decMemberGatings(d *decoder, name string) []MemberGating {
+	ok := d.err == nil
+	var l []MemberGating
+	for n := d.blockLen(name, minMemberGatingSize); n > 0 && d.err == nil; n = d.blockLen(name, minMemberGatingSize) {
+		if l == nil {
+			l = make([]MemberGating, 0, n)
+		}
+		for range n {
+			l = append(l, MemberGating{
+				DecisionContext: d.str("decision_context"),
+				ProductVersion:  d.str("product_version"),
+				Satisfied:       d.boolean("satisfied"),
+				Pending:         d.boolean("pending"),
+				DecisionID:      d.str("decision_id"),
+				Summary:         d.str("summary"),
 			})
 		}
 	}
@@ -747,4 +832,30 @@ func decRebuildDecision(d *decoder, v *RebuildDecision) {
 	v.Relation = d.str("relation")
 	v.Reason = d.str("reason")
 	v.Priority = d.int("priority")
+}
+
+func encComposeMember(e *encoder, v *ComposeMember) {
+	encEnvelope(e, &v.Envelope)
+	e.str(v.ComposeID)
+	e.str(v.NVR)
+	e.str(v.Package)
+	e.long(v.BuildID)
+	e.str(v.State)
+	e.long(v.Seq)
+	encMemberTags(e, v.Tags)
+	encStrings(e, v.SignedKeys)
+	encMemberGatings(e, v.Gating)
+}
+
+func decComposeMember(d *decoder, v *ComposeMember) {
+	decEnvelope(d, &v.Envelope)
+	v.ComposeID = d.str("compose_id")
+	v.NVR = d.str("nvr")
+	v.Package = d.str("package")
+	v.BuildID = d.long("build_id")
+	v.State = d.str("state")
+	v.Seq = d.long("seq")
+	v.Tags = decMemberTags(d, "tags")
+	v.SignedKeys = decStrings(d, "signed_keys")
+	v.Gating = decMemberGatings(d, "gating")
 }

@@ -175,6 +175,21 @@ func fullSamples() map[string]Record {
 			TriggerType: "koji_build", TriggerID: "bash-5.2.26-3.fc41", Relation: "ContainerIncludesRPM",
 			Reason: "bash changed", Priority: 2147483647,
 		},
+		"compose_member": &ComposeMember{
+			Envelope: sampleEnvelope("member-1", "factory2/compose-members"), ComposeID: "Fedora-Rawhide-20240501.n.0",
+			NVR: "bash-5.2.26-3.fc41", Package: "bash", BuildID: 2431234, State: StateComplete, Seq: 7,
+			Tags: []MemberTag{
+				{Tag: "f42-signing-pending", Order: 1714564800123456, EventID: "koji-primary-2431234-tag-1"},
+				{Tag: "f42", Order: 1714568400000000, EventID: "koji-primary-2431234-tag-2"},
+			},
+			SignedKeys: []string{"105ef944", "a15b79cc"},
+			Gating: []MemberGating{
+				{DecisionContext: "bodhi_update_push_stable", ProductVersion: "fedora-42", Satisfied: true,
+					DecisionID: "gate-1", Summary: "All required tests passed"},
+				{DecisionContext: "compose_gate", ProductVersion: "fedora-rawhide", Pending: true,
+					DecisionID: "gate-2", Summary: "1 of 2 required test results missing"},
+			},
+		},
 	}
 }
 
