@@ -66,6 +66,7 @@ func contractTypes() []*recordType {
 		defineType[SignedStatus](tagSignedStatus, "signed_status"),
 		defineType[ComposeReadyDecision](tagComposeReadyDecision, "compose_ready"),
 		defineType[RebuildDecision](tagRebuildDecision, "rebuild"),
+		defineType[ComposeMember](tagComposeMember, "compose_member"),
 	}
 }
 

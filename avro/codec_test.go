@@ -286,11 +286,17 @@ func TestDecodeErrors(t *testing.T) {
 	}
 
 	// Every proper prefix of a valid encoding is an error, never a panic.
-	for n := range len(good) {
-		if _, err := c.Decode(good[:n]); err == nil {
-			t.Fatalf("prefix of %d bytes decoded", n)
-		} else if n > soeHeaderLen && !errors.Is(err, ErrTruncated) && !errors.Is(err, ErrInvalid) {
-			t.Fatalf("prefix of %d bytes: %v", n, err)
+	for name, r := range fullSamples() {
+		full, err := c.Encode(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for n := range len(full) {
+			if _, err := c.Decode(full[:n]); err == nil {
+				t.Fatalf("%s: prefix of %d bytes decoded", name, n)
+			} else if n > soeHeaderLen && !errors.Is(err, ErrTruncated) && !errors.Is(err, ErrInvalid) {
+				t.Fatalf("%s: prefix of %d bytes: %v", name, n, err)
+			}
 		}
 	}
 
@@ -314,6 +320,33 @@ func TestDecodeErrors(t *testing.T) {
 	_, err = c.Decode(g)
 	if !errors.As(err, &fe) || fe.Field != "previous.satisfied.pending" || !errors.Is(err, ErrInvalid) {
 		t.Fatalf("bad pending: %v", err)
+	}
+
+	// Errors inside the nested records of the compose types name the path
+	// too. Each case sets the byte at len-back to bad.
+	for _, tc := range []struct {
+		r     Record
+		back  int
+		bad   byte
+		field string
+		want  error
+	}{
+		// cadence{min_interval_ms, window_start, window_end}, retired
+		{&ComposeEvent{}, 3, 0x7e, "cadence.window_start", ErrTruncated},
+		// manifest: 1 item {nvr, package, key_id, decision_ids: 1 item "x", end}, end
+		{&ComposeReadyDecision{Manifest: []ManifestEntry{{DecisionIDs: []string{"x"}}}}, 4, 0x7e, "manifest.decision_ids", ErrTruncated},
+		// gating: 1 item {decision_context, product_version, satisfied, pending, decision_id, summary}, end
+		{&ComposeMember{Gating: []MemberGating{{}}}, 4, 4, "gating.pending", ErrInvalid},
+	} {
+		b, err := c.Encode(tc.r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b[len(b)-tc.back] = tc.bad
+		_, err = c.Decode(b)
+		if !errors.As(err, &fe) || fe.Field != tc.field || fe.Record != tc.r.SchemaName() || !errors.Is(err, tc.want) {
+			t.Errorf("%T: got %v, want %v in %s", tc.r, err, tc.want, tc.field)
+		}
 	}
 }
 

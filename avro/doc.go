@@ -7,8 +7,9 @@
 // Every record type has its schemas in schemas/<Record>/v<N>.avsc
 // (namespace org.factory2), embedded in the binary; the highest N is the
 // current version, the one Encode writes. Each file is self-contained:
-// shared named types (Envelope, Origin, Artifact, Requirement, ComposeItem,
-// PreviousGating) are defined inline where first used, so another team can
+// named types (Envelope, Origin, Artifact, Requirement, ComposeItem,
+// PreviousGating, ComposeCadence, BlockerCount, ManifestEntry, MemberTag,
+// MemberGating) are defined inline where first used, so another team can
 // compile any one file in any language. Mapping from Go:
 //
 //   - Avro field names are the Go json tag names (snake_case).
@@ -16,8 +17,8 @@
 //     record; a decision's Decision fields (policy_version, derived_from,
 //     satisfied, unsatisfied) follow it at the top level.
 //   - Every field but "envelope" has a default (strings "", numbers 0,
-//     booleans false, arrays [], unions null), so a later version can drop
-//     or add fields.
+//     booleans false, arrays [], unions null, records the record of their
+//     fields' defaults), so a later version can drop or add fields.
 //   - Times are ["null", {"type":"long","logicalType":"timestamp-micros"}]:
 //     the zero time.Time is null; any other time is its microseconds since
 //     the Unix epoch, decoded in UTC. Sub-microsecond precision is
@@ -94,6 +95,7 @@
 // MarshalJSON and UnmarshalJSON give a record's encoding/json form with a
 // leading "type" discriminator ("build", "sign", "test_result", "waiver",
 // "remote_rule_file", "compose", "gating_decision", "autosign",
-// "signed_status", "compose_ready", "rebuild"); unknown types and fields
-// are errors. It is for people and the CLI, not a wire format.
+// "signed_status", "compose_ready", "rebuild", "compose_member");
+// unknown types and fields are errors. It is for people and the CLI, not
+// a wire format.
 package avro

@@ -26,6 +26,7 @@ const (
 	tagSignedStatus
 	tagComposeReadyDecision
 	tagRebuildDecision
+	tagComposeMember
 	numTags = iota
 )
 
@@ -54,6 +55,8 @@ func tagOf(r Record) (recordTag, bool) {
 		return tagComposeReadyDecision, v != nil
 	case *RebuildDecision:
 		return tagRebuildDecision, v != nil
+	case *ComposeMember:
+		return tagComposeMember, v != nil
 	}
 	return 0, false
 }
@@ -84,6 +87,8 @@ func encodeRecord(e *encoder, r Record) {
 		encComposeReadyDecision(e, v)
 	case *RebuildDecision:
 		encRebuildDecision(e, v)
+	case *ComposeMember:
+		encComposeMember(e, v)
 	}
 }
 
@@ -134,16 +139,24 @@ func decodeRecord(d *decoder, tag recordTag) Record {
 		v := new(RebuildDecision)
 		decRebuildDecision(d, v)
 		return v
+	case tagComposeMember:
+		v := new(ComposeMember)
+		decComposeMember(d, v)
+		return v
 	}
 	return nil // unreachable: tags come from the catalog
 }
 
 // Fewest bytes one array item can take, to bound counts read from data.
 const (
-	minArtifactSize    = 4  // four strings
-	minComposeItemSize = 4  // four strings
-	minRequirementSize = 12 // eleven strings and a boolean
-	minStringSize      = 1
+	minArtifactSize      = 4  // four strings
+	minComposeItemSize   = 4  // four strings
+	minRequirementSize   = 12 // eleven strings and a boolean
+	minBlockerCountSize  = 2  // a string and a long
+	minManifestEntrySize = 4  // three strings and an array
+	minMemberTagSize     = 3  // two strings and a long
+	minMemberGatingSize  = 6  // four strings and two booleans
+	minStringSize        = 1
 )
 
 func encEnvelope(e *encoder, v *Envelope) {
@@ -302,6 +315,164 @@ func decRequirements(d *decoder, name string) []Requirement {
 				Pending:       d.boolean("pending"),
 				Source:        d.str("source"),
 				Detail:        d.str("detail"),
+			})
+		}
+	}
+	if ok && d.err != nil {
+		d.nested(name)
+	}
+	return l
+}
+
+func encComposeCadence(e *encoder, v *ComposeCadence) {
+	e.long(v.MinIntervalMS)
+	e.str(v.WindowStart)
+	e.str(v.WindowEnd)
+}
+
+func decComposeCadence(d *decoder, v *ComposeCadence, name string) {
+	ok := d.err == nil
+	v.MinIntervalMS = d.long("min_interval_ms")
+	v.WindowStart = d.str("window_start")
+	v.WindowEnd = d.str("window_end")
+	if ok && d.err != nil {
+		d.nested(name)
+	}
+}
+
+func encBlockerCounts(e *encoder, l []BlockerCount) {
+	if len(l) > 0 {
+		e.long(int64(len(l)))
+		for i := range l {
+			b := &l[i]
+			e.str(b.Type)
+			e.long(b.Count)
+		}
+	}
+	e.b = append(e.b, 0)
+}
+
+func decBlockerCounts(d *decoder, name string) []BlockerCount {
+	ok := d.err == nil
+	var l []BlockerCount
+	for n := d.blockLen(name, minBlockerCountSize); n > 0 && d.err == nil; n = d.blockLen(name, minBlockerCountSize) {
+		if l == nil {
+			l = make([]BlockerCount, 0, n)
+		}
+		for range n {
+			l = append(l, BlockerCount{
+				Type:  d.str("type"),
+				Count: d.long("count"),
+			})
+		}
+	}
+	if ok && d.err != nil {
+		d.nested(name)
+	}
+	return l
+}
+
+func encManifest(e *encoder, l []ManifestEntry) {
+	if len(l) > 0 {
+		e.long(int64(len(l)))
+		for i := range l {
+			m := &l[i]
+			e.str(m.NVR)
+			e.str(m.Package)
+			e.str(m.KeyID)
+			encStrings(e, m.DecisionIDs)
+		}
+	}
+	e.b = append(e.b, 0)
+}
+
+func decManifest(d *decoder, name string) []ManifestEntry {
+	ok := d.err == nil
+	var l []ManifestEntry
+	for n := d.blockLen(name, minManifestEntrySize); n > 0 && d.err == nil; n = d.blockLen(name, minManifestEntrySize) {
+		if l == nil {
+			l = make([]ManifestEntry, 0, n)
+		}
+		for range n {
+			l = append(l, ManifestEntry{
+				NVR:         d.str("nvr"),
+				Package:     d.str("package"),
+				KeyID:       d.str("key_id"),
+				DecisionIDs: decStrings(d, "decision_ids"),
+			})
+		}
+	}
+	if ok && d.err != nil {
+		d.nested(name)
+	}
+	return l
+}
+
+func encMemberTags(e *encoder, l []MemberTag) {
+	if len(l) > 0 {
+		e.long(int64(len(l)))
+		for i := range l {
+			m := &l[i]
+			e.str(m.Tag)
+			e.long(m.Order)
+			e.str(m.EventID)
+		}
+	}
+	e.b = append(e.b, 0)
+}
+
+func decMemberTags(d *decoder, name string) []MemberTag {
+	ok := d.err == nil
+	var l []MemberTag
+	for n := d.blockLen(name, minMemberTagSize); n > 0 && d.err == nil; n = d.blockLen(name, minMemberTagSize) {
+		if l == nil {
+			l = make([]MemberTag, 0, n)
+		}
+		for range n {
+			l = append(l, MemberTag{
+				Tag:     d.str("tag"),
+				Order:   d.long("order"),
+				EventID: d.str("event_id"),
+			})
+		}
+	}
+	if ok && d.err != nil {
+		d.nested(name)
+	}
+	return l
+}
+
+func encMemberGatings(e *encoder, l []MemberGating) {
+	if len(l) > 0 {
+		e.long(int64(len(l)))
+		for i := range l {
+			g := &l[i]
+			e.str(g.DecisionContext)
+			e.str(g.ProductVersion)
+			e.boolean(g.Satisfied)
+			e.boolean(g.Pending)
+			e.str(g.DecisionID)
+			e.str(g.Summary)
+		}
+	}
+	e.b = append(e.b, 0)
+}
+
+func decMemberGatings(d *decoder, name string) []MemberGating {
+	ok := d.err == nil
+	var l []MemberGating
+	for n := d.blockLen(name, minMemberGatingSize); n > 0 && d.err == nil; n = d.blockLen(name, minMemberGatingSize) {
+		if l == nil {
+			l = make([]MemberGating, 0, n)
+		}
+		for range n {
+			l = append(l, MemberGating{
+				DecisionContext: d.str("decision_context"),
+				ProductVersion:  d.str("product_version"),
+				Satisfied:       d.boolean("satisfied"),
+				Pending:         d.boolean("pending"),
+				DecisionID:      d.str("decision_id"),
+				Summary:         d.str("summary"),
 			})
 		}
 	}
@@ -492,6 +663,14 @@ func encComposeEvent(e *encoder, v *ComposeEvent) {
 	e.str(v.Location)
 	e.str(v.Release)
 	encComposeItems(e, v.Contents)
+	e.str(v.ProductVersion)
+	encStrings(e, v.SourceTags)
+	encStrings(e, v.PackagesAllow)
+	encStrings(e, v.PackagesDeny)
+	e.str(v.SigningKey)
+	encStrings(e, v.DecisionContexts)
+	encComposeCadence(e, &v.Cadence)
+	e.boolean(v.Retired)
 }
 
 func decComposeEvent(d *decoder, v *ComposeEvent) {
@@ -502,6 +681,14 @@ func decComposeEvent(d *decoder, v *ComposeEvent) {
 	v.Location = d.str("location")
 	v.Release = d.str("release")
 	v.Contents = decComposeItems(d, "contents")
+	v.ProductVersion = d.str("product_version")
+	v.SourceTags = decStrings(d, "source_tags")
+	v.PackagesAllow = decStrings(d, "packages_allow")
+	v.PackagesDeny = decStrings(d, "packages_deny")
+	v.SigningKey = d.str("signing_key")
+	v.DecisionContexts = decStrings(d, "decision_contexts")
+	decComposeCadence(d, &v.Cadence, "cadence")
+	v.Retired = d.boolean("retired")
 }
 
 func encGatingDecision(e *encoder, v *GatingDecision) {
@@ -602,6 +789,12 @@ func encComposeReadyDecision(e *encoder, v *ComposeReadyDecision) {
 	e.str(v.DecisionContext)
 	e.str(v.ProductVersion)
 	e.str(v.Summary)
+	e.str(v.Kind)
+	e.str(v.Status)
+	e.str(v.ContentDigest)
+	e.long(v.Members)
+	encBlockerCounts(e, v.BlockerCounts)
+	encManifest(e, v.Manifest)
 }
 
 func decComposeReadyDecision(d *decoder, v *ComposeReadyDecision) {
@@ -611,6 +804,12 @@ func decComposeReadyDecision(d *decoder, v *ComposeReadyDecision) {
 	v.DecisionContext = d.str("decision_context")
 	v.ProductVersion = d.str("product_version")
 	v.Summary = d.str("summary")
+	v.Kind = d.str("kind")
+	v.Status = d.str("status")
+	v.ContentDigest = d.str("content_digest")
+	v.Members = d.long("members")
+	v.BlockerCounts = decBlockerCounts(d, "blocker_counts")
+	v.Manifest = decManifest(d, "manifest")
 }
 
 func encRebuildDecision(e *encoder, v *RebuildDecision) {
@@ -633,4 +832,30 @@ func decRebuildDecision(d *decoder, v *RebuildDecision) {
 	v.Relation = d.str("relation")
 	v.Reason = d.str("reason")
 	v.Priority = d.int("priority")
+}
+
+func encComposeMember(e *encoder, v *ComposeMember) {
+	encEnvelope(e, &v.Envelope)
+	e.str(v.ComposeID)
+	e.str(v.NVR)
+	e.str(v.Package)
+	e.long(v.BuildID)
+	e.str(v.State)
+	e.long(v.Seq)
+	encMemberTags(e, v.Tags)
+	encStrings(e, v.SignedKeys)
+	encMemberGatings(e, v.Gating)
+}
+
+func decComposeMember(d *decoder, v *ComposeMember) {
+	decEnvelope(d, &v.Envelope)
+	v.ComposeID = d.str("compose_id")
+	v.NVR = d.str("nvr")
+	v.Package = d.str("package")
+	v.BuildID = d.long("build_id")
+	v.State = d.str("state")
+	v.Seq = d.long("seq")
+	v.Tags = decMemberTags(d, "tags")
+	v.SignedKeys = decStrings(d, "signed_keys")
+	v.Gating = decMemberGatings(d, "gating")
 }

@@ -9,12 +9,18 @@ import (
 )
 
 // FuzzDecode feeds arbitrary bytes to Decode, seeded with the golden
-// encodings and an older-version encoding (through the resolver). Decode
+// encodings and older-version encodings (through the resolver). Decode
 // must never panic, and whatever it accepts must survive a re-encode.
 func FuzzDecode(f *testing.F) {
 	hexFiles, _ := filepath.Glob(filepath.Join("testdata", "golden", "*.hex"))
 	for _, p := range hexFiles {
 		f.Add(readHex(f, p))
+	}
+	samples := fullSamples()
+	for _, rt := range builtin.types {
+		for _, v := range rt.versions[:len(rt.versions)-1] {
+			f.Add(soe(v.fingerprint, goavroEncode(f, v.schema, goavroCodec(f, v.text), samples[rt.typeName])))
+		}
 	}
 	cat := syntheticCatalog(f)
 	old := cat.byName[NameBuildEvent].versions[0]

@@ -131,6 +131,14 @@ func fullSamples() map[string]Record {
 				{SubjectType: "koji_build", SubjectID: "bash-5.2.26-3.fc41", Variant: "Everything", Arch: "x86_64"},
 				{SubjectType: "redhat-container-image", SubjectID: "fedora-toolbox-41-1"},
 			},
+			ProductVersion:   "fedora-rawhide",
+			SourceTags:       []string{"f42-signing-pending", "f42"},
+			PackagesAllow:    []string{"bash*", "kernel"},
+			PackagesDeny:     []string{"*-debuginfo"},
+			SigningKey:       "105ef944",
+			DecisionContexts: []string{"bodhi_update_push_stable", "compose_gate"},
+			Cadence:          ComposeCadence{MinIntervalMS: 3600000, WindowStart: "22:00", WindowEnd: "04:00"},
+			Retired:          true,
 		},
 		"gating_decision": &GatingDecision{
 			Decision: sampleDecision("gate-1"), SubjectType: "koji_build", SubjectID: "bash-5.2.26-3.fc41",
@@ -154,11 +162,33 @@ func fullSamples() map[string]Record {
 		"compose_ready": &ComposeReadyDecision{
 			Decision: sampleDecision("ready-1"), ComposeID: "Fedora-Rawhide-20240501.n.0", Ready: true,
 			DecisionContext: "compose_gate", ProductVersion: "fedora-rawhide", Summary: "ready",
+			Kind: ComposeReady, Status: ComposeFinished,
+			ContentDigest: "sha256:9f86d081884c7d659a2feaa0c55ad015", Members: 2,
+			BlockerCounts: []BlockerCount{{Type: "build-unsigned", Count: 3}, {Type: "test-result-missing", Count: 12}},
+			Manifest: []ManifestEntry{
+				{NVR: "bash-5.2.26-3.fc41", Package: "bash", KeyID: "105ef944", DecisionIDs: []string{"gate-1", "gate-2"}},
+				{NVR: "kernel-6.9.0-1.fc41", Package: "kernel", DecisionIDs: []string{"gate-3"}},
+			},
 		},
 		"rebuild": &RebuildDecision{
 			Decision: sampleDecision("rebuild-1"), SubjectType: "redhat-container-image", SubjectID: "toolbox-41-1",
 			TriggerType: "koji_build", TriggerID: "bash-5.2.26-3.fc41", Relation: "ContainerIncludesRPM",
 			Reason: "bash changed", Priority: 2147483647,
+		},
+		"compose_member": &ComposeMember{
+			Envelope: sampleEnvelope("member-1", "factory2/compose-members"), ComposeID: "Fedora-Rawhide-20240501.n.0",
+			NVR: "bash-5.2.26-3.fc41", Package: "bash", BuildID: 2431234, State: StateComplete, Seq: 7,
+			Tags: []MemberTag{
+				{Tag: "f42-signing-pending", Order: 1714564800123456, EventID: "koji-primary-2431234-tag-1"},
+				{Tag: "f42", Order: 1714568400000000, EventID: "koji-primary-2431234-tag-2"},
+			},
+			SignedKeys: []string{"105ef944", "a15b79cc"},
+			Gating: []MemberGating{
+				{DecisionContext: "bodhi_update_push_stable", ProductVersion: "fedora-42", Satisfied: true,
+					DecisionID: "gate-1", Summary: "All required tests passed"},
+				{DecisionContext: "compose_gate", ProductVersion: "fedora-rawhide", Pending: true,
+					DecisionID: "gate-2", Summary: "1 of 2 required test results missing"},
+			},
 		},
 	}
 }
