@@ -335,8 +335,8 @@ func TestDecodeErrors(t *testing.T) {
 		{&ComposeEvent{}, 3, 0x7e, "cadence.window_start", ErrTruncated},
 		// manifest: 1 item {nvr, package, key_id, decision_ids: 1 item "x", end}, end
 		{&ComposeReadyDecision{Manifest: []ManifestEntry{{DecisionIDs: []string{"x"}}}}, 4, 0x7e, "manifest.decision_ids", ErrTruncated},
-		// gating: 1 item {decision_context, product_version, satisfied, pending, decision_id, summary}, end
-		{&ComposeMember{Gating: []MemberGating{{}}}, 4, 4, "gating.pending", ErrInvalid},
+		// gating: 1 item {decision_context, product_version, satisfied, pending, decision_id, summary}, end, definition_id, partition
+		{&ComposeMember{Gating: []MemberGating{{}}}, 6, 4, "gating.pending", ErrInvalid},
 	} {
 		b, err := c.Encode(tc.r)
 		if err != nil {

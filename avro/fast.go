@@ -845,6 +845,8 @@ func encComposeMember(e *encoder, v *ComposeMember) {
 	encMemberTags(e, v.Tags)
 	encStrings(e, v.SignedKeys)
 	encMemberGatings(e, v.Gating)
+	e.str(v.DefinitionID)
+	e.int(v.Partition)
 }
 
 func decComposeMember(d *decoder, v *ComposeMember) {
@@ -858,4 +860,6 @@ func decComposeMember(d *decoder, v *ComposeMember) {
 	v.Tags = decMemberTags(d, "tags")
 	v.SignedKeys = decStrings(d, "signed_keys")
 	v.Gating = decMemberGatings(d, "gating")
+	v.DefinitionID = d.str("definition_id")
+	v.Partition = d.int("partition")
 }

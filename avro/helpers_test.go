@@ -189,6 +189,8 @@ func fullSamples() map[string]Record {
 				{DecisionContext: "compose_gate", ProductVersion: "fedora-rawhide", Pending: true,
 					DecisionID: "gate-2", Summary: "1 of 2 required test results missing"},
 			},
+			// A marker carries no build; set here so the round trips cover them.
+			DefinitionID: "definition-1", Partition: 3,
 		},
 	}
 }
