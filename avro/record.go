@@ -259,7 +259,7 @@ type ComposeEvent struct {
 	// satisfy.
 	DecisionContexts []string `json:"decision_contexts,omitempty"`
 	// Cadence limits how often and when compose-ready is said.
-	Cadence ComposeCadence `json:"cadence"`
+	Cadence ComposeCadence `json:"cadence,omitzero"`
 	// Retired definitions produce no more decisions.
 	Retired bool `json:"retired,omitempty"`
 }
@@ -459,10 +459,10 @@ type ComposeReadyDecision struct {
 	ContentDigest string `json:"content_digest,omitempty"`
 	// Members is the number of builds in the content.
 	Members       int64          `json:"members"`
-	BlockerCounts []BlockerCount `json:"blocker_counts"`
+	BlockerCounts []BlockerCount `json:"blocker_counts,omitempty"`
 	// Manifest is the content of a ComposeReady decision, sorted by
 	// package.
-	Manifest []ManifestEntry `json:"manifest"`
+	Manifest []ManifestEntry `json:"manifest,omitempty"`
 }
 
 // Compose decision kinds.
