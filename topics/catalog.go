@@ -40,7 +40,10 @@ const (
 
 	DeadLetters = "deadletter"
 
-	// Internal topics between the two compose processors.
+	// Internal topics: the gating processor's build views, for the
+	// compose-members processor, and the topics between the two compose
+	// processors.
+	GatingBuilds       = "gating.builds"
 	ComposeDefinitions = "compose.definitions"
 	ComposeMembers     = "compose.members"
 )
@@ -174,6 +177,8 @@ func New(cfg Config) (*Catalog, error) {
 	}
 	// Kept like inputs: a replay of the compose processors reads them.
 	for _, s := range []Spec{
+		{Alias: GatingBuilds, Key: subject, Records: []string{"ComposeMember"},
+			Doc: "what the compose processors need of each build (state, tags, signed keys, gating), on every change"},
 		{Alias: ComposeDefinitions, Key: "compose id", Records: []string{"ComposeEvent"},
 			Doc: "compose definitions, each copied to every partition for the compose-members processor"},
 		{Alias: ComposeMembers, Key: "compose id", Records: []string{"ComposeMember", "GatingDecision"},

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -30,6 +32,8 @@ type pipeline struct {
 	rejected []string
 	// decisions are the compose processor's decisions, in order.
 	decisions []*avro.ComposeReadyDecision
+	// views are the builds' views, as the gating processor keeps them.
+	views map[string]*avro.ComposeMember
 }
 
 type memTask struct {
@@ -187,38 +191,72 @@ func (pl *pipeline) define(id string, tags []string, mod ...func(*avro.ComposeEv
 	return pl.send(topics.EventsCompose, id, e)
 }
 
+// The build helpers change a build's view as the gating processor keeps
+// it and send the view, as the gating processor does on every change.
+
+func (pl *pipeline) sendView(nvr string, change func(v *avro.ComposeMember)) []*avro.ComposeReadyDecision {
+	if pl.views == nil {
+		pl.views = map[string]*avro.ComposeMember{}
+	}
+	v := pl.views[nvr]
+	if v == nil {
+		v = &avro.ComposeMember{NVR: nvr, Package: packageName(nvr)}
+		pl.views[nvr] = v
+	}
+	change(v)
+	out := *v
+	out.Envelope = pl.env("factory2/gating")
+	out.Tags, out.SignedKeys, out.Gating = slices.Clone(v.Tags), slices.Clone(v.SignedKeys), slices.Clone(v.Gating)
+	return pl.send(topics.GatingBuilds, nvr, &out)
+}
+
 func (pl *pipeline) state(nvr, state string) []*avro.ComposeReadyDecision {
-	return pl.send(topics.EventsBuild, nvr, &avro.BuildEvent{Envelope: pl.env("koji"), Kind: avro.BuildStateChange, NVR: nvr, State: state})
+	return pl.sendView(nvr, func(v *avro.ComposeMember) { v.State = state })
 }
 
 func (pl *pipeline) tag(nvr, tag string) []*avro.ComposeReadyDecision {
-	return pl.send(topics.EventsBuild, nvr, &avro.BuildEvent{Envelope: pl.env("koji"), Kind: avro.BuildTag, NVR: nvr, Tag: tag, State: avro.StateComplete})
+	order := pl.clock.Add(time.Millisecond).UnixMicro() // the time of the event send stamps
+	return pl.sendView(nvr, func(v *avro.ComposeMember) {
+		v.Tags = slices.DeleteFunc(v.Tags, func(t avro.MemberTag) bool { return t.Tag == tag })
+		v.Tags = append(v.Tags, avro.MemberTag{Tag: tag, Order: order, EventID: fmt.Sprint("tag-", order)})
+		slices.SortFunc(v.Tags, func(x, y avro.MemberTag) int { return strings.Compare(x.Tag, y.Tag) })
+	})
 }
 
 func (pl *pipeline) untag(nvr, tag string) []*avro.ComposeReadyDecision {
-	return pl.send(topics.EventsBuild, nvr, &avro.BuildEvent{Envelope: pl.env("koji"), Kind: avro.BuildUntag, NVR: nvr, Tag: tag, State: avro.StateComplete})
+	return pl.sendView(nvr, func(v *avro.ComposeMember) {
+		v.Tags = slices.DeleteFunc(v.Tags, func(t avro.MemberTag) bool { return t.Tag == tag })
+	})
 }
 
 func (pl *pipeline) signed(nvr, key string, signed bool) []*avro.ComposeReadyDecision {
-	return pl.send(topics.DecisionsSigned, nvr, &avro.SignedStatus{Decision: avro.Decision{Envelope: pl.env("factory2/gating")}, NVR: nvr, KeyID: key, Signed: signed})
+	return pl.sendView(nvr, func(v *avro.ComposeMember) {
+		v.SignedKeys = slices.DeleteFunc(v.SignedKeys, func(k string) bool { return k == key })
+		if signed {
+			v.SignedKeys = append(v.SignedKeys, key)
+			slices.Sort(v.SignedKeys)
+		}
+	})
 }
 
-// gated sends a gating decision for nvr in context ctx: satisfied, or
+// gated records a gating decision for nvr in context ctx: satisfied, or
 // failed (pending false) or waiting for a test (pending true).
 func (pl *pipeline) gated(nvr, ctx string, satisfied, pending bool) []*avro.ComposeReadyDecision {
-	d := &avro.GatingDecision{Decision: avro.Decision{Envelope: pl.env("factory2/gating")},
-		SubjectType: "koji_build", SubjectID: nvr, DecisionContext: ctx, ProductVersion: "fedora-42", PoliciesSatisfied: satisfied}
+	pl.seq++
+	g := avro.MemberGating{DecisionContext: ctx, ProductVersion: "fedora-42", Satisfied: satisfied,
+		Pending: !satisfied && pending, DecisionID: fmt.Sprint("decision-", pl.seq)}
 	switch {
 	case satisfied:
-		d.Summary = "All required tests passed"
+		g.Summary = "All required tests passed"
 	case pending:
-		d.Summary = "1 of 1 required test results missing"
-		d.Unsatisfied = []avro.Requirement{{Type: "test-result-missing", Testcase: "dist.rpmdeplint", Pending: true}}
+		g.Summary = "1 of 1 required test results missing"
 	default:
-		d.Summary = "1 of 1 required tests failed"
-		d.Unsatisfied = []avro.Requirement{{Type: "test-result-failed", Testcase: "dist.rpmdeplint", ResultID: "r1"}}
+		g.Summary = "1 of 1 required tests failed"
 	}
-	return pl.send(topics.DecisionsGating, nvr, d)
+	return pl.sendView(nvr, func(v *avro.ComposeMember) {
+		v.Gating = slices.DeleteFunc(v.Gating, func(x avro.MemberGating) bool { return x.DecisionContext == ctx })
+		v.Gating = append(v.Gating, g)
+	})
 }
 
 // good makes nvr complete, tagged in tag, signed with key42 and gated in

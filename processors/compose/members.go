@@ -32,20 +32,24 @@ const (
 )
 
 // MembersSpec returns the runtime spec of the compose-members processor.
-// It reads build events, gating decisions and signed statuses (keyed by
-// NVR) and the compose definitions, of which every partition of
-// topics.ComposeDefinitions holds a copy; it writes a ComposeMember for
+// It reads the gating processor's build views (topics.GatingBuilds) and
+// decisions (for the gating decisions of composes), keyed by NVR or
+// compose id, and the compose definitions, of which every partition of
+// topics.ComposeDefinitions holds a copy. It writes a ComposeMember for
 // every (compose, build) whose build changed and is or was in one of the
 // compose's source tags, and forwards the gating decisions of composes,
 // all to topics.ComposeMembers keyed by compose id.
+//
+// It reads no raw event: every input is written by another processor's
+// task of the same partition (or, for definitions, is rare), so the merge
+// of its inputs is the same live and in a replay.
 func MembersSpec(cat *topics.Catalog) processors.Spec {
 	m := &Members{out: cat.Name(topics.ComposeMembers)}
 	return processors.Spec{
 		Name: MembersName,
 		Inputs: []string{
-			cat.Name(topics.EventsBuild),
+			cat.Name(topics.GatingBuilds),
 			cat.Name(topics.DecisionsGating),
-			cat.Name(topics.DecisionsSigned),
 			cat.Name(topics.ComposeDefinitions),
 		},
 		Outputs: []string{m.out},
@@ -60,17 +64,16 @@ type Members struct {
 	out string
 }
 
-// build is what the compose-members processor knows of one build.
+// build is the latest view of one build, and how many there were.
 type build struct {
-	NVR     string `json:"nvr"`
-	Package string `json:"package"`
-	BuildID int64  `json:"build_id,omitempty"`
-	State   string `json:"state,omitempty"`
-	// Seq counts the build's changes: the snapshot order.
+	NVR        string              `json:"nvr"`
+	Package    string              `json:"package"`
+	BuildID    int64               `json:"build_id,omitempty"`
+	State      string              `json:"state,omitempty"`
 	Seq        int64               `json:"seq"`
-	Tags       []avro.MemberTag    `json:"tags,omitempty"`        // sorted by tag
-	SignedKeys []string            `json:"signed_keys,omitempty"` // sorted
-	Gating     []avro.MemberGating `json:"gating,omitempty"`      // sorted by context, product version
+	Tags       []avro.MemberTag    `json:"tags,omitempty"`
+	SignedKeys []string            `json:"signed_keys,omitempty"`
+	Gating     []avro.MemberGating `json:"gating,omitempty"`
 }
 
 // Process implements processors.Processor.
@@ -86,165 +89,47 @@ func (m *Members) Process(c *processors.Context, in *processors.Input) error {
 			// Same key, same partition count: it reaches the task of
 			// the compose processor that owns the compose.
 			c.Emit(m.out, in.Key, r)
-			return nil
 		}
-		if r.SubjectType == "bodhi_update" {
-			return nil
+		return nil // a build's decisions come in its view
+	case *avro.ComposeMember:
+		if r.NVR != string(in.Key) || r.ComposeID != "" {
+			return processors.Reject("compose-members: build view key %q is not its NVR %q (compose %q)", in.Key, r.NVR, r.ComposeID)
 		}
-	case *avro.BuildEvent:
-		if r.NVR != string(in.Key) {
-			return processors.Reject("compose-members: build event key %q is not its NVR %q", in.Key, r.NVR)
-		}
-	case *avro.SignedStatus:
-		if r.NVR != string(in.Key) {
-			return processors.Reject("compose-members: signed status key %q is not its NVR %q", in.Key, r.NVR)
-		}
-	default:
-		return processors.Reject("compose-members: unexpected record %s on %s", in.Record.SchemaName(), in.Topic)
+		return m.view(c, r)
 	}
-	nvr := string(in.Key)
-	b, err := loadBuild(c, nvr)
+	return processors.Reject("compose-members: unexpected record %s on %s", in.Record.SchemaName(), in.Topic)
+}
+
+// view records a build's new view and sends it to every compose whose
+// source tags hold the build now or held it before.
+func (m *Members) view(c *processors.Context, v *avro.ComposeMember) error {
+	b, err := loadBuild(c, v.NVR)
 	if err != nil {
 		return err
 	}
-	before := slices.Clone(b.Tags)
-	if !b.apply(c, in.Record) {
-		return nil
+	before := b.Tags
+	*b = build{NVR: v.NVR, Package: v.Package, BuildID: v.BuildID, State: v.State, Seq: b.Seq + 1,
+		Tags: v.Tags, SignedKeys: v.SignedKeys, Gating: v.Gating}
+	if b.Package == "" {
+		b.Package = packageName(b.NVR)
 	}
-	b.Seq++
 	if err := storeBuild(c, b); err != nil {
 		return err
 	}
-	if err := indexTags(c, nvr, before, b.Tags); err != nil {
+	if err := indexTags(c, b.NVR, before, b.Tags); err != nil {
 		return err
 	}
 	defs, err := loadDefTags(c)
 	if err != nil {
 		return err
 	}
-	// Every compose whose source tags hold the build now or held it
-	// before this record.
 	for _, id := range defs.order {
 		tags := defs.tags[id]
 		if hasAnyTag(b.Tags, tags) || hasAnyTag(before, tags) {
-			m.emit(c, id, b, in.Record.Env())
+			m.emit(c, id, b, &v.Envelope)
 		}
 	}
 	return nil
-}
-
-// apply merges r into b and reports whether b changed.
-func (b *build) apply(c *processors.Context, r avro.Record) bool {
-	switch r := r.(type) {
-	case *avro.BuildEvent:
-		changed := false
-		if r.BuildID != 0 && b.BuildID != r.BuildID {
-			b.BuildID, changed = r.BuildID, true
-		}
-		switch r.Kind {
-		case avro.BuildStateChange:
-			if r.State != b.State && stateMayFollow(b.State, r.State) {
-				b.State, changed = r.State, true
-			}
-		case avro.BuildTag, avro.BuildUntag:
-			// Koji tags only complete builds; a tag message carries the
-			// build's state, which stands in until a state change is seen.
-			if b.State == "" && r.State != "" {
-				b.State, changed = r.State, true
-			}
-			i := slices.IndexFunc(b.Tags, func(t avro.MemberTag) bool { return t.Tag == r.Tag })
-			if r.Kind == avro.BuildUntag {
-				if i >= 0 {
-					b.Tags = slices.Delete(b.Tags, i, i+1)
-					changed = true
-				}
-				break
-			}
-			order := r.EventTime
-			if order.IsZero() {
-				order = r.IngestTime
-			}
-			t := avro.MemberTag{Tag: r.Tag, Order: order.UnixMicro(), EventID: r.ID}
-			if i >= 0 {
-				if b.Tags[i] == t {
-					break
-				}
-				b.Tags[i] = t
-			} else {
-				b.Tags = append(b.Tags, t)
-				slices.SortFunc(b.Tags, func(x, y avro.MemberTag) int { return cmpStrings(x.Tag, y.Tag) })
-			}
-			changed = true
-		}
-		return changed
-	case *avro.SignedStatus:
-		i, found := slices.BinarySearch(b.SignedKeys, r.KeyID)
-		switch {
-		case r.Signed && !found:
-			b.SignedKeys = slices.Insert(b.SignedKeys, i, r.KeyID)
-		case !r.Signed && found:
-			b.SignedKeys = slices.Delete(b.SignedKeys, i, i+1)
-		default:
-			return false
-		}
-		if r.BuildID != 0 {
-			b.BuildID = r.BuildID
-		}
-		return true
-	case *avro.GatingDecision:
-		g := avro.MemberGating{
-			DecisionContext: r.DecisionContext,
-			ProductVersion:  r.ProductVersion,
-			Satisfied:       r.PoliciesSatisfied,
-			Pending:         !r.PoliciesSatisfied && allPending(r.Unsatisfied),
-			DecisionID:      r.ID,
-			Summary:         r.Summary,
-		}
-		i, found := slices.BinarySearchFunc(b.Gating, g, cmpGating)
-		if found {
-			if b.Gating[i] == g {
-				return false
-			}
-			b.Gating[i] = g
-		} else {
-			b.Gating = slices.Insert(b.Gating, i, g)
-		}
-		return true
-	}
-	return false
-}
-
-// allPending reports whether every unsatisfied requirement waits for
-// something (a test result, a gating.yaml) rather than failed.
-func allPending(rs []avro.Requirement) bool {
-	for _, r := range rs {
-		switch r.Type {
-		case "test-result-missing", "pending-gating-yaml":
-		default:
-			return false
-		}
-	}
-	return true
-}
-
-// stateMayFollow reports whether Koji can move a build from state cur to
-// next; a change it cannot make is a stale message. (Koji's state machine:
-// BUILDING → COMPLETE | FAILED | CANCELED, then DELETED.)
-func stateMayFollow(cur, next string) bool {
-	switch cur {
-	case avro.StateComplete:
-		return next == avro.StateDeleted
-	case avro.StateDeleted:
-		return next == avro.StateCanceled
-	}
-	return true
-}
-
-func cmpGating(x, y avro.MemberGating) int {
-	if c := cmpStrings(x.DecisionContext, y.DecisionContext); c != 0 {
-		return c
-	}
-	return cmpStrings(x.ProductVersion, y.ProductVersion)
 }
 
 func cmpStrings(a, b string) int {

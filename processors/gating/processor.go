@@ -27,6 +27,7 @@ func Spec(cat *topics.Catalog, e *Engine) processors.Spec {
 		gating:   cat.Name(topics.DecisionsGating),
 		autosign: cat.Name(topics.DecisionsAutosign),
 		signed:   cat.Name(topics.DecisionsSigned),
+		builds:   cat.Name(topics.GatingBuilds),
 	}
 	return processors.Spec{
 		Name: Name,
@@ -36,7 +37,7 @@ func Spec(cat *topics.Catalog, e *Engine) processors.Spec {
 			cat.Name(topics.EventsTest),
 			cat.Name(topics.EventsPolicy),
 		},
-		Outputs: []string{p.gating, p.autosign, p.signed},
+		Outputs: []string{p.gating, p.autosign, p.signed, p.builds},
 		Stores:  []string{StoreSubjects},
 		New:     func(int32) processors.Processor { return p },
 		// Punctuation re-evaluates the stored subjects, in chunks, after
@@ -49,8 +50,8 @@ func Spec(cat *topics.Catalog, e *Engine) processors.Spec {
 // decisions that changed. It keeps nothing between records (the state is
 // in the store), so one value serves every task.
 type Processor struct {
-	engine                   *Engine
-	gating, autosign, signed string
+	engine                           *Engine
+	gating, autosign, signed, builds string
 }
 
 // Process implements processors.Processor. Records gating has no use for,
@@ -92,7 +93,7 @@ func (p *Processor) Process(c *processors.Context, in *processors.Input) error {
 		return applyError(err) // !changed: a duplicate, or an older fact than the state holds
 	}
 	cs.size += grow
-	p.emit(c, cs, p.decisions(in.Key, cs.s, in.Record.Env()))
+	p.emit(c, cs, p.decisions(in.Key, cs, cs.s, in.Record.Env()))
 	return nil
 }
 
@@ -124,7 +125,7 @@ func (p *Processor) applyChecked(c *processors.Context, in *processors.Input, cs
 	if err != nil || !changed {
 		return applyError(err)
 	}
-	outs := p.decisions(in.Key, s, in.Record.Env())
+	outs := p.decisions(in.Key, cs, s, in.Record.Env())
 	after, err := s.MarshalBinary()
 	if err != nil {
 		return fmt.Errorf("gating: encoding subject %s: %w", in.Key, err)
@@ -133,7 +134,7 @@ func (p *Processor) applyChecked(c *processors.Context, in *processors.Input, cs
 		return processors.Reject("gating: subject %s would take %d bytes with this record, over the limit of %d bytes per subject; it keeps its %d bytes",
 			in.Key, len(after), max, len(before))
 	}
-	cs.s, cs.size = s, len(after)
+	cs.s, cs.size, cs.view = s, len(after), viewFingerprint(s)
 	p.emit(c, cs, outs)
 	return nil
 }
@@ -156,9 +157,10 @@ func subjectOf(r avro.Record) (id string, ok bool) {
 	return "", false
 }
 
-// decisions returns the decisions of s (the subject of key) that changed
-// after trigger; it records them in s.
-func (p *Processor) decisions(key []byte, s *Subject, trigger *avro.Envelope) []processors.Output {
+// decisions returns the decisions of s (the subject of key, cs or the copy
+// of it that will replace it) that changed after trigger, and the build
+// view when it changed; it records them in s.
+func (p *Processor) decisions(key []byte, cs *cachedSubject, s *Subject, trigger *avro.Envelope) []processors.Output {
 	var outs []processors.Output
 	for _, d := range p.engine.Gating(s, trigger) {
 		outs = append(outs, processors.Output{Topic: p.gating, Key: key, Record: d})
@@ -170,6 +172,11 @@ func (p *Processor) decisions(key []byte, s *Subject, trigger *avro.Envelope) []
 		}
 		outs = append(outs, processors.Output{Topic: topic, Key: key, Record: r})
 	}
+	if fp := viewFingerprint(s); fp != cs.view {
+		if v := p.engine.buildView(s, trigger); v != nil {
+			outs = append(outs, processors.Output{Topic: p.builds, Key: key, Record: v})
+		}
+	}
 	return outs
 }
 
@@ -178,8 +185,11 @@ func (p *Processor) decisions(key []byte, s *Subject, trigger *avro.Envelope) []
 func (p *Processor) emit(c *processors.Context, cs *cachedSubject, outs []processors.Output) {
 	for _, o := range outs {
 		c.Emit(o.Topic, o.Key, o.Record)
-		cs.size += recordBound(o.Record)
+		if o.Topic != p.builds {
+			cs.size += recordBound(o.Record)
+		}
 	}
+	cs.view = viewFingerprint(cs.s)
 	cs.dirty = true
 }
 
@@ -191,6 +201,9 @@ type cachedSubject struct {
 	// s was decoded or encoded, then grown by a bound of what each
 	// applied record and emitted decision adds (see applyBound).
 	size int
+	// view fingerprints the build view last emitted (viewFingerprint):
+	// the stored state's, as every change of it is emitted.
+	view uint64
 }
 
 // subject returns the subject of key, decoded from the state on first use
@@ -205,7 +218,7 @@ func (p *Processor) subject(c *processors.Context, key []byte) (*cachedSubject, 
 	if err != nil {
 		return nil, err
 	}
-	cs := &cachedSubject{s: s, size: s.encodedSize}
+	cs := &cachedSubject{s: s, size: s.encodedSize, view: viewFingerprint(s)}
 	cache[string(key)] = cs
 	return cs, nil
 }

@@ -21,6 +21,8 @@ type task struct {
 	t  testing.TB
 	db *state.DB
 	p  *Processor
+	// views are the build views emitted, apart from the decisions.
+	views []*avro.ComposeMember
 }
 
 // rejection is one record the processor sent to the dead-letter topic.
@@ -53,14 +55,20 @@ func (k *task) close() {
 	}
 }
 
-// txn runs fn in one transaction and commits it; it returns what fn
-// emitted.
+// txn runs fn in one transaction and commits it; it returns the
+// decisions fn emitted (build views go to k.views).
 func (k *task) txn(fn func(c *processors.Context)) []processors.Output {
 	k.t.Helper()
 	b := k.db.NewBatch()
 	defer b.Close()
 	var outs []processors.Output
-	c := processors.NewContext(0, b, func(o processors.Output) { outs = append(outs, o) })
+	c := processors.NewContext(0, b, func(o processors.Output) {
+		if o.Topic == k.p.builds {
+			k.views = append(k.views, o.Record.(*avro.ComposeMember))
+			return
+		}
+		outs = append(outs, o)
+	})
 	fn(c)
 	if err := k.p.Flush(c); err != nil {
 		k.t.Fatal(err)
