@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"go.yaml.in/yaml/v3"
+
 	"github.com/factory2/factory2/avro"
 )
 
@@ -74,6 +76,63 @@ func TestComposeEvent(t *testing.T) {
 	if rawhide.Cadence.MinIntervalMS != 6*3600*1000 || !retired.Retired || retired.ComposeID != "fedora-40-updates" {
 		t.Errorf("rawhide %+v, retired %+v", rawhide, retired)
 	}
+}
+
+// exampleConfig is the commented example of the deploy directory.
+var exampleConfig = filepath.Join("..", "..", "deploy", "factory2.example.yml")
+
+// TestExampleConfig: the example configuration loads and validates, sets
+// every key of every section (so it shows them all), and defines the
+// Rawhide and Fedora 42 updates composes.
+func TestExampleConfig(t *testing.T) {
+	cfg, err := Load(exampleConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(exampleConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc map[string]any
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range yamlKeys(reflect.TypeFor[Config](), "") {
+		if !hasKey(doc, strings.Split(key, ".")) {
+			t.Errorf("the example does not set %s", key)
+		}
+	}
+	var ids []string
+	for _, c := range cfg.Composes {
+		ids = append(ids, c.ID)
+	}
+	if !reflect.DeepEqual(ids, []string{"fedora-rawhide", "fedora-42-updates"}) {
+		t.Errorf("example composes %v", ids)
+	}
+}
+
+// yamlKeys lists the keys of t's fields, with those of struct fields
+// (sections) as section.key; lists are keys of their own.
+func yamlKeys(t reflect.Type, prefix string) []string {
+	var keys []string
+	for f := range t.Fields() {
+		key := prefix + strings.Split(f.Tag.Get("yaml"), ",")[0]
+		if f.Type.Kind() == reflect.Struct && f.Type != reflect.TypeFor[time.Duration]() {
+			keys = append(keys, yamlKeys(f.Type, key+".")...)
+			continue
+		}
+		keys = append(keys, key)
+	}
+	return keys
+}
+
+func hasKey(doc map[string]any, path []string) bool {
+	v, ok := doc[path[0]]
+	if !ok || len(path) == 1 {
+		return ok
+	}
+	sub, _ := v.(map[string]any)
+	return sub != nil && hasKey(sub, path[1:])
 }
 
 func TestLoadBad(t *testing.T) {
