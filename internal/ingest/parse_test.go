@@ -202,6 +202,7 @@ func TestParseJSONErrors(t *testing.T) {
 		{"definition with a bad glob", strings.Replace(defLine, `"python-*"`, `"python-[*"`, 1), []string{`field "packages_allow": entry 1 "python-[*" is not a glob`}},
 		{"definition with an empty glob", strings.Replace(defLine, `["*-doc"]`, `["*-doc",""]`, 1), []string{`field "packages_deny": entry 2 is empty`}},
 		{"definition with a bad key", strings.Replace(defLine, `"105ef944"`, `"fedora-42"`, 1), []string{`field "signing_key": "fedora-42" is not a hexadecimal key id`}},
+		{"definition with an upper-case key", strings.Replace(defLine, `"105ef944"`, `"105EF944"`, 1), []string{`field "signing_key": "105EF944": write key ids in lower case (105ef944)`}},
 		{"definition with a blank context", strings.Replace(defLine, `["bodhi_update_push_stable"]`, `[""]`, 1), []string{`field "decision_contexts": entry 1 is blank`}},
 		{"definition with a negative interval", strings.Replace(defLine, `"min_interval_ms":21600000`, `"min_interval_ms":-1`, 1), []string{`field "cadence.min_interval_ms": -1 is negative`}},
 		{"definition with a bad window", strings.Replace(defLine, `"06:00"`, `"6:00"`, 1), []string{`field "cadence.window_end": "6:00" is not a time of day as HH:MM`}},

@@ -155,7 +155,8 @@ func DefinitionProblems(c *avro.ComposeEvent) []*FieldError {
 //     lists its contents (a version-1 definition of one Pungi compose);
 //     no blank or repeated tag;
 //   - packages_allow, packages_deny: globs in path.Match syntax;
-//   - signing_key: a hexadecimal key id, as sign events name keys;
+//   - signing_key: a hexadecimal key id in lower case, as Koji names
+//     keys (the gating engine lower-cases sign events' key ids);
 //   - decision_contexts: no blank or repeated context;
 //   - cadence: min_interval_ms not negative; window_start and window_end
 //     both "HH:MM" (UTC) or both empty, and not equal (a window may wrap
@@ -171,6 +172,9 @@ func definitionProblems(c *avro.ComposeEvent) []problem {
 	if k := c.SigningKey; k != "" {
 		if _, err := strconv.ParseUint(k, 16, 64); err != nil || len(k) > 16 {
 			ps = append(ps, problem{"signing_key", fmt.Errorf("%q is not a hexadecimal key id such as 105ef944", k)})
+		} else if k != strings.ToLower(k) {
+			// Sign events' key ids are compared in lower case.
+			ps = append(ps, problem{"signing_key", fmt.Errorf("%q: write key ids in lower case (%s)", k, strings.ToLower(k))})
 		}
 	}
 	ps = append(ps, listProblems("decision_contexts", c.DecisionContexts)...)
