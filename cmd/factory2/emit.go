@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/factory2/factory2/avro"
 	"github.com/factory2/factory2/internal/config"
 	"github.com/factory2/factory2/internal/ingest"
 	"github.com/factory2/factory2/topics"
@@ -36,15 +38,17 @@ func (a *app) emitCmd() *cobra.Command {
 		kinds = append(kinds, k.Name)
 	}
 	cmd := &cobra.Command{
-		Use:   "emit (KIND [flags] | --json [FILE|-] | --message [FILE|-] [--topic TOPIC])",
+		Use:   "emit (KIND [flags] | composes | --json [FILE|-] | --message [FILE|-] [--topic TOPIC])",
 		Short: "Produce events from flags, JSON events or bus messages, all or nothing",
 		Long: `Produce events to factory2's input topics, the way infrastructure hooks do.
 
-Three forms of input:
+Four forms of input:
 
   emit KIND [flags]         one event written with flags; KIND is one of
                             ` + strings.Join(kinds, ", ") + `
                             (see emit KIND --help)
+  emit composes             the compose definitions of --config, one compose
+                            event each (see emit composes --help)
   emit --json [FILE|-]      JSON events, as factory2 watch and emit --dry-run
                             print them: one per line, one document, or a JSON
                             array, each with a leading "type" (default: stdin)
@@ -113,7 +117,7 @@ consumers (a watch started afterwards sees them). Exits 1 on any error.`,
 			if err != nil {
 				return err
 			}
-			return a.runEmit(cmd.Context(), o, func(p *ingest.Parser) ([]ingest.Event, error) {
+			return a.runEmit(cmd.Context(), o, func(_ config.Config, p *ingest.Parser) ([]ingest.Event, error) {
 				if o.message {
 					return p.ParseMessages(data, o.topic)
 				}
@@ -135,6 +139,7 @@ consumers (a watch started afterwards sees them). Exits 1 on any error.`,
 	for _, k := range ingest.Kinds() {
 		cmd.AddCommand(a.emitKindCmd(k, &o))
 	}
+	cmd.AddCommand(a.emitComposesCmd(&o))
 	return cmd
 }
 
@@ -176,11 +181,69 @@ func (a *app) emitKindCmd(k ingest.Kind, o *emitOpts) *cobra.Command {
 		if err != nil {
 			return err
 		}
-		return a.runEmit(cmd.Context(), *o, func(p *ingest.Parser) ([]ingest.Event, error) {
+		return a.runEmit(cmd.Context(), *o, func(_ config.Config, p *ingest.Parser) ([]ingest.Event, error) {
 			return p.Records(rec)
 		})
 	}
 	return cmd
+}
+
+// emitComposesCmd is `emit composes`: the compose definitions of the
+// configuration.
+func (a *app) emitComposesCmd(o *emitOpts) *cobra.Command {
+	return &cobra.Command{
+		Use:   "composes",
+		Short: "The compose definitions of --config, one event each (to events.compose)",
+		Long: `Produce every compose definition of the configuration's composes section as
+a compose event of kind definition, keyed by its compose id, all in one
+transaction, like the other forms of emit.
+
+Run it after every change to the definitions. Each event's source is
+` + config.DefinitionSource + ` and its event time the current time (a definition is an
+operator's act); its id is a hash of the definition alone, so emitting an
+unchanged definition again gives an event with the same id. A retired
+definition is emitted with retired: true. The
+configuration is validated first: nothing is produced when any definition
+is invalid.`,
+		Example: `  # Check what would be produced, then produce it:
+  factory2 emit composes --config /etc/factory2/factory2.yml --dry-run
+  factory2 emit composes --config /etc/factory2/factory2.yml --txn-id composes`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if cmd.Flags().Changed("source") {
+				return fmt.Errorf("emit composes: --source does not apply: definitions have source %s", config.DefinitionSource)
+			}
+			opts := *o
+			opts.eventTimeNow = true
+			return a.runEmit(cmd.Context(), opts, func(cfg config.Config, p *ingest.Parser) ([]ingest.Event, error) {
+				recs, err := composeDefinitions(cfg, a.configPath)
+				if err != nil {
+					return nil, err
+				}
+				return p.Records(recs...)
+			})
+		},
+	}
+}
+
+// composeDefinitions returns the definition events of cfg's composes,
+// in the order of the file.
+func composeDefinitions(cfg config.Config, path string) ([]avro.Record, error) {
+	if len(cfg.Composes) == 0 {
+		if path == "" {
+			return nil, errors.New("emit composes: no --config given: the compose definitions are the composes section of a configuration file")
+		}
+		return nil, fmt.Errorf("emit composes: %s has no compose definitions (its composes section is empty)", path)
+	}
+	recs := make([]avro.Record, len(cfg.Composes))
+	for i, c := range cfg.Composes {
+		ev, err := c.Event()
+		if err != nil {
+			return nil, err
+		}
+		recs[i] = ev
+	}
+	return recs, nil
 }
 
 // readInput reads the file name, or stdin for "-".
@@ -191,13 +254,14 @@ func (a *app) readInput(name string) ([]byte, error) {
 	return os.ReadFile(name)
 }
 
-// runEmit parses with parse and prints (--dry-run) or produces the events.
-func (a *app) runEmit(ctx context.Context, o emitOpts, parse func(*ingest.Parser) ([]ingest.Event, error)) error {
+// runEmit parses with parse, which gets the configuration, and prints
+// (--dry-run) or produces the events.
+func (a *app) runEmit(ctx context.Context, o emitOpts, parse func(config.Config, *ingest.Parser) ([]ingest.Event, error)) error {
 	cfg, cat, err := a.configAndCatalog()
 	if err != nil {
 		return err
 	}
-	events, err := parse(&ingest.Parser{Catalog: cat, Source: o.source, EventTimeNow: o.eventTimeNow})
+	events, err := parse(cfg, &ingest.Parser{Catalog: cat, Source: o.source, EventTimeNow: o.eventTimeNow})
 	if err != nil {
 		return err
 	}

@@ -547,3 +547,107 @@ func TestEmitEventTooLarge(t *testing.T) {
 		t.Fatalf("watch after a refused batch: %v, %q", err, wout)
 	}
 }
+
+// TestEmitComposes: emit composes --dry-run gives one definition event
+// per definition of the configuration, keyed by compose id, with source
+// factory2/config, the current time and an id of the definition alone;
+// without definitions, with an invalid one or with --source it refuses.
+func TestEmitComposes(t *testing.T) {
+	e := evConfig(t, []string{unreachable})
+	appendConfig(t, e.cfgPath, `composes:
+  - id: fedora-rawhide
+    product_version: fedora-rawhide
+    source_tags: [f45]
+    signing_key: f577861e
+    decision_contexts: [bodhi_update_push_stable]
+    cadence: {min_interval: 6h}
+  - id: fedora-42-updates
+    source_tags: [f42-updates, f42]
+    packages_deny: ["*-testsuite"]
+    cadence: {window_start: "00:00", window_end: "06:00"}
+  - id: fedora-40-updates
+    retired: true
+`)
+	cfg, err := config.Load(e.cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	emit := func() []*avro.ComposeEvent {
+		t.Helper()
+		stdout, stderr, err := e.run(t, "", "emit", "composes", "--dry-run")
+		if err != nil {
+			t.Fatalf("emit composes: %v\n%s", err, stderr)
+		}
+		if !strings.Contains(stderr, "3 events (3 to "+e.cat.Name(topics.EventsCompose)+")") {
+			t.Errorf("stderr %q", stderr)
+		}
+		var evs []*avro.ComposeEvent
+		for i, l := range evLines[dryRunLine](t, stdout) {
+			c, ok := l.record(t).(*avro.ComposeEvent)
+			want, _ := cfg.Composes[i].Event()
+			switch {
+			case !ok || l.Topic != e.cat.Name(topics.EventsCompose) || l.Key != cfg.Composes[i].ID:
+				t.Fatalf("line %d: %s to %s key %s", i+1, l.Event, l.Topic, l.Key)
+			case c.Kind != avro.ComposeDefinition || c.ComposeID != want.ComposeID || c.ID != want.ID ||
+				c.Source != config.DefinitionSource || time.Since(c.EventTime) > time.Minute:
+				t.Errorf("line %d: %+v; want %+v at the current time", i+1, c, want)
+			}
+			evs = append(evs, c)
+		}
+		if len(evs) != 3 {
+			t.Fatalf("%d events, want 3", len(evs))
+		}
+		return evs
+	}
+	first := emit()
+	if c := first[0]; c.SigningKey != "f577861e" || c.Cadence.MinIntervalMS != 6*3600*1000 || c.DecisionContexts[0] != "bodhi_update_push_stable" {
+		t.Errorf("rawhide %+v", c)
+	}
+	if c := first[1]; c.SourceTags[1] != "f42" || c.PackagesDeny[0] != "*-testsuite" || c.Cadence.WindowEnd != "06:00" {
+		t.Errorf("updates %+v", c)
+	}
+	if !first[2].Retired {
+		t.Errorf("retired definition %+v", first[2])
+	}
+	// The ids are those of the definitions without event time (checked
+	// above): emitting again gives them again.
+	for i, c := range emit() {
+		if c.ID != first[i].ID {
+			t.Errorf("definition %d: id %s, first emitted as %s", i, c.ID, first[i].ID)
+		}
+	}
+
+	for _, tc := range []struct {
+		name, config string
+		args         []string
+		want         string
+	}{
+		{"no definitions", "", nil, "has no compose definitions"},
+		{"invalid definition", "composes:\n  - id: x\n    packages_allow: ['[']\n", nil, `composes[0] (x): source_tags: missing`},
+		{"source", "composes:\n  - {id: x, source_tags: [f42]}\n", []string{"--source", "me"}, "--source does not apply"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := evConfig(t, []string{unreachable})
+			appendConfig(t, e.cfgPath, tc.config)
+			stdout, _, err := e.run(t, "", append([]string{"emit", "composes", "--dry-run"}, tc.args...)...)
+			if err == nil || !strings.Contains(err.Error(), tc.want) || stdout != "" {
+				t.Fatalf("emit composes = %v, stdout %q; want an error with %q", err, stdout, tc.want)
+			}
+		})
+	}
+}
+
+// appendConfig appends YAML to the config file at path.
+func appendConfig(t *testing.T, path, yaml string) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString(yaml); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -37,6 +37,9 @@ type Config struct {
 	Ingest     Ingest     `yaml:"ingest"`
 	Registry   Registry   `yaml:"registry"`
 	Gating     Gating     `yaml:"gating"`
+	// Composes are the compose definitions: what each compose must
+	// contain to be ready. `factory2 emit composes` produces them.
+	Composes []Compose `yaml:"composes"`
 }
 
 // Topics mirrors topics.Config.
@@ -322,6 +325,7 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("gating.product_versions[%d]: match and product_version are required", i))
 		}
 	}
+	errs = append(errs, validateComposes(c.Composes)...)
 	return errors.Join(errs...)
 }
 

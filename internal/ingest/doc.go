@@ -49,9 +49,13 @@
 //
 // Every event is checked for the fields its type needs (the NVR of builds
 // and signatures, subject type and id of results and waivers, compose id,
-// ...). A problem is an [*InputError] naming the line (and array element)
-// the event started on and the field. Decisions are never accepted as
-// input: they are derived by the processors ([ErrDecision]).
+// ...), and a compose definition's requirements for what they must be
+// (source tags, package globs, a hexadecimal signing key id, decision
+// contexts, the cadence's HH:MM window: see [DefinitionProblems]); a
+// status event must not carry them. A problem is an [*InputError] naming
+// the line (and array element) the event started on and the field.
+// Decisions are never accepted as input: they are derived by the
+// processors ([ErrDecision]).
 //
 // Each event goes to the input topic of its type (build → events.build,
 // sign → events.sign, test_result and waiver → events.test,

@@ -177,7 +177,7 @@ func (p *Parser) finish(rec avro.Record, line, elem int, now time.Time, errs *pr
 	fillFromNVR(rec)
 	env.IngestTime = time.Time{}
 	if env.ID == "" {
-		id, err := contentID(rec)
+		id, err := ContentID(rec)
 		if err != nil {
 			errs.add(&InputError{Line: line, Element: elem, Type: typ, Err: err})
 			return Event{}, false
@@ -197,10 +197,13 @@ func (p *Parser) finish(rec avro.Record, line, elem int, now time.Time, errs *pr
 	return Event{Record: rec, Topic: p.Catalog.Name(alias), Key: bus.Key(rec), Line: line, Element: elem}, true
 }
 
-// contentID is the id of an event that has none: a hash of its canonical
-// JSON (id and ingest time empty), in the form internal/bus gives
-// messages without an id.
-func contentID(rec avro.Record) (string, error) {
+// ContentID is the id ingest gives an event that has none: "sha256:" and
+// the first 128 bits, in hex, of the SHA-256 of its canonical JSON
+// (avro.MarshalJSON), in the form internal/bus gives messages without an
+// id. The parser computes it with the event's id and ingest time empty;
+// a caller that leaves other fields empty too (the event time of a
+// compose definition) gets an id of the rest alone.
+func ContentID(rec avro.Record) (string, error) {
 	canon, err := avro.MarshalJSON(rec)
 	if err != nil {
 		return "", err

@@ -139,6 +139,39 @@ func TestDefaults(t *testing.T) {
 	}
 }
 
+// defLine is a compose definition with every definition field.
+const defLine = `{"type":"compose","source":"factory2/config","event_time":"2026-01-01T00:00:00Z","kind":"definition","compose_id":"fedora-42-updates",` +
+	`"product_version":"fedora-42","source_tags":["f42-updates","f42"],"packages_allow":["python-*","bash"],"packages_deny":["*-doc"],` +
+	`"signing_key":"105ef944","decision_contexts":["bodhi_update_push_stable"],` +
+	`"cadence":{"min_interval_ms":21600000,"window_start":"22:00","window_end":"06:00"}}`
+
+// TestParseDefinition: a definition with every field is accepted as
+// given and routed by compose id; a retired one needs no source tag, nor
+// does a version-1 definition that lists its contents.
+func TestParseDefinition(t *testing.T) {
+	evs, err := testParser(t).ParseJSON([]byte(defLine + "\n" +
+		`{"type":"compose","source":"factory2/config","event_time":"2026-01-01T00:00:00Z","kind":"definition","compose_id":"old","retired":true}` + "\n" +
+		`{"type":"compose","source":"pungi","event_time":"2026-01-01T00:00:00Z","kind":"definition","compose_id":"Fedora-42-20260101.0","contents":[{"subject_type":"koji_build","subject_id":"bash-5.2.26-3.fc41"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := evs[0].Record.(*avro.ComposeEvent)
+	want := avro.ComposeCadence{MinIntervalMS: 6 * 3600 * 1000, WindowStart: "22:00", WindowEnd: "06:00"}
+	if evs[0].Topic != "t.events.compose" || evs[0].Key != "fedora-42-updates" || c.ProductVersion != "fedora-42" ||
+		len(c.SourceTags) != 2 || c.SourceTags[0] != "f42-updates" || len(c.PackagesAllow) != 2 || len(c.PackagesDeny) != 1 ||
+		c.SigningKey != "105ef944" || len(c.DecisionContexts) != 1 || c.Cadence != want || c.Retired {
+		t.Errorf("definition %+v routed to %s key %s", c, evs[0].Topic, evs[0].Key)
+	}
+	if r := evs[1].Record.(*avro.ComposeEvent); !r.Retired || len(r.SourceTags) != 0 {
+		t.Errorf("retired definition %+v", r)
+	}
+	// The rules are the same for definitions built another way.
+	if ps := DefinitionProblems(&avro.ComposeEvent{Cadence: avro.ComposeCadence{WindowStart: "24:00", WindowEnd: "0a:00"}}); len(ps) != 3 ||
+		ps[0].Field != "source_tags" || !errors.Is(ps[0], ErrMissing) || ps[1].Field != "cadence.window_start" || ps[2].Field != "cadence.window_end" {
+		t.Errorf("DefinitionProblems = %v", ps)
+	}
+}
+
 func TestParseJSONErrors(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
@@ -163,6 +196,19 @@ func TestParseJSONErrors(t *testing.T) {
 		{"rule file missing with content", `{"type":"remote_rule_file","source":"f","event_time":"2026-01-01T00:00:00Z","subject_type":"koji_build","subject_id":"x-1-1","path":"gating.yaml","content":"x","missing":true}`, []string{`field "content"`}},
 		{"compose without id", `{"type":"compose","source":"pungi","event_time":"2026-01-01T00:00:00Z","kind":"status","status":"FINISHED"}`, []string{`field "compose_id": missing`}},
 		{"compose status without status", `{"type":"compose","source":"pungi","event_time":"2026-01-01T00:00:00Z","kind":"status","compose_id":"c"}`, []string{`field "status": missing`}},
+		{"definition without source tags", strings.Replace(defLine, `"source_tags":["f42-updates","f42"],`, "", 1), []string{`field "source_tags": missing`, "unless it is retired"}},
+		{"definition with a blank tag", strings.Replace(defLine, `"f42-updates"`, `" "`, 1), []string{`field "source_tags": entry 1 is blank`}},
+		{"definition with a repeated tag", strings.Replace(defLine, `"f42"]`, `"f42-updates"]`, 1), []string{`field "source_tags": entry 2 "f42-updates" repeats`}},
+		{"definition with a bad glob", strings.Replace(defLine, `"python-*"`, `"python-[*"`, 1), []string{`field "packages_allow": entry 1 "python-[*" is not a glob`}},
+		{"definition with an empty glob", strings.Replace(defLine, `["*-doc"]`, `["*-doc",""]`, 1), []string{`field "packages_deny": entry 2 is empty`}},
+		{"definition with a bad key", strings.Replace(defLine, `"105ef944"`, `"fedora-42"`, 1), []string{`field "signing_key": "fedora-42" is not a hexadecimal key id`}},
+		{"definition with an upper-case key", strings.Replace(defLine, `"105ef944"`, `"105EF944"`, 1), []string{`field "signing_key": "105EF944": write key ids in lower case (105ef944)`}},
+		{"definition with a blank context", strings.Replace(defLine, `["bodhi_update_push_stable"]`, `[""]`, 1), []string{`field "decision_contexts": entry 1 is blank`}},
+		{"definition with a negative interval", strings.Replace(defLine, `"min_interval_ms":21600000`, `"min_interval_ms":-1`, 1), []string{`field "cadence.min_interval_ms": -1 is negative`}},
+		{"definition with a bad window", strings.Replace(defLine, `"06:00"`, `"6:00"`, 1), []string{`field "cadence.window_end": "6:00" is not a time of day as HH:MM`}},
+		{"definition with half a window", strings.Replace(defLine, `,"window_end":"06:00"`, "", 1), []string{`field "cadence": window_start and window_end go together`}},
+		{"definition with an empty window", strings.Replace(defLine, `"22:00"`, `"06:00"`, 1), []string{`field "cadence": window_start and window_end are both 06:00`}},
+		{"status with definition fields", `{"type":"compose","source":"pungi","event_time":"2026-01-01T00:00:00Z","kind":"status","compose_id":"c","status":"FINISHED","source_tags":["f42"],"retired":true}`, []string{"2 problems", `field "source_tags": set on a status event`, `field "retired": set on a status event`}},
 		{"array element", "[\n" + buildLine + ",\n" + `{"type":"sign"}` + "\n]", []string{"line 3 (array element 2)", "sign"}},
 		{"several", `{"type":"bogus"}` + "\n" + buildLine + "\n" + `{"type":"autosign"}`, []string{"2 problems", "line 1", "line 3"}},
 		{"invalid UTF-8", buildLine + "\n" + strings.Replace(buildLine, "koji/primary", "koji/\xffprimary", 1), []string{"line 2", "invalid UTF-8 at byte offset", "0xff"}},

@@ -1,8 +1,11 @@
 package ingest
 
 import (
+	"errors"
 	"fmt"
+	"path"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/factory2/factory2/avro"
@@ -110,8 +113,151 @@ func validate(rec avro.Record) []problem {
 				ps = append(ps, problem{"contents", fmt.Errorf("item %d: subject_type and subject_id are required", i+1)})
 			}
 		}
+		switch r.Kind {
+		case avro.ComposeDefinition:
+			ps = append(ps, definitionProblems(r)...)
+		case avro.ComposeStatusChange:
+			for _, f := range definitionFieldsSet(r) {
+				ps = append(ps, problem{f, errors.New("set on a status event; it belongs to definition events (kind definition)")})
+			}
+		}
 	}
 	return ps
+}
+
+// FieldError is a problem with one field of an event, named by its JSON
+// name ("cadence.window_start" for a nested one).
+type FieldError struct {
+	Field string
+	Err   error
+}
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Err.Error() }
+
+func (e *FieldError) Unwrap() error { return e.Err }
+
+// DefinitionProblems returns every problem of the definition fields of c
+// (the compose's requirements: source tags, package globs, signing key,
+// decision contexts, cadence), whatever c's kind: the rules that ingest
+// applies to definition events, for those who build definitions another
+// way (the configuration's composes section).
+func DefinitionProblems(c *avro.ComposeEvent) []*FieldError {
+	var out []*FieldError
+	for _, p := range definitionProblems(c) {
+		out = append(out, &FieldError{Field: p.field, Err: p.err})
+	}
+	return out
+}
+
+// definitionProblems checks the definition fields of c:
+//
+//   - source_tags: at least one, unless the definition is retired or
+//     lists its contents (a version-1 definition of one Pungi compose);
+//     no blank or repeated tag;
+//   - packages_allow, packages_deny: globs in path.Match syntax;
+//   - signing_key: a hexadecimal key id in lower case, as Koji names
+//     keys (the gating engine lower-cases sign events' key ids);
+//   - decision_contexts: no blank or repeated context;
+//   - cadence: min_interval_ms not negative; window_start and window_end
+//     both "HH:MM" (UTC) or both empty, and not equal (a window may wrap
+//     midnight, but an empty one would never open).
+func definitionProblems(c *avro.ComposeEvent) []problem {
+	var ps []problem
+	if len(c.SourceTags) == 0 && !c.Retired && len(c.Contents) == 0 {
+		ps = append(ps, problem{"source_tags", fmt.Errorf("%w (a definition needs at least one source tag, unless it is retired)", ErrMissing)})
+	}
+	ps = append(ps, listProblems("source_tags", c.SourceTags)...)
+	ps = append(ps, globProblems("packages_allow", c.PackagesAllow)...)
+	ps = append(ps, globProblems("packages_deny", c.PackagesDeny)...)
+	if k := c.SigningKey; k != "" {
+		if _, err := strconv.ParseUint(k, 16, 64); err != nil || len(k) > 16 {
+			ps = append(ps, problem{"signing_key", fmt.Errorf("%q is not a hexadecimal key id such as 105ef944", k)})
+		} else if k != strings.ToLower(k) {
+			// Sign events' key ids are compared in lower case.
+			ps = append(ps, problem{"signing_key", fmt.Errorf("%q: write key ids in lower case (%s)", k, strings.ToLower(k))})
+		}
+	}
+	ps = append(ps, listProblems("decision_contexts", c.DecisionContexts)...)
+	cad := c.Cadence
+	if cad.MinIntervalMS < 0 {
+		ps = append(ps, problem{"cadence.min_interval_ms", fmt.Errorf("%d is negative", cad.MinIntervalMS)})
+	}
+	for _, w := range []struct{ field, v string }{{"cadence.window_start", cad.WindowStart}, {"cadence.window_end", cad.WindowEnd}} {
+		if w.v != "" && !isClock(w.v) {
+			ps = append(ps, problem{w.field, fmt.Errorf("%q is not a time of day as HH:MM (UTC), e.g. 22:00", w.v)})
+		}
+	}
+	switch start, end := cad.WindowStart, cad.WindowEnd; {
+	case (start == "") != (end == ""):
+		ps = append(ps, problem{"cadence", errors.New("window_start and window_end go together: give both or neither")})
+	case start != "" && start == end && isClock(start):
+		ps = append(ps, problem{"cadence", fmt.Errorf("window_start and window_end are both %s: the window would never open", start)})
+	}
+	return ps
+}
+
+// definitionFieldsSet names the definition fields of c that are set.
+func definitionFieldsSet(c *avro.ComposeEvent) []string {
+	var set []string
+	for _, f := range []struct {
+		name string
+		set  bool
+	}{
+		{"product_version", c.ProductVersion != ""},
+		{"source_tags", len(c.SourceTags) > 0},
+		{"packages_allow", len(c.PackagesAllow) > 0},
+		{"packages_deny", len(c.PackagesDeny) > 0},
+		{"signing_key", c.SigningKey != ""},
+		{"decision_contexts", len(c.DecisionContexts) > 0},
+		{"cadence", c.Cadence != avro.ComposeCadence{}},
+		{"retired", c.Retired},
+	} {
+		if f.set {
+			set = append(set, f.name)
+		}
+	}
+	return set
+}
+
+// listProblems reports blank and repeated entries of a list of names.
+func listProblems(field string, vs []string) []problem {
+	var ps []problem
+	for i, v := range vs {
+		switch {
+		case strings.TrimSpace(v) == "":
+			ps = append(ps, problem{field, fmt.Errorf("entry %d is blank", i+1)})
+		case slices.Contains(vs[:i], v):
+			ps = append(ps, problem{field, fmt.Errorf("entry %d %q repeats an earlier one", i+1, v)})
+		}
+	}
+	return ps
+}
+
+// globProblems reports entries that are not path.Match patterns.
+func globProblems(field string, globs []string) []problem {
+	var ps []problem
+	for i, g := range globs {
+		if g == "" {
+			ps = append(ps, problem{field, fmt.Errorf("entry %d is empty", i+1)})
+			continue
+		}
+		// Match checks the whole pattern, even past a mismatch.
+		if _, err := path.Match(g, ""); err != nil {
+			ps = append(ps, problem{field, fmt.Errorf("entry %d %q is not a glob (path.Match syntax, e.g. python-*): %v", i+1, g, err)})
+		}
+	}
+	return ps
+}
+
+// isClock reports whether v is a time of day as HH:MM, 00:00 to 23:59.
+func isClock(v string) bool {
+	if len(v) != 5 || v[2] != ':' {
+		return false
+	}
+	h, herr := strconv.Atoi(v[:2])
+	m, merr := strconv.Atoi(v[3:])
+	digits := strings.Trim(v[:2]+v[3:], "0123456789") == ""
+	return herr == nil && merr == nil && digits && h < 24 && m < 60
 }
 
 func artifactProblems(as []avro.Artifact) []problem {

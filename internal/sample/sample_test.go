@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/factory2/factory2/avro"
+	"github.com/factory2/factory2/internal/bus"
 	"github.com/factory2/factory2/internal/ingest"
 	"github.com/factory2/factory2/internal/kafkatest"
 	"github.com/factory2/factory2/internal/sample"
@@ -30,6 +32,7 @@ func TestEventsInOrder(t *testing.T) {
 	again := sample.Events(base)
 	seen := map[string]bool{}
 	tagged := map[string]bool{}
+	artifacts, signed := map[string]int{}, map[string]int{}
 	for i, r := range evs {
 		env := r.Env()
 		if seen[env.ID] || env.ID != again[i].Env().ID {
@@ -47,12 +50,141 @@ func TestEventsInOrder(t *testing.T) {
 			if e.Kind == avro.BuildTag && e.Tag == sample.SigningRule.From {
 				tagged[e.NVR] = true
 			}
+			if e.State == avro.StateComplete && len(e.Artifacts) > 0 {
+				artifacts[e.NVR] = len(e.Artifacts)
+			}
+			if e.Kind == avro.BuildTag && e.Tag == sample.SigningRule.To && signed[e.NVR] != artifacts[e.NVR] {
+				t.Errorf("%s moved to %s (%s) with %d of %d artifacts signed", e.NVR, e.Tag, env.ID, signed[e.NVR], artifacts[e.NVR])
+			}
 		case *avro.SignEvent:
 			if !tagged[e.NVR] {
 				t.Errorf("%s signed (%s) before it is tagged into %s", e.NVR, env.ID, sample.SigningRule.From)
 			}
+			signed[e.NVR] += len(e.Artifacts)
 		}
 	}
+}
+
+// TestComposeBecomesReady follows the sample's compose definition the way
+// compose readiness reads it, with the gating engine for gating: the
+// content is the builds in the definition's source tags, and the compose
+// is ready when every one of them is COMPLETE, signed with the
+// definition's key and satisfies its decision contexts for its product
+// version. When defined, the compose holds the three builds and xz blocks
+// it (its tests are queued); xz's failed test keeps it blocked; the
+// waiver makes it ready, and it stays ready to the end.
+func TestComposeBecomesReady(t *testing.T) {
+	eng := mustEngine(t)
+	subjects := map[string]*gating.Subject{}
+	var (
+		def                         *avro.ComposeEvent
+		ready                       bool
+		content                     []string
+		firstBlockers, lastBlockers []string
+		changes                     []string // "ready at ID", "blocked at ID"
+	)
+	for _, r := range sample.Events(base) {
+		switch e := r.(type) {
+		case *avro.ComposeEvent:
+			if e.Kind == avro.ComposeDefinition && e.ComposeID == sample.ComposeID {
+				def = e
+			}
+		default:
+			key := bus.Key(r)
+			if subjects[key] == nil {
+				subjects[key] = &gating.Subject{}
+			}
+			if _, err := subjects[key].Apply(r); err != nil {
+				t.Fatalf("%s: %v", r.Env().ID, err)
+			}
+		}
+		if def == nil {
+			continue
+		}
+		var blockers []string
+		content, blockers = readiness(eng, def, subjects)
+		now := len(content) > 0 && len(blockers) == 0
+		switch {
+		case r == avro.Record(def):
+			firstBlockers = blockers
+		case now && !ready:
+			changes = append(changes, "ready at "+r.Env().ID)
+		case !now && ready:
+			changes = append(changes, "blocked at "+r.Env().ID)
+		}
+		if !now {
+			lastBlockers = blockers
+		}
+		ready = now
+	}
+
+	if def == nil {
+		t.Fatalf("no definition of %s", sample.ComposeID)
+	}
+	if !slices.Equal(def.SourceTags, []string{sample.SigningRule.To}) || def.SigningKey != sample.SigningRule.KeyID ||
+		!slices.Equal(def.DecisionContexts, []string{sample.DecisionContext}) || def.ProductVersion != "fedora-42" ||
+		def.Source != "factory2/config" {
+		t.Errorf("definition %+v", def)
+	}
+	want := []string{"bash-5.2.37-1.fc42", "python-requests-2.32.3-4.fc42", "xz-5.6.3-2.fc42"}
+	if !slices.Equal(content, want) || !ready {
+		t.Fatalf("at the end: content %v, ready %v; want %v, ready", content, ready, want)
+	}
+	if len(firstBlockers) == 0 || !slices.Equal(changes, []string{"ready at sample-033"}) {
+		t.Fatalf("blocked by %v when defined, then %v; want blocked, then ready once, at the waiver sample-033", firstBlockers, changes)
+	}
+	for _, b := range append(slices.Clone(firstBlockers), lastBlockers...) {
+		if !strings.HasPrefix(b, "xz-") {
+			t.Errorf("blocker %q: want only xz to block", b)
+		}
+	}
+	if slices.Equal(firstBlockers, lastBlockers) {
+		t.Errorf("blockers %v did not change before the waiver (queued tests, then a failed one)", firstBlockers)
+	}
+	t.Logf("blocked when defined by %v, before the waiver by %v; %s with %v", firstBlockers, lastBlockers, changes[0], content)
+}
+
+// readiness returns the content of the compose def (the NVRs in its
+// source tags, sorted) and what blocks it.
+func readiness(eng *gating.Engine, def *avro.ComposeEvent, subjects map[string]*gating.Subject) (content, blockers []string) {
+	for nvr, s := range subjects {
+		if !slices.ContainsFunc(def.SourceTags, s.Tagged) {
+			continue
+		}
+		content = append(content, nvr)
+		if s.Build.State != avro.StateComplete {
+			blockers = append(blockers, nvr+": not complete")
+		}
+		if def.SigningKey != "" && !signedWith(s, def.SigningKey) {
+			blockers = append(blockers, nvr+": not signed with "+def.SigningKey)
+		}
+		for _, dc := range def.DecisionContexts {
+			ev := eng.Evaluate(s, gating.Query{DecisionContexts: []string{dc}, ProductVersion: def.ProductVersion})
+			if ev.NoApplicablePolicies || !ev.PoliciesSatisfied {
+				blockers = append(blockers, nvr+": "+dc+": "+ev.Summary)
+			}
+		}
+	}
+	slices.Sort(content)
+	slices.Sort(blockers)
+	return content, blockers
+}
+
+// signedWith reports whether every artifact of s's build is signed with
+// key.
+func signedWith(s *gating.Subject, key string) bool {
+	for _, sig := range s.Signatures {
+		if sig.KeyID != key {
+			continue
+		}
+		for _, a := range s.Build.Artifacts {
+			if !slices.Contains(sig.Signed, a.Name) {
+				return false
+			}
+		}
+		return len(s.Build.Artifacts) > 0
+	}
+	return false
 }
 
 // TestMergeReproducesOrder produces the sample the way `factory2 dev
