@@ -199,17 +199,11 @@ func Events(base time.Time) []avro.Record {
 			})
 		}
 	}
-	compose := &avro.ComposeEvent{
-		Envelope: env("pungi", "pungi.compose.status.change"),
-		Kind:     avro.ComposeDefinition, ComposeID: "Fedora-42-updates-testing-20261125.0", Release: "Fedora-42",
-	}
-	for _, p := range pkgs {
-		compose.Contents = append(compose.Contents, avro.ComposeItem{SubjectType: "koji_build", SubjectID: p.name + "-" + p.version + "-" + p.release})
-	}
+	const pungiID = "Fedora-42-updates-testing-20261125.0"
 	status := &avro.ComposeEvent{
 		Envelope: env("pungi", "pungi.compose.status.change"),
-		Kind:     avro.ComposeStatusChange, ComposeID: compose.ComposeID, Status: avro.ComposeFinished,
-		Location: "https://kojipkgs.example.org/compose/updates/" + compose.ComposeID + "/compose", Release: "Fedora-42",
+		Kind:     avro.ComposeStatusChange, ComposeID: pungiID, Status: avro.ComposeFinished,
+		Location: "https://kojipkgs.example.org/compose/updates/" + pungiID + "/compose", Release: "Fedora-42",
 	}
-	return append(out, compose, status)
+	return append(out, status)
 }

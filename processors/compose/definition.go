@@ -49,7 +49,10 @@ func parseDefinition(e *avro.ComposeEvent) (*definition, error) {
 		Retired:          e.Retired,
 		EventID:          e.ID,
 	}
-	if len(d.SourceTags) == 0 && !d.Retired {
+	switch {
+	case len(d.SourceTags) == 0 && len(e.Contents) > 0 && !d.Retired:
+		errs = append(errs, errors.New("a fixed list of contents and no source tags: the content of a compose whose readiness is followed comes from source tags"))
+	case len(d.SourceTags) == 0 && !d.Retired:
 		errs = append(errs, errors.New("no source tags"))
 	}
 	for i, t := range d.SourceTags {
