@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -175,6 +176,9 @@ func (a *app) feedSample(ctx context.Context, p *pipeline, print bool) error {
 	if err := waitCaughtUp(ctx, cl, p, produced); err != nil {
 		return err
 	}
+	if err := waitSettled(ctx, cl, p); err != nil {
+		return err
+	}
 	n, err := printTopics(ctx, p.cfg.Brokers, a.jsonOut(), p.codec, topics.Names(p.cat.ByRole(topics.Decision)))
 	a.say("factory2 dev: %d decisions", n)
 	return err
@@ -216,6 +220,63 @@ func waitCaughtUp(ctx context.Context, cl *kgo.Client, p *pipeline, produced []i
 		}
 	}
 	return nil
+}
+
+// waitSettled waits until the processors that read other processors'
+// outputs (compose-members, compose) have consumed them too: until, in
+// two rounds in a row with the same end offsets, every group's committed
+// offset is at the end of each of its inputs, or one short of it (the
+// commit marker of the transaction that wrote the last record takes the
+// last offset).
+func waitSettled(ctx context.Context, cl *kgo.Client, p *pipeline) error {
+	adm := kadm.NewClient(cl)
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	var all []string
+	for _, s := range p.specs {
+		for _, in := range s.Inputs {
+			if !slices.Contains(all, in) {
+				all = append(all, in)
+			}
+		}
+	}
+	var prev map[string]map[int32]int64
+	for {
+		ends, err := adm.ListEndOffsets(ctx, all...)
+		if err != nil {
+			return fmt.Errorf("waiting for the processors to settle: %w", err)
+		}
+		now := map[string]map[int32]int64{}
+		ends.Each(func(o kadm.ListedOffset) {
+			if now[o.Topic] == nil {
+				now[o.Topic] = map[int32]int64{}
+			}
+			now[o.Topic][o.Partition] = o.Offset
+		})
+		settled := true
+		for i, r := range p.runners {
+			committed, err := adm.FetchOffsetsForTopics(ctx, r.Group(), p.specs[i].Inputs...)
+			if err != nil && !notYet(err) {
+				return err
+			}
+			for _, in := range p.specs[i].Inputs {
+				for part, end := range now[in] {
+					if c, ok := committed.Lookup(in, part); end > 0 && (!ok || c.At < end-1) {
+						settled = false
+					}
+				}
+			}
+		}
+		if settled && maps.EqualFunc(prev, now, maps.Equal) {
+			return nil
+		}
+		prev = now
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for the processors to consume each other's outputs: %w", ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // notYet reports whether an offset fetch failed only because the group
