@@ -232,7 +232,11 @@ func respondJSON(w http.ResponseWriter, code int, v any) {
 // `factory2 why` print for a compose.
 func (s *Status) WriteText(w io.Writer) error {
 	var b strings.Builder
-	fmt.Fprintf(&b, "compose %s: %s\n", s.ComposeID, readyWord(s.Ready))
+	headline := readyWord(s.Ready)
+	if s.Ready == nil && s.Gate != nil {
+		headline = "gate " + s.Gate.Status + ", " + passedWord(s.Gate.Passed)
+	}
+	fmt.Fprintf(&b, "compose %s: %s\n", s.ComposeID, headline)
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
 	field := func(name, format string, args ...any) {
 		fmt.Fprintf(tw, "  %s:\t"+format+"\n", append([]any{name}, args...)...)

@@ -108,7 +108,7 @@ func TestAPIAnswersFromTheTable(t *testing.T) {
 	}
 
 	if code, _, msg := get(t, srv, "/api/v1/composes/f44", nil); code != http.StatusNotFound ||
-		msg != `compose: unknown compose "f44": no decision about it has been seen (3 composes known)` {
+		msg != `compose: unknown compose "f44": no decision about it has been seen (3 composes are known)` {
 		t.Fatalf("unknown compose: %d %q", code, msg)
 	}
 	if code, _, msg := get(t, srv, "/api/v1/composes/f42?manifest=some", nil); code != http.StatusBadRequest || !strings.Contains(msg, "manifest") {

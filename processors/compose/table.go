@@ -492,7 +492,7 @@ func (t *Table) Health() processors.Health {
 	case !t.loaded:
 		h.Reason = t.loadingLocked().Error()
 	case h.Waiting != "":
-		h.Reason = "waiting out a Kafka fault: " + h.Waiting
+		h.Reason = "compose table: waiting out a Kafka fault: " + h.Waiting
 	}
 	return h
 }
@@ -540,7 +540,11 @@ func (t *Table) Status(id string, withManifest bool) (*Status, error) {
 	n := len(t.rows)
 	t.mu.RUnlock()
 	if !ok {
-		return nil, fmt.Errorf("%w %q: no decision about it has been seen (%d composes known)", ErrUnknownCompose, id, n)
+		known := fmt.Sprintf("%d composes are known", n)
+		if n == 1 {
+			known = "1 compose is known"
+		}
+		return nil, fmt.Errorf("%w %q: no decision about it has been seen (%s)", ErrUnknownCompose, id, known)
 	}
 	return row.status(id, withManifest), nil
 }

@@ -227,6 +227,11 @@ func TestTableKeepsTheLatestDecisionOfEachKind(t *testing.T) {
 		len(gate.Gate.Unsatisfied) != 1 || gate.LastReady != nil {
 		t.Fatalf("Pungi compose: %+v, gate %+v", gate, gate.Gate)
 	}
+	var text strings.Builder
+	if err := gate.WriteText(&text); err != nil || !strings.HasPrefix(text.String(), "compose Fedora-42-20261102.0: gate FINISHED, not passed\n") ||
+		!strings.Contains(text.String(), "test-result-failed  compose.install_default [x86_64]") {
+		t.Fatalf("Pungi compose as text: %v\n%s", err, text.String())
+	}
 	if _, err := tbl.Status("f43", true); !errors.Is(err, compose.ErrUnknownCompose) || !strings.Contains(err.Error(), `"f43"`) {
 		t.Fatalf("unknown compose: %v", err)
 	}
