@@ -40,6 +40,8 @@ type pipeline struct {
 	runners []*processors.Runner
 	specs   []processors.Spec
 	gating  *gating.Engine
+	// composes answers the compose queries on every instance.
+	composes *compose.Table
 }
 
 // listenHTTP binds the HTTP server with everything a process serves:
@@ -63,6 +65,7 @@ func (p *pipeline) listenHTTP() (srv *httpapi.Server, close func(), err error) {
 			gating.NewAPI(p.gating, p.runners[i]).Register(srv)
 		}
 	}
+	compose.NewAPI(p.composes).Register(srv)
 	return srv, ing.Close, nil
 }
 
@@ -77,6 +80,10 @@ func (p *pipeline) health() httpapi.Status {
 		if h.Reason != "" {
 			reasons = append(reasons, p.specs[i].Name+": "+h.Reason)
 		}
+	}
+	if h := p.composes.Health(); !h.Ready {
+		st.Ready = false
+		reasons = append(reasons, h.Reason)
 	}
 	st.Reason = strings.Join(reasons, "; ")
 	return st
@@ -109,6 +116,11 @@ func newPipeline(cfg config.Config, log *slog.Logger) (*pipeline, error) {
 			return nil, err
 		}
 		p.runners = append(p.runners, r)
+	}
+	p.composes, err = compose.NewTable(compose.TableConfig{Brokers: cfg.Brokers, Topic: cat.Name(topics.DecisionsComposeReady),
+		Codec: codec, Logger: log, Registerer: reg})
+	if err != nil {
+		return nil, err
 	}
 	return p, nil
 }
@@ -258,6 +270,7 @@ func (p *pipeline) run(ctx context.Context, srv *httpapi.Server) error {
 	for _, r := range p.runners {
 		g.Go(func() error { return r.Run(gctx) })
 	}
+	g.Go(func() error { return p.composes.Run(gctx) })
 	if srv != nil {
 		g.Go(func() error { return srv.Run(gctx) })
 	}

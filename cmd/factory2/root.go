@@ -60,6 +60,7 @@ stderr. Kafka-facing commands take --brokers (or FACTORY2_BROKERS).`,
 		a.topicsCmd(),
 		a.replayCmd(),
 		a.whyCmd(),
+		a.composeCmd(),
 		a.versionCmd(),
 		a.watchCmd(),
 	)
