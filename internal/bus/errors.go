@@ -15,6 +15,11 @@ var ErrUnknownTopic = errors.New("bus: unknown topic")
 // without a topic, a body that is not a JSON object.
 var ErrMalformed = errors.New("bus: malformed message")
 
+// ErrNoTopic is wrapped, with ErrMalformed, by the error for a message
+// that names no topic when no default topic was given: a bare body, whose
+// caller must say which topic it came from.
+var ErrNoTopic = errors.New("no topic")
+
 // FieldError reports a message whose body lacks a field Translate needs,
 // or has it with a type or value that cannot be used.
 type FieldError struct {

@@ -112,7 +112,7 @@ func parseEnvelope(top map[string]json.RawMessage, raw []byte, defaultTopic stri
 			m.Topic = defaultTopic
 		}
 		if m.Topic == "" {
-			return Message{}, fmt.Errorf("%w: no topic", ErrMalformed)
+			return Message{}, fmt.Errorf("%w: %w", ErrMalformed, ErrNoTopic)
 		}
 		if m.ID == "" {
 			m.ID = headerString(m.Headers, "message-id")
@@ -135,7 +135,7 @@ func parseEnvelope(top map[string]json.RawMessage, raw []byte, defaultTopic stri
 	}
 
 	if defaultTopic == "" {
-		return Message{}, fmt.Errorf("%w: no topic and no body (a bare body needs a default topic)", ErrMalformed)
+		return Message{}, fmt.Errorf("%w: %w and no body (a bare body needs a default topic)", ErrMalformed, ErrNoTopic)
 	}
 	m := Message{Topic: defaultTopic, Body: json.RawMessage(bytes.TrimSpace(raw))}
 	return m, checkBody(m)

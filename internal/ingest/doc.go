@@ -54,6 +54,18 @@
 // contexts, the cadence's HH:MM window: see [DefinitionProblems]); a
 // status event must not carry them. A problem is an [*InputError] naming
 // the line (and array element) the event started on and the field.
+//
+// Strict where people type, tolerant where machines send: our JSON events
+// and flags are written by people, so a value outside a field's
+// vocabulary (a build state, a test outcome) is refused with the value
+// probably meant ("PASS" is not one of PASSED, ...; did you mean
+// PASSED?). Bus messages are what the source systems sent, and their
+// rules stand: ResultsDB stores any outcome string, and Greenwave counts
+// an outcome it does not know as a failure, so a result from the bus
+// keeps its outcome and gating counts an unknown one as failed, as
+// Greenwave does. Input that is not JSON at all is named as such, with
+// its line; a bus message without a topic (a bare body) names the option
+// that gives it (--topic, or &topic= over HTTP).
 // Decisions are never accepted as input: they are derived by the
 // processors ([ErrDecision]).
 //

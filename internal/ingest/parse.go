@@ -88,12 +88,19 @@ func (p *Parser) ParseJSON(data []byte) ([]Event, error) {
 	var errs problems
 	events := make([]Event, 0, len(vals))
 	for _, v := range vals {
+		if err := notObject(v.raw); err != nil {
+			errs.add(&InputError{Line: v.line, Element: v.elem, Err: err})
+			continue
+		}
 		rec, err := avro.UnmarshalJSON(v.raw)
+		if err != nil && hasKey(v.raw, "topic") && !hasKey(v.raw, "type") {
+			err = fmt.Errorf("%w (it has a topic: is it a bus message? those are read by emit --message, or ?format=message)", err)
+		}
 		if err != nil {
 			errs.add(&InputError{Line: v.line, Element: v.elem, Err: err})
 			continue
 		}
-		if ev, ok := p.finish(rec, v.line, v.elem, now, &errs); ok {
+		if ev, ok := p.finish(rec, v.line, v.elem, now, strict, &errs); ok {
 			events = append(events, ev)
 		}
 	}
@@ -115,7 +122,17 @@ func (p *Parser) ParseMessages(data []byte, defaultTopic string) ([]Event, error
 	var errs problems
 	var events []Event
 	for _, v := range vals {
+		if err := notObject(v.raw); err != nil {
+			errs.add(&InputError{Line: v.line, Element: v.elem, Err: err})
+			continue
+		}
 		m, err := bus.ParseMessage(v.raw, defaultTopic)
+		if errors.Is(err, bus.ErrNoTopic) {
+			err = errNoTopic
+			if hasKey(v.raw, "type") && hasKey(v.raw, "source") {
+				err = fmt.Errorf("%w (it has a type and a source: is it a factory2 event? those are read by emit --json, or ?format=json)", err)
+			}
+		}
 		if err != nil {
 			errs.add(&InputError{Line: v.line, Element: v.elem, Err: err})
 			continue
@@ -126,7 +143,7 @@ func (p *Parser) ParseMessages(data []byte, defaultTopic string) ([]Event, error
 			continue
 		}
 		for _, rec := range recs {
-			if ev, ok := p.finish(rec, v.line, v.elem, now, &errs); ok {
+			if ev, ok := p.finish(rec, v.line, v.elem, now, tolerant, &errs); ok {
 				events = append(events, ev)
 			}
 		}
@@ -141,7 +158,7 @@ func (p *Parser) Records(recs ...avro.Record) ([]Event, error) {
 	var errs problems
 	var events []Event
 	for _, rec := range recs {
-		if ev, ok := p.finish(rec, 0, 0, now, &errs); ok {
+		if ev, ok := p.finish(rec, 0, 0, now, strict, &errs); ok {
 			events = append(events, ev)
 		}
 	}
@@ -158,9 +175,9 @@ func (p *Parser) result(events []Event, errs *problems) ([]Event, error) {
 	return events, nil
 }
 
-// finish fills rec's envelope defaults, validates and routes it. Problems
-// go to errs.
-func (p *Parser) finish(rec avro.Record, line, elem int, now time.Time, errs *problems) (Event, bool) {
+// finish fills rec's envelope defaults, validates (as strictly as how
+// says) and routes it. Problems go to errs.
+func (p *Parser) finish(rec avro.Record, line, elem int, now time.Time, how strictness, errs *problems) (Event, bool) {
 	typ := avro.TypeName(rec)
 	alias, err := Alias(rec)
 	if err != nil {
@@ -187,7 +204,7 @@ func (p *Parser) finish(rec avro.Record, line, elem int, now time.Time, errs *pr
 	env.IngestTime = now
 	fillFromID(rec)
 	bad := false
-	for _, pr := range validate(rec) {
+	for _, pr := range validate(rec, how) {
 		errs.add(&InputError{Line: line, Element: elem, Type: typ, Field: pr.field, Err: pr.err})
 		bad = true
 	}
@@ -298,8 +315,59 @@ func splitArray(raw json.RawMessage) ([]arrayElem, error) {
 	return out, nil
 }
 
-// malformed reports a JSON syntax error at the line where it occurred.
+// notObject says what raw, a valid JSON value, is when it is not an
+// object: every event and every message is one.
+func notObject(raw json.RawMessage) error {
+	var what string
+	switch raw[0] {
+	case '{':
+		return nil
+	case '[':
+		what = "an array inside an array"
+	case '"':
+		what = "a string"
+	case 't', 'f':
+		what = "a boolean"
+	case 'n':
+		what = "null"
+	default:
+		what = "a number"
+	}
+	return fmt.Errorf("%s (%s) where a JSON object is expected: each event or message is an object", excerpt(raw), what)
+}
+
+// hasKey reports whether the JSON object raw has the key.
+func hasKey(raw json.RawMessage, key string) bool {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(raw, &m) != nil {
+		return false
+	}
+	_, ok := m[key]
+	return ok
+}
+
+// errNoTopic explains a bus message that names no topic when no default
+// topic was given. It is still bus.ErrMalformed and bus.ErrNoTopic.
+var errNoTopic error = noTopicError{}
+
+type noTopicError struct{}
+
+func (noTopicError) Error() string {
+	return "no topic: a message without one (a bare body) needs the topic it was published on, " +
+		"given with --topic (factory2 emit) or &topic= (POST /api/v1/events), e.g. --topic org.fedoraproject.prod.resultsdb.result.new"
+}
+
+func (noTopicError) Unwrap() []error { return []error{bus.ErrMalformed, bus.ErrNoTopic} }
+
+// malformed reports input that is not JSON at all (a value that does not
+// start as an object or an array would: text, a log line), or a JSON
+// syntax error, at the line (and column) where it occurred.
 func malformed(data []byte, start, elem int, err error) error {
+	if start < len(data) && data[start] != '{' && data[start] != '[' {
+		return &InputError{Line: lineAt(data, start), Element: elem, Err: fmt.Errorf(
+			"not JSON: the line starts with %q; the input must be JSON objects (one per line, one document, or an array of them)",
+			excerpt(data[start:]))}
+	}
 	at := start
 	var se *json.SyntaxError
 	if errors.As(err, &se) {
@@ -309,9 +377,28 @@ func malformed(data []byte, start, elem int, err error) error {
 		}
 	}
 	if errors.Is(err, io.ErrUnexpectedEOF) {
-		err = errors.New("unexpected end of input")
+		err = errors.New("unexpected end of input (a { or [ is not closed)")
 	}
-	return &InputError{Line: lineAt(data, at), Element: elem, Err: fmt.Errorf("malformed JSON: %w", err)}
+	at = min(at, len(data))
+	col := at - bytes.LastIndexByte(data[:at], '\n')
+	return &InputError{Line: lineAt(data, at), Element: elem, Err: fmt.Errorf("malformed JSON at column %d: %w", col, err)}
+}
+
+// excerpt is the start of b's first line, at most 40 bytes (cut at a
+// character boundary).
+func excerpt(b []byte) string {
+	if i := bytes.IndexByte(b, '\n'); i >= 0 {
+		b = b[:i]
+	}
+	b = bytes.TrimRight(b, "\r")
+	if len(b) <= 40 {
+		return string(b)
+	}
+	n := 40
+	for n > 0 && !utf8.RuneStart(b[n]) {
+		n--
+	}
+	return string(b[:n]) + "…"
 }
 
 // skipSpace returns the offset of the first byte at or after off that is

@@ -178,7 +178,13 @@ func TestParseJSONErrors(t *testing.T) {
 		input string
 		want  []string // substrings of the error
 	}{
-		{"malformed", buildLine + "\n{\"type\": \"build\",\n  oops}\n", []string{"line 3", "malformed JSON"}},
+		{"malformed", buildLine + "\n{\"type\": \"build\",\n  oops}\n", []string{"line 3", "malformed JSON at column 3"}},
+		{"not JSON", buildLine + "\nbash-5.2.26-3.fc41 COMPLETE\n", []string{"line 2: not JSON: the line starts with \"bash-5.2.26-3.fc41 COMPLETE\"", "JSON objects"}},
+		{"not JSON, long line", "nothing here is JSON, and this line goes on and on and on\n", []string{`starts with "nothing here is JSON, and this line goes…"`}},
+		{"not an object", buildLine + "\n42\n", []string{"line 2: 42 (a number) where a JSON object is expected"}},
+		{"a bus message", `{"topic":"org.fedoraproject.prod.buildsys.tag","body":{"tag":"f42"}}`, []string{`no "type"`, "is it a bus message?", "emit --message"}},
+		{"unknown outcome", strings.Replace(testLine, `"PASSED"`, `"PASS"`, 1), []string{`field "outcome": "PASS" is not one of PASSED, INFO, FAILED, NEEDS_INSPECTION, ERROR, QUEUED, RUNNING; did you mean PASSED?`}},
+		{"unknown outcome, no suggestion", strings.Replace(testLine, `"PASSED"`, `"GREEN"`, 1), []string{`"GREEN" is not one of PASSED`, "RUNNING"}},
 		{"truncated", buildLine + "\n{\"type\": \"build\"", []string{"line 2", "unexpected end of input"}},
 		{"no type", `{"nvr":"x-1-1"}`, []string{"line 1", `no "type"`}},
 		{"unknown type", `{"type":"bogus"}`, []string{"line 1", "unknown record type", "bogus"}},
@@ -188,6 +194,7 @@ func TestParseJSONErrors(t *testing.T) {
 		{"no event time", strings.Replace(buildLine, `"event_time":"2026-01-01T00:00:00Z",`, "", 1), []string{"line 1", `field "event_time": missing`}},
 		{"build without nvr", strings.Replace(buildLine, `"nvr":"bash-5.2.26-3.fc41",`, "", 1), []string{`field "nvr": missing`}},
 		{"bad state", strings.Replace(buildLine, "COMPLETE", "DONE", 1), []string{`field "state": "DONE" is not one of`}},
+		{"misspelt state", strings.Replace(buildLine, "COMPLETE", "COMPLETED", 1), []string{`"COMPLETED" is not one of BUILDING, COMPLETE, DELETED, FAILED, CANCELED; did you mean COMPLETE?`}},
 		{"tag without tag", strings.Replace(buildLine, "state_change", "tag", 1), []string{`field "tag": missing`}},
 		{"sign without key", strings.Replace(signLine, `"sigkey":"a15b79cc",`, "", 1), []string{`field "sigkey": missing`}},
 		{"artifact without type", strings.Replace(signLine, `,"type":"rpm"`, "", 1), []string{`field "artifacts": artifact 1`}},
@@ -316,10 +323,39 @@ func TestParseMessages(t *testing.T) {
 		t.Errorf("message id not kept: %q", id)
 	}
 
-	// A bare body needs the topic.
+	// A bare body needs the topic, and the error says how to give it.
 	bare := readBusFixture(t, "bare_waiver_new")
-	if _, err := p.ParseMessages(bare, ""); !errors.Is(err, bus.ErrMalformed) {
-		t.Errorf("bare body without topic: %v, want bus.ErrMalformed", err)
+	if _, err := p.ParseMessages(bare, ""); !errors.Is(err, bus.ErrMalformed) || !errors.Is(err, bus.ErrNoTopic) ||
+		!strings.Contains(err.Error(), "line 1: no topic") || !strings.Contains(err.Error(), "--topic") {
+		t.Errorf("bare body without topic: %v, want bus.ErrNoTopic naming --topic", err)
+	}
+	// Our own event given as a message is recognized.
+	if _, err := p.ParseMessages([]byte(testLine), ""); err == nil || !strings.Contains(err.Error(), "is it a factory2 event?") {
+		t.Errorf("event as a message: %v", err)
+	}
+	// Text is not JSON, whichever form is read.
+	if _, err := p.ParseMessages([]byte("\n\nhello\n"), ""); err == nil || !strings.Contains(err.Error(), `line 3: not JSON: the line starts with "hello"`) {
+		t.Errorf("text as messages: %v", err)
+	}
+
+	// Messages keep ResultsDB's tolerance: an outcome ResultsDB never
+	// defined is passed on (gating counts it as a failure, as Greenwave
+	// does), where our own JSON events and flags refuse it.
+	odd := strings.Replace(testLine, `"PASSED"`, `"PASS"`, 1)
+	if _, err := p.ParseJSON([]byte(odd)); err == nil {
+		t.Error("JSON event with outcome PASS accepted")
+	}
+	msg := readBusFixture(t, "bare_resultsdb_koji_build")
+	if !strings.Contains(string(msg), `"outcome": "PASSED"`) {
+		t.Fatalf("fixture changed: %s", msg)
+	}
+	evs, err = p.ParseMessages([]byte(strings.Replace(string(msg), `"outcome": "PASSED"`, `"outcome": "PASS"`, 1)),
+		"org.fedoraproject.prod.resultsdb.result.new")
+	if err != nil {
+		t.Fatalf("message with outcome PASS: %v", err)
+	}
+	if r := evs[0].Record.(*avro.TestResult); r.Outcome != "PASS" {
+		t.Errorf("outcome %q, want PASS kept", r.Outcome)
 	}
 	evs, err = p.ParseMessages(bare, "org.fedoraproject.prod.waiverdb.waiver.new")
 	if err != nil || evs[0].Topic != "t.events.test" {
@@ -436,6 +472,21 @@ func TestKindErrors(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Records: %v, want %q", err, want)
 		}
+	}
+	// An outcome typed by hand must be ResultsDB's, and a near miss gets
+	// a suggestion.
+	result, _ := LookupKind("test_result")
+	rec, err = result.Build(map[string][]string{"subject_id": {"x-1-1"}, "testcase": {"t"}, "outcome": {"PASS"},
+		"event_time": {"2026-01-01T00:00:00Z"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := testParser(t)
+	p.Source = "cli"
+	_, err = p.Records(rec)
+	const want = `test_result: --outcome: "PASS" is not one of PASSED, INFO, FAILED, NEEDS_INSPECTION, ERROR, QUEUED, RUNNING; did you mean PASSED?`
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("Records: %v, want %q", err, want)
 	}
 }
 

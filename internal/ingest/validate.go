@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/factory2/factory2/avro"
+	"github.com/factory2/factory2/internal/spell"
 )
 
 // problem is one invalid field of an event.
@@ -19,8 +20,10 @@ type problem struct {
 
 func missing(field string) problem { return problem{field, ErrMissing} }
 
+// notOneOf reports a value that is not one of those allowed, with the
+// one the writer probably meant when one is close ("did you mean PASSED?").
 func notOneOf(field, v string, allowed ...string) problem {
-	return problem{field, fmt.Errorf("%q is not one of %s", v, strings.Join(allowed, ", "))}
+	return problem{field, fmt.Errorf("%q is not one of %s%s", v, strings.Join(allowed, ", "), spell.DidYouMean(v, allowed))}
 }
 
 var (
@@ -28,11 +31,29 @@ var (
 	buildStates  = []string{avro.StateBuilding, avro.StateComplete, avro.StateDeleted, avro.StateFailed, avro.StateCanceled}
 	signOutcomes = []string{avro.SignSigned, avro.SignFailed}
 	composeKinds = []string{avro.ComposeDefinition, avro.ComposeStatusChange}
+	// outcomes are ResultsDB's.
+	outcomes = []string{avro.OutcomePassed, avro.OutcomeInfo, avro.OutcomeFailed, avro.OutcomeNeedsInspection,
+		avro.OutcomeError, avro.OutcomeQueued, avro.OutcomeRunning}
+)
+
+// strictness says how much of what a field may hold is checked.
+type strictness bool
+
+const (
+	// strict is for what people write (our JSON events, flags): a value
+	// outside a field's vocabulary is a typo, refused with a suggestion.
+	strict strictness = true
+	// tolerant is for what machines send (bus messages): the source
+	// system's own rules stand. ResultsDB stores any outcome string, and
+	// Greenwave counts an outcome it does not know as a failure, so a test
+	// result from the bus keeps its outcome and gating does the same.
+	tolerant strictness = false
 )
 
 // validate returns every problem of rec, a routed event with its defaults
-// filled. Field names are the JSON names.
-func validate(rec avro.Record) []problem {
+// filled. Field names are the JSON names. Under strict, a test result's
+// outcome must be one of ResultsDB's.
+func validate(rec avro.Record, how strictness) []problem {
 	var ps []problem
 	env := rec.Env()
 	if env.ID == "" {
@@ -86,6 +107,9 @@ func validate(rec avro.Record) []problem {
 		need("subject_id", r.SubjectID)
 		need("testcase", r.Testcase)
 		need("outcome", r.Outcome)
+		if how == strict && r.Outcome != "" && !slices.Contains(outcomes, r.Outcome) {
+			ps = append(ps, notOneOf("outcome", r.Outcome, outcomes...))
+		}
 	case *avro.Waiver:
 		need("subject_type", r.SubjectType)
 		need("subject_id", r.SubjectID)
