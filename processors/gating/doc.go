@@ -116,8 +116,12 @@
 // keep Greenwave's order for the Greenwave-compatible response, where
 // source is null for server policies, as there.
 //
-// Parsing is stricter than Greenwave in one respect: unknown keys are
-// errors (Greenwave ignores them), reported with file and line.
+// Parsing server policies is stricter than Greenwave in two respects,
+// each error reported with file and line: unknown keys are errors
+// (Greenwave ignores them), and so is a subject type that is neither one
+// of Greenwave's (GreenwaveSubjectTypes) nor declared (WithSubjectTypes),
+// where Greenwave would load a policy that never applies. DESIGN.md,
+// "Differences from Greenwave", lists every difference.
 //
 // # Autosign semantics
 //

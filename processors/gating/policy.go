@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/factory2/factory2/internal/spell"
 )
 
 // PolicyError is a problem in a policy file: bad YAML, an unknown key, a
@@ -208,10 +210,45 @@ func policyVersion(names []string, files map[string][]byte) string {
 	return hex.EncodeToString(h.Sum(nil))[:16]
 }
 
+// GreenwaveSubjectTypes are the subject types Greenwave's own
+// configuration defines (conf/subject_types/*.yaml), the alias brew-build
+// of koji_build included: the types a server policy may name unless
+// others are declared with WithSubjectTypes.
+var GreenwaveSubjectTypes = []string{SubjectBodhiUpdate, "brew-build", SubjectCompose, SubjectKojiBuild,
+	SubjectContainerImage, SubjectModule}
+
+// LoadOption configures LoadPolicies.
+type LoadOption interface{ applyLoad(*loadOptions) }
+
+type loadOptions struct {
+	subjectTypes []string
+}
+
+type loadOptionFunc func(*loadOptions)
+
+func (f loadOptionFunc) applyLoad(o *loadOptions) { f(o) }
+
+// WithSubjectTypes declares subject types server policies may name
+// besides GreenwaveSubjectTypes (an artifact type of your own, say
+// "flatpak"). Types are data: declaring one is all it takes.
+func WithSubjectTypes(types ...string) LoadOption {
+	return loadOptionFunc(func(o *loadOptions) { o.subjectTypes = append(o.subjectTypes, types...) })
+}
+
 // LoadPolicies parses server policy files, keyed by file name. Every
-// problem in every file is reported, each as a *PolicyError, joined with
-// errors.Join.
-func LoadPolicies(files map[string][]byte) (*PolicySet, error) {
+// problem in every file is reported, each as a *PolicyError naming file
+// and line, joined with errors.Join. A subject type that is neither one
+// of GreenwaveSubjectTypes nor declared with WithSubjectTypes is an error:
+// Greenwave accepts any, but a policy for a misspelt type (koji-build)
+// would silently never apply.
+func LoadPolicies(files map[string][]byte, opts ...LoadOption) (*PolicySet, error) {
+	var o loadOptions
+	for _, opt := range opts {
+		opt.applyLoad(&o)
+	}
+	known := append(slices.Clone(GreenwaveSubjectTypes), o.subjectTypes...)
+	slices.Sort(known)
+	known = slices.Compact(known)
 	names := make([]string, 0, len(files))
 	for name := range files {
 		names = append(names, name)
@@ -222,7 +259,7 @@ func LoadPolicies(files map[string][]byte) (*PolicySet, error) {
 		errs []error
 	)
 	for _, name := range names {
-		pols, err := parsePolicies(name, files[name], false)
+		pols, err := parsePolicies(name, files[name], false, known)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -237,7 +274,7 @@ func LoadPolicies(files map[string][]byte) (*PolicySet, error) {
 
 // LoadPolicyDir loads every *.yaml file of dir, like Greenwave's
 // POLICIES_DIR.
-func LoadPolicyDir(dir string) (*PolicySet, error) {
+func LoadPolicyDir(dir string, opts ...LoadOption) (*PolicySet, error) {
 	paths, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
 	if err != nil {
 		return nil, fmt.Errorf("gating: policy dir %s: %w", dir, err)
@@ -253,7 +290,7 @@ func LoadPolicyDir(dir string) (*PolicySet, error) {
 		}
 		files[p] = b
 	}
-	return LoadPolicies(files)
+	return LoadPolicies(files, opts...)
 }
 
 // ParseRemotePolicies parses a package's gating.yaml (Greenwave's
@@ -261,11 +298,14 @@ func LoadPolicyDir(dir string) (*PolicySet, error) {
 // defaults to any), subject_type defaults to any, and !RemoteRule is not
 // allowed. An empty file has no policies and is not an error.
 func ParseRemotePolicies(name string, data []byte) ([]*Policy, error) {
-	return parsePolicies(name, data, true)
+	return parsePolicies(name, data, true, nil)
 }
 
-func parsePolicies(name string, data []byte, remote bool) ([]*Policy, error) {
-	p := &policyParser{file: name, remote: remote}
+// parsePolicies parses the policy documents of a file. knownTypes are the
+// subject types a server policy may name (remote policies may name any,
+// as in Greenwave).
+func parsePolicies(name string, data []byte, remote bool, knownTypes []string) ([]*Policy, error) {
+	p := &policyParser{file: name, remote: remote, knownTypes: knownTypes}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var out []*Policy
 	for {
@@ -275,7 +315,7 @@ func parsePolicies(name string, data []byte, remote bool) ([]*Policy, error) {
 			break
 		}
 		if err != nil {
-			p.errs = append(p.errs, yamlError(name, err))
+			p.errs = append(p.errs, yamlError(name, data, err))
 			break
 		}
 		if len(doc.Content) == 0 {
@@ -291,9 +331,15 @@ func parsePolicies(name string, data []byte, remote bool) ([]*Policy, error) {
 	return out, nil
 }
 
-var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+var (
+	yamlLineRE   = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+	yamlAnchorRE = regexp.MustCompile(`^unknown anchor '(.*)' referenced$`)
+)
 
-func yamlError(file string, err error) *PolicyError {
+// yamlError turns a YAML parser error into a PolicyError with the line
+// it is at. Errors the parser reports without a line (a control
+// character, an unknown anchor) get the line of what they name in data.
+func yamlError(file string, data []byte, err error) *PolicyError {
 	msg := err.Error()
 	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
 		line, _ := strconv.Atoi(m[1])
@@ -304,13 +350,28 @@ func yamlError(file string, err error) *PolicyError {
 		}
 		return &PolicyError{File: file, Line: line, Msg: "YAML parser error: " + m[2]}
 	}
-	return &PolicyError{File: file, Msg: "YAML parser error: " + strings.TrimPrefix(msg, "yaml: ")}
+	msg = strings.TrimPrefix(msg, "yaml: ")
+	at := -1
+	switch m := yamlAnchorRE.FindStringSubmatch(msg); {
+	case m != nil:
+		at = bytes.Index(data, []byte("*"+m[1]))
+	case strings.Contains(msg, "control characters"):
+		at = bytes.IndexFunc(data, func(r rune) bool {
+			return r != '\t' && r != '\n' && r != '\r' && (r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0 && r != 0x85))
+		})
+	}
+	line := 0
+	if at >= 0 {
+		line = 1 + bytes.Count(data[:at], []byte{'\n'})
+	}
+	return &PolicyError{File: file, Line: line, Msg: "YAML parser error: " + msg}
 }
 
 type policyParser struct {
-	file   string
-	remote bool
-	errs   []error
+	file       string
+	remote     bool
+	knownTypes []string
+	errs       []error
 }
 
 func (p *policyParser) errorf(n *yaml.Node, format string, args ...any) {
@@ -336,7 +397,8 @@ func (p *policyParser) document(root *yaml.Node) *Policy {
 		return nil // empty document (e.g. a trailing "---")
 	}
 	if root.Tag != policyTag && root.Tag != "!!map" {
-		p.errorf(root, "unexpected tag %s: a policy document is a mapping tagged %s", root.Tag, policyTag)
+		p.errorf(root, "unexpected tag %s: a policy document is a mapping tagged %s%s", root.Tag, policyTag,
+			spell.DidYouMean(root.Tag, []string{policyTag}))
 		return nil
 	}
 	if root.Kind != yaml.MappingNode {
@@ -357,6 +419,7 @@ func (p *policyParser) document(root *yaml.Node) *Policy {
 	seen := map[string]bool{}
 	var dc, st string
 	var hasDC, hasDCs, hasST, hasSTs, hasPV, hasRules, hasID bool
+	var stNodes []*yaml.Node // where each subject type was written
 	for i := 0; i+1 < len(root.Content); i += 2 {
 		k, v := root.Content[i], resolveAlias(root.Content[i+1])
 		if k.Kind != yaml.ScalarNode {
@@ -390,9 +453,11 @@ func (p *policyParser) document(root *yaml.Node) *Policy {
 			if hasST && st == "" {
 				p.errorf(v, "%s: must not be empty", what)
 			}
+			stNodes = []*yaml.Node{v}
 		case "subject_types":
 			pol.SubjectTypes, _ = p.strList(v, what)
 			hasSTs = len(pol.SubjectTypes) > 0
+			stNodes = v.Content
 		case "rules":
 			hasRules = true
 			pol.Rules = p.rules(v, what)
@@ -416,7 +481,7 @@ func (p *policyParser) document(root *yaml.Node) *Policy {
 				pol.RelevanceValue = s
 			}
 		default:
-			p.unknownKey(k, label, key)
+			p.unknownKey(k, label, key, policyKeys)
 		}
 	}
 
@@ -452,6 +517,14 @@ func (p *policyParser) document(root *yaml.Node) *Policy {
 		pol.SubjectTypes = []string{SubjectKojiBuild}
 	}
 	for i, t := range pol.SubjectTypes {
+		if !p.remote && t != "" && !slices.Contains(p.knownTypes, t) {
+			at := root
+			if len(stNodes) == len(pol.SubjectTypes) {
+				at = stNodes[i]
+			}
+			p.errorf(at, "%s: unknown subject type %q: the known ones are %s%s (declare one of your own in gating.extra_subject_types)",
+				label, t, strings.Join(p.knownTypes, ", "), spell.DidYouMean(t, p.knownTypes))
+		}
 		pol.SubjectTypes[i] = NormalizeSubjectType(t)
 		if p.remote && t == "*" {
 			pol.anySubjectType = true
@@ -616,11 +689,25 @@ func (p *policyParser) rules(n *yaml.Node, what string) []Rule {
 		case "!PackageSpecificBuild", "!FedoraAtomicCi":
 			p.errorf(it, `%s: %s is obsolete. Please use the "packages" allowlist instead.`, rwhat, it.Tag)
 		default:
-			p.errorf(it, "%s: expected list of Rule objects (tagged %s or %s), got %s",
-				rwhat, tagPassingTestCaseRule, tagRemoteRule, describeNode(it))
+			p.badRule(it, rwhat)
 		}
 	}
 	return out
+}
+
+// ruleTags are the tags of the rules a policy may have.
+var ruleTags = []string{tagPassingTestCaseRule, tagRemoteRule}
+
+// badRule reports a rule that is not tagged as one: an unknown tag is
+// named, with the tag probably meant; an untagged one is told to be.
+func (p *policyParser) badRule(n *yaml.Node, what string) {
+	if strings.HasPrefix(n.Tag, "!") && !strings.HasPrefix(n.Tag, "!!") {
+		p.errorf(n, "%s: unknown rule tag %s%s (a rule is tagged %s or %s)",
+			what, n.Tag, spell.DidYouMean(n.Tag, ruleTags), tagPassingTestCaseRule, tagRemoteRule)
+		return
+	}
+	p.errorf(n, "%s: expected list of Rule objects (tagged %s or %s), got %s",
+		what, tagPassingTestCaseRule, tagRemoteRule, describeNode(n))
 }
 
 // ruleFields returns the key/value pairs of a rule node, which is a
@@ -682,7 +769,7 @@ func (p *policyParser) passingTestCaseRule(n *yaml.Node, what string) (Rule, boo
 		case "valid_until":
 			r.ValidUntil = p.datetime(v, fwhat)
 		default:
-			p.unknownKey(k, what, k.Value)
+			p.unknownKey(k, what, k.Value, testCaseRuleKeys)
 		}
 	}
 	if !hasName {
@@ -697,12 +784,20 @@ func (p *policyParser) passingTestCaseRule(n *yaml.Node, what string) (Rule, boo
 // read as Greenwave reads it, which ignores unknown keys: rejecting what
 // Greenwave accepts would block packagers' builds on files they cannot fix
 // in time.
-func (p *policyParser) unknownKey(k *yaml.Node, what, key string) {
+func (p *policyParser) unknownKey(k *yaml.Node, what, key string, known []string) {
 	if p.remote {
 		return
 	}
-	p.errorf(k, "%s: unknown key %q", what, key)
+	p.errorf(k, "%s: unknown key %q%s", what, key, spell.DidYouMean(key, known))
 }
+
+// The keys of a policy and of its rules, for suggestions.
+var (
+	policyKeys = []string{"id", "product_versions", "decision_context", "decision_contexts", "subject_type",
+		"subject_types", "rules", "packages", "excluded_packages", "blacklist", "relevance_key", "relevance_value"}
+	testCaseRuleKeys = []string{"test_case_name", "scenario", "valid_since", "valid_until"}
+	remoteRuleKeys   = []string{"required", "sources"}
+)
 
 func (p *policyParser) remoteRule(n *yaml.Node, what string) (Rule, bool) {
 	what += ": " + tagRemoteRule
@@ -718,7 +813,7 @@ func (p *policyParser) remoteRule(n *yaml.Node, what string) (Rule, bool) {
 		case "sources":
 			r.Sources, _ = p.strList(v, fwhat)
 		default:
-			p.unknownKey(k, what, k.Value)
+			p.unknownKey(k, what, k.Value, remoteRuleKeys)
 		}
 	}
 	return r, len(p.errs) == nerr
