@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -42,67 +44,67 @@ func (a *API) Register(mux Handler) {
 	mux.Handle("GET /api/v1/why/{subject}", http.HandlerFunc(a.why))
 }
 
-// decisionRequest is Greenwave's request body.
+// decisionRequest is a parsed decision request (Greenwave's
+// POST /api/v1.0/decision body).
 type decisionRequest struct {
-	DecisionContext   json.RawMessage  `json:"decision_context"`
-	ProductVersion    string           `json:"product_version"`
-	SubjectType       string           `json:"subject_type"`
-	SubjectIdentifier string           `json:"subject_identifier"`
-	Subject           []map[string]any `json:"subject"`
-	Verbose           bool             `json:"verbose"`
-	When              string           `json:"when"`
-	IgnoreResult      []json.Number    `json:"ignore_result"`
-	IgnoreWaiver      []json.Number    `json:"ignore_waiver"`
+	contexts       []string
+	productVersion string
+	subjects       []subjectRef
+	// onDemand are the request's on-demand rules as Greenwave's
+	// OnDemandPolicy, one per subject as Greenwave builds them; nil when
+	// the request names decision contexts instead.
+	onDemand      []*Policy
+	verbose       bool
+	when          time.Time
+	ignoreResults []string
+	ignoreWaivers []string
 }
 
 type subjectRef struct{ typ, id string }
 
+// requestError is a decision request refused: the status and Greenwave's
+// message ({"message": ...}).
+type requestError struct {
+	status int
+	msg    string
+}
+
+func badRequest(format string, args ...any) *requestError {
+	return &requestError{http.StatusBadRequest, fmt.Sprintf(format, args...)}
+}
+
 // maxDecisionBody bounds a decision request's body.
 const maxDecisionBody = 1 << 20
 
+// decision answers Greenwave's POST /api/v1.0/decision: read the request
+// (readDecisionBody), parse it as Greenwave's make_decision does
+// (parseDecisionRequest), evaluate each subject, and combine the answers
+// (GreenwaveResponse). Errors are Greenwave's statuses and messages.
 func (a *API) decision(w http.ResponseWriter, r *http.Request) {
-	req, status, err := readDecisionRequest(w, r)
-	if err != nil {
-		apiError(w, status, err.Error())
-		return
-	}
-	contexts, err := contextList(req.DecisionContext)
-	if err != nil {
-		apiError(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	if len(contexts) == 0 {
-		apiError(w, http.StatusBadRequest, "Missing required decision context")
-		return
-	}
-	if req.ProductVersion == "" {
-		apiError(w, http.StatusBadRequest, "Missing required product version")
-		return
-	}
-	subjects, err := req.subjects()
-	if err != nil {
-		apiError(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	q := Query{DecisionContexts: contexts, ProductVersion: req.ProductVersion, Verbose: req.Verbose}
-	if req.When != "" {
-		if q.When, err = parseWhen(req.When); err != nil {
-			apiError(w, http.StatusBadRequest, err.Error())
-			return
+	body, rerr := readDecisionBody(w, r)
+	if rerr == nil {
+		var req *decisionRequest
+		if req, rerr = parseDecisionRequest(body); rerr == nil {
+			rerr = a.decide(w, req)
 		}
 	}
-	for _, n := range req.IgnoreResult {
-		q.IgnoreResults = append(q.IgnoreResults, n.String())
+	if rerr != nil {
+		apiError(w, rerr.status, rerr.msg)
 	}
-	for _, n := range req.IgnoreWaiver {
-		q.IgnoreWaivers = append(q.IgnoreWaivers, n.String())
+}
+
+// decide evaluates req and writes the decision.
+func (a *API) decide(w http.ResponseWriter, req *decisionRequest) *requestError {
+	q := Query{DecisionContexts: req.contexts, ProductVersion: req.productVersion, Verbose: req.verbose,
+		When: req.when, IgnoreResults: req.ignoreResults, IgnoreWaivers: req.ignoreWaivers}
+	if req.onDemand != nil {
+		q.Policies = req.onDemand
 	}
-	evals := make([]*Evaluation, 0, len(subjects))
-	for _, sr := range subjects {
+	evals := make([]*Evaluation, 0, len(req.subjects))
+	for _, sr := range req.subjects {
 		s, err := LoadSubject(a.get, []byte(sr.id))
 		if err != nil {
-			apiError(w, http.StatusServiceUnavailable, err.Error())
-			return
+			return &requestError{http.StatusServiceUnavailable, err.Error()}
 		}
 		if s.ID == "" {
 			s.ID = sr.id // never seen: evaluated as having nothing
@@ -110,45 +112,242 @@ func (a *API) decision(w http.ResponseWriter, r *http.Request) {
 		q.SubjectType = sr.typ
 		evals = append(evals, a.engine.Evaluate(s, q))
 	}
-	resp, err := GreenwaveResponse(req.Verbose, evals...)
+	resp, err := GreenwaveResponse(req.verbose, evals...)
 	var np *NoPoliciesError
-	if errors.As(err, &np) {
-		apiError(w, http.StatusNotFound, err.Error())
-		return
+	switch {
+	case errors.As(err, &np):
+		return &requestError{http.StatusNotFound, err.Error()}
+	case err != nil:
+		return &requestError{http.StatusInternalServerError, err.Error()}
 	}
-	if err != nil {
-		apiError(w, http.StatusInternalServerError, err.Error())
-		return
+	if req.onDemand != nil {
+		resp.ApplicablePolicies = nil // Greenwave leaves it out for on-demand rules
 	}
 	writeJSON(w, http.StatusOK, resp)
+	return nil
 }
 
-// readDecisionRequest reads and decodes the body of a decision request.
-// On error it returns the status to answer with: 413 for a body over
-// maxDecisionBody, 408 for one not received within the server's read
-// timeout, 400 for anything else, including invalid UTF-8 (which
-// encoding/json would silently replace with U+FFFD).
-func readDecisionRequest(w http.ResponseWriter, r *http.Request) (*decisionRequest, int, error) {
+// readDecisionBody checks the content type and reads the body of a
+// decision request. A content type other than JSON (application/json or
+// application/*+json) is refused with 415 and Flask's message, as
+// Greenwave's request.get_json() does; a body over maxDecisionBody with
+// 413, one not received within the server's read timeout with 408,
+// invalid UTF-8 (which encoding/json would silently replace with U+FFFD)
+// with 400.
+func readDecisionBody(w http.ResponseWriter, r *http.Request) ([]byte, *requestError) {
+	if !isJSONContentType(r.Header.Get("Content-Type")) {
+		return nil, &requestError{http.StatusUnsupportedMediaType,
+			"Did not attempt to load JSON data because the request Content-Type was not 'application/json'."}
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxDecisionBody))
 	var tooBig *http.MaxBytesError
 	switch {
 	case errors.As(err, &tooBig):
-		return nil, http.StatusRequestEntityTooLarge, fmt.Errorf("Request body exceeds %d bytes", maxDecisionBody)
+		return nil, &requestError{http.StatusRequestEntityTooLarge, fmt.Sprintf("Request body exceeds %d bytes", maxDecisionBody)}
 	case errors.Is(err, os.ErrDeadlineExceeded):
-		return nil, http.StatusRequestTimeout, errors.New("Timed out reading the request body")
+		return nil, &requestError{http.StatusRequestTimeout, "Timed out reading the request body"}
 	case err != nil:
-		return nil, http.StatusBadRequest, fmt.Errorf("Reading the request body: %w", err)
+		return nil, badRequest("Reading the request body: %v", err)
 	}
 	if off := invalidUTF8(body); off >= 0 {
-		return nil, http.StatusBadRequest, fmt.Errorf("Invalid JSON: invalid UTF-8 at byte offset %d (0x%02x)", off, body[off])
+		return nil, badRequest("Invalid JSON: invalid UTF-8 at byte offset %d (0x%02x)", off, body[off])
 	}
-	var req decisionRequest
-	dec := json.NewDecoder(bytes.NewReader(body))
+	return body, nil
+}
+
+// isJSONContentType is werkzeug's Request.is_json: the media type is
+// application/json or application/*+json.
+func isJSONContentType(ct string) bool {
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil {
+		return false
+	}
+	return mt == "application/json" || (strings.HasPrefix(mt, "application/") && strings.HasSuffix(mt, "+json"))
+}
+
+// parseDecisionRequest is the checking half of Greenwave's make_decision
+// (greenwave/decision.py), in its order and with its messages: an empty
+// payload (415), product_version, decision_context or rules (not both),
+// the on-demand policy built from the rules, verbose (a bool), when,
+// then the subjects. It goes further where Greenwave would fail with 500
+// (a body that is not an object, a value of the wrong type): 400 naming
+// the field.
+func parseDecisionRequest(body []byte) (*decisionRequest, *requestError) {
+	if !json.Valid(body) {
+		var top any
+		return nil, badRequest("Invalid JSON: %v", json.Unmarshal(body, &top))
+	}
+	if !truthy(body) {
+		return nil, &requestError{http.StatusUnsupportedMediaType, "No JSON payload in request"}
+	}
+	var data map[string]json.RawMessage
+	if err := json.Unmarshal(body, &data); err != nil {
+		return nil, badRequest("Invalid JSON: the body must be a JSON object")
+	}
+	req := &decisionRequest{}
+
+	pv, ok := data["product_version"]
+	if !ok || !truthy(pv) {
+		return nil, badRequest("Missing required product version")
+	}
+	if json.Unmarshal(pv, &req.productVersion) != nil {
+		return nil, badRequest("Invalid product_version, must be a string")
+	}
+	dc, hasDC := data["decision_context"]
+	rules, hasRules := data["rules"]
+	hasRules = hasRules && truthy(rules)
+	if !hasRules && (!hasDC || !truthy(dc)) {
+		return nil, badRequest("Either decision_context or rules is required.")
+	}
+	if hasRules && hasDC && string(bytes.TrimSpace(dc)) != "[]" {
+		// Greenwave turns any value but a list into a one-element list.
+		return nil, badRequest("Cannot have both decision_context and rules")
+	}
+	if hasDC && !hasRules {
+		var err error
+		if req.contexts, err = contextList(dc); err != nil {
+			return nil, badRequest("%v", err)
+		}
+	}
+	if hasRules {
+		// Greenwave builds the on-demand policy subject by subject, so
+		// that a bad subject before the first good one is reported first.
+		req.onDemand = []*Policy{}
+		if rerr := forEachSubject(data, func(sr subjectRef) *requestError {
+			pol, err := OnDemandPolicy(data, req.productVersion, sr.typ)
+			if err != nil {
+				return badRequest("Failed to parse on demand policy: %v", err)
+			}
+			req.onDemand = append(req.onDemand, pol)
+			return nil
+		}); rerr != nil {
+			return nil, rerr
+		}
+	}
+	if v, ok := data["verbose"]; ok {
+		if json.Unmarshal(v, &req.verbose) != nil || string(bytes.TrimSpace(v)) == "null" {
+			return nil, badRequest("Invalid verbose flag, must be a bool")
+		}
+	}
+	if v, ok := data["when"]; ok && truthy(v) {
+		var when string
+		var err error
+		if json.Unmarshal(v, &when) == nil {
+			req.when, err = parseWhen(when)
+		}
+		if when == "" || err != nil {
+			return nil, badRequest(`Invalid "when" parameter, must be in ISO8601 format`)
+		}
+	}
+	var rerr *requestError
+	if req.ignoreResults, rerr = idList(data, "ignore_result"); rerr != nil {
+		return nil, rerr
+	}
+	if req.ignoreWaivers, rerr = idList(data, "ignore_waiver"); rerr != nil {
+		return nil, rerr
+	}
+	if rerr := forEachSubject(data, func(sr subjectRef) *requestError {
+		req.subjects = append(req.subjects, sr)
+		return nil
+	}); rerr != nil {
+		return nil, rerr
+	}
+	return req, nil
+}
+
+// forEachSubject is Greenwave's _decision_subjects_for_request: the
+// subjects of a "subject" list (which wins when present), else the one of
+// subject_type and subject_identifier; fn is called on each in turn, as
+// it is parsed.
+func forEachSubject(data map[string]json.RawMessage, fn func(subjectRef) *requestError) *requestError {
+	if raw, ok := data["subject"]; ok {
+		var list []map[string]json.RawMessage
+		if json.Unmarshal(raw, &list) != nil || len(list) == 0 ||
+			slices.ContainsFunc(list, func(m map[string]json.RawMessage) bool { return m == nil }) {
+			return badRequest("Invalid subject, must be a list of dicts")
+		}
+		for _, m := range list {
+			sr, rerr := subjectFromData(m)
+			if rerr == nil {
+				rerr = fn(sr)
+			}
+			if rerr != nil {
+				return rerr
+			}
+		}
+		return nil
+	}
+	typ, ok := data["subject_type"]
+	if !ok {
+		return badRequest(`Missing required "subject_type" parameter`)
+	}
+	id, ok := data["subject_identifier"]
+	if !ok {
+		return badRequest(`Missing required "subject_identifier" parameter`)
+	}
+	var sr subjectRef
+	if json.Unmarshal(typ, &sr.typ) != nil {
+		return badRequest("Invalid subject_type, must be a string")
+	}
+	if json.Unmarshal(id, &sr.id) != nil {
+		return badRequest("Subject item/identificator must be a string")
+	}
+	return fn(sr)
+}
+
+// itemKeys are the subject types whose subjects a "subject" entry can
+// name by a key of their own (item_key in Greenwave's subject type
+// configuration), in the order Greenwave tries them.
+var itemKeys = []struct{ typ, key string }{
+	{SubjectCompose, "productmd.compose.id"},
+	{SubjectKojiBuild, "original_spec_nvr"},
+	{SubjectContainerImage, "nvr"},
+}
+
+// subjectFromData is Greenwave's create_subject_from_data: the first
+// subject type (of the entry's "type", when it has one) whose item key the
+// entry has, else "type" and "item".
+func subjectFromData(m map[string]json.RawMessage) (subjectRef, *requestError) {
+	var typ string
+	if v, ok := present(m, "type"); ok {
+		typ = pyStr(v)
+	}
+	for _, k := range itemKeys {
+		if typ != "" && typ != k.typ {
+			continue
+		}
+		if v, ok := m[k.key]; ok && truthy(v) {
+			return subjectRef{k.typ, pyStr(v)}, nil
+		}
+	}
+	if v, ok := m["item"]; ok && truthy(v) && typ != "" {
+		var id string
+		if json.Unmarshal(v, &id) != nil {
+			return subjectRef{}, badRequest("Subject item/identificator must be a string")
+		}
+		return subjectRef{typ, id}, nil
+	}
+	return subjectRef{}, badRequest("Could not detect subject_identifier")
+}
+
+// idList reads ignore_result or ignore_waiver: result or waiver ids, as
+// numbers or strings.
+func idList(data map[string]json.RawMessage, key string) ([]string, *requestError) {
+	v, ok := present(data, key)
+	if !ok {
+		return nil, nil
+	}
+	var ids []json.Number
+	dec := json.NewDecoder(bytes.NewReader(v))
 	dec.UseNumber()
-	if err := dec.Decode(&req); err != nil {
-		return nil, http.StatusBadRequest, fmt.Errorf("Invalid JSON: %w", err)
+	if dec.Decode(&ids) != nil {
+		return nil, badRequest("Invalid %s, must be a list of ids", key)
 	}
-	return &req, http.StatusOK, nil
+	out := make([]string, len(ids))
+	for i, n := range ids {
+		out[i] = n.String()
+	}
+	return out, nil
 }
 
 // invalidUTF8 returns the offset of the first byte of b that is not part
@@ -165,33 +364,6 @@ func invalidUTF8(b []byte) int {
 		off += n
 	}
 	return -1 // unreachable: utf8.Valid said otherwise
-}
-
-func (req *decisionRequest) subjects() ([]subjectRef, error) {
-	if req.SubjectIdentifier != "" || req.SubjectType != "" {
-		if req.SubjectIdentifier == "" || req.SubjectType == "" {
-			return nil, errors.New("Both subject_type and subject_identifier are required")
-		}
-		return []subjectRef{{req.SubjectType, req.SubjectIdentifier}}, nil
-	}
-	if len(req.Subject) == 0 {
-		return nil, errors.New("Missing required subject")
-	}
-	var out []subjectRef
-	for i, m := range req.Subject {
-		str := func(k string) string { s, _ := m[k].(string); return s }
-		switch {
-		case str("type") != "" && str("item") != "":
-			out = append(out, subjectRef{str("type"), str("item")})
-		case str("productmd.compose.id") != "":
-			out = append(out, subjectRef{SubjectCompose, str("productmd.compose.id")})
-		case str("original_spec_nvr") != "":
-			out = append(out, subjectRef{SubjectKojiBuild, str("original_spec_nvr")})
-		default:
-			return nil, fmt.Errorf("Invalid subject %d: want type and item", i)
-		}
-	}
-	return out, nil
 }
 
 func contextList(raw json.RawMessage) ([]string, error) {

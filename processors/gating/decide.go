@@ -86,6 +86,9 @@ type Query struct {
 	IgnoreWaivers []string
 	// Verbose fills Evaluation.Results and Evaluation.Waivers.
 	Verbose bool
+	// Policies, when not nil, are evaluated instead of the engine's
+	// (a decision request's on-demand rules, see OnDemandPolicy).
+	Policies []*Policy
 }
 
 // Answer is one requirement of an evaluation together with the evidence
@@ -213,7 +216,11 @@ func (e *Engine) Evaluate(s *Subject, q Query) *Evaluation {
 	x.verified = x.vbuf[:0]
 	var applicable [8]*Policy
 	pols, nrules := applicable[:0], 0
-	for _, p := range e.policies.Policies() {
+	policies := e.policies.Policies()
+	if q.Policies != nil {
+		policies = q.Policies
+	}
+	for _, p := range policies {
 		if p.matches(q.DecisionContexts, q.ProductVersion, typ) {
 			pols = append(pols, p)
 			nrules += len(p.Rules)
@@ -512,9 +519,7 @@ func (x *evaluator) checkRemote(p *Policy, r *Rule) {
 		return
 	}
 	for _, sp := range pols {
-		// matches_sub_policy: the remote policy must share a decision
-		// context with the policy that has the RemoteRule.
-		if !p.hasContext(sp.DecisionContexts) {
+		if !p.matchesSubPolicy(sp) {
 			continue
 		}
 		if sp.matches(x.q.DecisionContexts, x.q.ProductVersion, x.typ) {

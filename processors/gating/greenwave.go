@@ -16,7 +16,9 @@ type GreenwaveDecision struct {
 	Summary                 string           `json:"summary"`
 	SatisfiedRequirements   []map[string]any `json:"satisfied_requirements"`
 	UnsatisfiedRequirements []map[string]any `json:"unsatisfied_requirements"`
-	ApplicablePolicies      []string         `json:"applicable_policies"`
+	// ApplicablePolicies is absent for a request with on-demand rules,
+	// as in Greenwave.
+	ApplicablePolicies *[]string `json:"applicable_policies,omitempty"`
 	// Results and Waivers are present for verbose requests only.
 	Results *[]map[string]any `json:"results,omitempty"`
 	Waivers *[]map[string]any `json:"waivers,omitempty"`
@@ -45,8 +47,8 @@ func GreenwaveResponse(verbose bool, evals ...*Evaluation) (*GreenwaveDecision, 
 		PoliciesSatisfied:       true,
 		SatisfiedRequirements:   []map[string]any{},
 		UnsatisfiedRequirements: []map[string]any{},
-		ApplicablePolicies:      []string{},
 	}
+	applicable := []string{}
 	var all []Answer
 	results, waivers := []map[string]any{}, []map[string]any{}
 	seenResults, seenWaivers := map[string]bool{}, map[string]bool{}
@@ -54,7 +56,7 @@ func GreenwaveResponse(verbose bool, evals ...*Evaluation) (*GreenwaveDecision, 
 		if ev.NoApplicablePolicies && !ev.IgnoreMissingPolicy {
 			return nil, &NoPoliciesError{SubjectType: ev.SubjectType, DecisionContexts: ev.DecisionContexts, ProductVersion: ev.ProductVersion}
 		}
-		resp.ApplicablePolicies = append(resp.ApplicablePolicies, ev.ApplicablePolicies...)
+		applicable = append(applicable, ev.ApplicablePolicies...)
 		for i := range ev.Answers {
 			a := &ev.Answers[i]
 			all = append(all, *a)
@@ -82,6 +84,7 @@ func GreenwaveResponse(verbose bool, evals ...*Evaluation) (*GreenwaveDecision, 
 			}
 		}
 	}
+	resp.ApplicablePolicies = &applicable
 	resp.Summary = summarize(all)
 	if verbose {
 		resp.Results, resp.Waivers = &results, &waivers

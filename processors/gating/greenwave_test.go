@@ -3,7 +3,10 @@ package gating
 import (
 	"encoding/json"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/factory2/factory2/avro"
@@ -195,8 +198,354 @@ rules:
 			t.Fatal(err)
 		}
 		if resp.PoliciesSatisfied || resp.Summary != "Of 6 required tests, 2 results missing, 1 test failed" ||
-			len(resp.SatisfiedRequirements) != 3 || len(resp.UnsatisfiedRequirements) != 3 || len(resp.ApplicablePolicies) != 4 {
+			len(resp.SatisfiedRequirements) != 3 || len(resp.UnsatisfiedRequirements) != 3 || len(*resp.ApplicablePolicies) != 4 {
 			t.Errorf("got %s", mustJSON(t, resp))
 		}
 	})
+}
+
+// storedSubjects is a Getter over the subjects harnesses stored, by
+// subject id.
+type storedSubjects map[string]*harness
+
+func (g storedSubjects) Get(_ string, key []byte) ([]byte, bool, error) {
+	h, ok := g[string(key)]
+	if !ok || h.stored == nil {
+		return nil, false, nil
+	}
+	return h.stored, true, nil
+}
+
+// postDecision sends a decision request with a JSON content type to e's
+// API over the subjects of g, and returns the status and the body.
+func postDecision(t *testing.T, e *Engine, g Getter, body string) (int, string) {
+	t.Helper()
+	return postDecisionAs(t, e, g, "application/json", body)
+}
+
+func postDecisionAs(t *testing.T, e *Engine, g Getter, contentType, body string) (int, string) {
+	t.Helper()
+	mux := http.NewServeMux()
+	NewAPI(e, g).Register(mux)
+	req := httptest.NewRequest(http.MethodPost, "/api/v1.0/decision", strings.NewReader(body))
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	rec := httptest.NewRecorder()
+	mux.ServeHTTP(rec, req)
+	return rec.Code, rec.Body.String()
+}
+
+// TestOnDemandRules: a decision request with "rules" instead of a
+// decision_context is answered as Greenwave answers it. The expected
+// answers are Greenwave's functional tests
+// (functional-tests/test_api_v1.py) where there is one, and otherwise
+// what its code gives: make_decision (greenwave/decision.py) builds an
+// OnDemandPolicy (greenwave/policies.py) from the request for each
+// subject, evaluates those instead of the configured policies, with no
+// decision context, and leaves applicable_policies out of the answer.
+func TestOnDemandRules(t *testing.T) {
+	const nvrRules = `"rules": [{"type": "PassingTestCaseRule", "test_case_name": "dist.abicheck"},
+	  {"type": "PassingTestCaseRule", "test_case_name": "dist.rpmdeplint"},
+	  {"type": "PassingTestCaseRule", "test_case_name": "dist.upgradepath"}]`
+	// The first test failed but was waived, the others passed.
+	waivedAndPassed := func(t *testing.T) *harness {
+		h := newHarness(t, fedoraYAML, nil)
+		h.apply(result("dist.abicheck", "FAILED", 1, rid("1")), waive("dist.abicheck", "fedora-31", true, 2, rid("9")),
+			result("dist.rpmdeplint", "PASSED", 3, rid("2")), result("dist.upgradepath", "PASSED", 4, rid("3")))
+		return h
+	}
+
+	t.Run("test_make_a_decision_on_demand_policy", func(t *testing.T) {
+		h := waivedAndPassed(t)
+		status, body := postDecision(t, h.e, storedSubjects{testNVR: h}, `{"id": "on_demand", "product_version": "fedora-31",
+		  "subject_type": "koji_build", "subject_identifier": "`+testNVR+`", `+nvrRules+`}`)
+		if status != http.StatusOK {
+			t.Fatalf("%d %s", status, body)
+		}
+		jsonEqual(t, json.RawMessage(body), `{
+		  "policies_satisfied": true,
+		  "summary": "All required tests (3 total) have passed or been waived",
+		  "satisfied_requirements": [
+		    {"type": "test-result-failed-waived", "testcase": "dist.abicheck", "subject_type": "koji_build",
+		     "subject_identifier": "`+testNVR+`", "result_id": 1, "waiver_id": 9, "scenario": null,
+		     "system_architecture": null, "system_variant": null, "source": null},
+		    {"type": "test-result-passed", "testcase": "dist.rpmdeplint", "subject_type": "koji_build",
+		     "subject_identifier": "`+testNVR+`", "result_id": 2, "scenario": null,
+		     "system_architecture": null, "system_variant": null, "source": null},
+		    {"type": "test-result-passed", "testcase": "dist.upgradepath", "subject_type": "koji_build",
+		     "subject_identifier": "`+testNVR+`", "result_id": 3, "scenario": null,
+		     "system_architecture": null, "system_variant": null, "source": null}],
+		  "unsatisfied_requirements": []
+		}`)
+	})
+
+	t.Run("test_make_a_decision_with_verbose_flag_on_demand_policy", func(t *testing.T) {
+		h := waivedAndPassed(t)
+		status, body := postDecision(t, h.e, storedSubjects{testNVR: h}, `{"product_version": "fedora-31", "verbose": true,
+		  "subject_type": "koji_build", "subject_identifier": "`+testNVR+`", `+nvrRules+`}`)
+		var got struct {
+			Results     []map[string]any `json:"results"`
+			Waivers     []map[string]any `json:"waivers"`
+			Satisfied   []map[string]any `json:"satisfied_requirements"`
+			Unsatisfied []map[string]any `json:"unsatisfied_requirements"`
+			Applicable  *[]string        `json:"applicable_policies"`
+		}
+		if err := json.Unmarshal([]byte(body), &got); status != http.StatusOK || err != nil {
+			t.Fatalf("%d %s %v", status, body, err)
+		}
+		if len(got.Results) != 3 || got.Results[0]["id"] != 3.0 || len(got.Waivers) != 1 || got.Waivers[0]["id"] != 9.0 ||
+			len(got.Satisfied) != 3 || len(got.Unsatisfied) != 0 || got.Applicable != nil {
+			t.Errorf("got %s", body)
+		}
+	})
+
+	t.Run("test_make_a_decision_on_passed_result_with_custom_scenario", func(t *testing.T) {
+		h := newHarness(t, fedoraYAML, nil)
+		h.apply(result("test.testcase1", "FAILED", 1, rid("1")), result("test.testcase1", "PASSED", 2, rid("2"), scenario("scenario1")))
+		status, body := postDecision(t, h.e, storedSubjects{testNVR: h}, `{"product_version": "fedora-26",
+		  "subject_type": "koji_build", "subject_identifier": "`+testNVR+`",
+		  "rules": [{"type": "PassingTestCaseRule", "test_case_name": "test.testcase1", "scenario": "scenario1"}]}`)
+		if status != http.StatusOK {
+			t.Fatalf("%d %s", status, body)
+		}
+		jsonEqual(t, json.RawMessage(body), `{
+		  "policies_satisfied": true,
+		  "summary": "All required tests (1 total) have passed or been waived",
+		  "satisfied_requirements": [
+		    {"type": "test-result-passed", "testcase": "test.testcase1", "subject_type": "koji_build",
+		     "subject_identifier": "`+testNVR+`", "result_id": 2, "scenario": "scenario1",
+		     "system_architecture": null, "system_variant": null, "source": null}],
+		  "unsatisfied_requirements": []
+		}`)
+	})
+
+	t.Run("test_make_a_decision_all_scenarios_waived", func(t *testing.T) {
+		h := newHarness(t, fedoraYAML, nil)
+		h.apply(result("test1", "FAILED", 1, rid("1"), scenario("scenario1")), result("test1", "FAILED", 2, rid("2"), scenario("scenario2")),
+			waive("test1", "fedora-26", true, 3, rid("5")))
+		status, body := postDecision(t, h.e, storedSubjects{testNVR: h}, `{"product_version": "fedora-26",
+		  "subject_type": "koji_build", "subject_identifier": "`+testNVR+`",
+		  "rules": [{"type": "PassingTestCaseRule", "test_case_name": "test1", "scenario": "scenario1"},
+		            {"type": "PassingTestCaseRule", "test_case_name": "test1", "scenario": "scenario2"}]}`)
+		if status != http.StatusOK {
+			t.Fatalf("%d %s", status, body)
+		}
+		jsonEqual(t, json.RawMessage(body), `{
+		  "policies_satisfied": true,
+		  "summary": "All required tests (2 total) have passed or been waived",
+		  "satisfied_requirements": [
+		    {"type": "test-result-failed-waived", "testcase": "test1", "subject_type": "koji_build",
+		     "subject_identifier": "`+testNVR+`", "result_id": 1, "waiver_id": 5, "scenario": "scenario1",
+		     "system_architecture": null, "system_variant": null, "source": null},
+		    {"type": "test-result-failed-waived", "testcase": "test1", "subject_type": "koji_build",
+		     "subject_identifier": "`+testNVR+`", "result_id": 2, "waiver_id": 5, "scenario": "scenario2",
+		     "system_architecture": null, "system_variant": null, "source": null}],
+		  "unsatisfied_requirements": []
+		}`)
+	})
+
+	t.Run("test_make_a_decision_on_redhat_cont_image (a container image's results include its build's)", func(t *testing.T) {
+		h := newHarness(t, fedoraYAML, nil)
+		h.apply(result("test.testcase1", "FAILED", 1, rid("1")),
+			result("test.testcase2", "FAILED", 2, rid("2"), typ(SubjectContainerImage)))
+		status, body := postDecision(t, h.e, storedSubjects{testNVR: h}, `{"product_version": "fedora-26",
+		  "subject_type": "redhat-container-image", "subject_identifier": "`+testNVR+`",
+		  "rules": [{"type": "PassingTestCaseRule", "test_case_name": "test.testcase1"},
+		            {"type": "PassingTestCaseRule", "test_case_name": "test.testcase2"}]}`)
+		if status != http.StatusOK {
+			t.Fatalf("%d %s", status, body)
+		}
+		item := `"item": {"item": "` + testNVR + `", "type": "redhat-container-image"}, "subject_type": "redhat-container-image",
+		  "subject_identifier": "` + testNVR + `", "scenario": null, "system_architecture": null, "system_variant": null, "source": null`
+		jsonEqual(t, json.RawMessage(body), `{
+		  "policies_satisfied": false,
+		  "summary": "Of 2 required tests, 2 tests failed",
+		  "satisfied_requirements": [],
+		  "unsatisfied_requirements": [
+		    {"type": "test-result-failed", "testcase": "test.testcase1", "result_id": 1, `+item+`},
+		    {"type": "test-result-failed", "testcase": "test.testcase2", "result_id": 2, `+item+`}]
+		}`)
+	})
+
+	// Reasoned from make_decision: one OnDemandPolicy per subject, each
+	// applying to every subject. An excluded package stops each of them
+	// before its rules (Policy.check), so it is excluded once per subject
+	// of the request; a rule counts once per subject (RuleContext).
+	t.Run("excluded_packages with two subjects", func(t *testing.T) {
+		h := newHarness(t, fedoraYAML, nil)
+		status, body := postDecision(t, h.e, storedSubjects{}, `{"product_version": "fedora-26",
+		  "subject": [{"type": "koji_build", "item": "firefox-1-1.fc26"}, {"type": "koji_build", "item": "bash-1-1.fc26"}],
+		  "excluded_packages": ["firefox"],
+		  "rules": [{"type": "PassingTestCaseRule", "test_case_name": "tier0"}]}`)
+		if status != http.StatusOK {
+			t.Fatalf("%d %s", status, body)
+		}
+		excluded := `{"type": "excluded", "subject_identifier": "firefox-1-1.fc26", "policy": "on-demand-policy", "source": null}`
+		jsonEqual(t, json.RawMessage(body), `{
+		  "policies_satisfied": false,
+		  "summary": "Of 1 required test, 1 result missing",
+		  "satisfied_requirements": [`+excluded+`, `+excluded+`],
+		  "unsatisfied_requirements": [
+		    {"type": "test-result-missing", "testcase": "tier0", "subject_type": "koji_build",
+		     "subject_identifier": "bash-1-1.fc26", "scenario": null, "source": null,
+		     "item": {"type": "koji_build", "item": "bash-1-1.fc26"}}]
+		}`)
+	})
+
+	// Reasoned from OnDemandPolicy.matches_sub_policy: a RemoteRule in
+	// on-demand rules takes the package's policies that match the
+	// request's product version, whatever their decision contexts (the
+	// request has none), where a server policy takes those sharing its
+	// decision context.
+	t.Run("RemoteRule takes the gating.yaml policies of the product version", func(t *testing.T) {
+		const url = "https://src.fedoraproject.org/rpms/nethack/raw/c3c47a08/f/gating.yaml"
+		h := newHarness(t, fedoraYAML, nil)
+		h.apply(remote("gating.yaml", `--- !Policy
+product_versions: [fedora-*]
+decision_context: some_context_of_its_own
+rules:
+  - !PassingTestCaseRule {test_case_name: dist.upgradepath}
+--- !Policy
+product_versions: [rhel-*]
+decision_context: some_context_of_its_own
+rules:
+  - !PassingTestCaseRule {test_case_name: rhel.only}
+`, 1, func(r any) { r.(*avro.RemoteRuleFile).SourceURL = url }))
+		status, body := postDecision(t, h.e, storedSubjects{testNVR: h}, `{"product_version": "fedora-26",
+		  "subject_type": "koji_build", "subject_identifier": "`+testNVR+`", "rules": [{"type": "RemoteRule"}]}`)
+		if status != http.StatusOK {
+			t.Fatalf("%d %s", status, body)
+		}
+		jsonEqual(t, json.RawMessage(body), `{
+		  "policies_satisfied": false,
+		  "summary": "Of 1 required test, 1 result missing",
+		  "satisfied_requirements": [
+		    {"type": "fetched-gating-yaml", "testcase": "fetched-gating-yaml", "subject_type": "koji_build",
+		     "subject_identifier": "`+testNVR+`", "source": "`+url+`"}],
+		  "unsatisfied_requirements": [
+		    {"type": "test-result-missing", "testcase": "dist.upgradepath", "subject_type": "koji_build",
+		     "subject_identifier": "`+testNVR+`", "scenario": null, "source": "`+url+`",
+		     "item": {"type": "koji_build", "item": "`+testNVR+`"}}]
+		}`)
+	})
+
+	// A product_versions attribute in the request replaces the on-demand
+	// policy's (create_from_json updates its defaults with the request);
+	// when it does not match, no policy applies: Greenwave's 404, with no
+	// decision context to name.
+	t.Run("product_versions that do not match", func(t *testing.T) {
+		h := newHarness(t, fedoraYAML, nil)
+		status, body := postDecision(t, h.e, storedSubjects{}, `{"product_version": "fedora-26", "product_versions": ["rhel-*"],
+		  "subject_type": "koji_build", "subject_identifier": "`+testNVR+`",
+		  "rules": [{"type": "PassingTestCaseRule", "test_case_name": "tier0"}]}`)
+		jsonEqual(t, json.RawMessage(body), `{"message": "Found no applicable policies for koji_build subjects at gating point(s)  in fedora-26"}`)
+		if status != http.StatusNotFound {
+			t.Errorf("status %d", status)
+		}
+	})
+}
+
+// TestDecisionRequestErrors: a decision request Greenwave refuses gets
+// Greenwave's status and message ({"message": ...}); the messages are
+// those of make_decision (greenwave/decision.py), OnDemandPolicy and
+// SafeYAMLObject.from_value (greenwave/safe_yaml.py), and Flask's for a
+// content type that is not JSON. Greenwave's functional tests
+// (functional-tests/test_api_v1.py) check the ones named after them.
+func TestDecisionRequestErrors(t *testing.T) {
+	h := newHarness(t, fedoraYAML, nil)
+	const subject = `"subject_type": "koji_build", "subject_identifier": "` + testNVR + `"`
+	const rule = `{"type": "PassingTestCaseRule", "test_case_name": "dist.abicheck"}`
+	for _, tc := range []struct {
+		name        string
+		contentType string
+		body        string
+		status      int
+		message     string
+	}{
+		{"test_415_for_missing_request_content_type", "application/json", `{}`, 415, "No JSON payload in request"},
+		{"a form", "application/x-www-form-urlencoded", `{"decision_context": "x"}`, 415,
+			"Did not attempt to load JSON data because the request Content-Type was not 'application/json'."},
+		{"no content type", "", `{"decision_context": "x"}`, 415,
+			"Did not attempt to load JSON data because the request Content-Type was not 'application/json'."},
+		{"missing product version", "application/json", `{"decision_context": "bodhi_update_push_stable", ` + subject + `}`, 400,
+			"Missing required product version"},
+		{"neither context nor rules", "application/json", `{"product_version": "fedora-26", ` + subject + `}`, 400,
+			"Either decision_context or rules is required."},
+		{"empty rules", "application/json", `{"product_version": "fedora-26", "rules": [], ` + subject + `}`, 400,
+			"Either decision_context or rules is required."},
+		{"test_cannot_make_decision_with_both_decision_context_and_user_policies", "application/json",
+			`{"product_version": "fedora-26", "decision_context": "koji_build_push_missing_results", "rules": [` + rule + `], ` + subject + `}`, 400,
+			"Cannot have both decision_context and rules"},
+		{"test_cannot_make_decision_without_required_rule_type", "application/json",
+			`{"product_version": "fedora-26", "rules": [{"typo": "PassingTestCaseRule", "test_case_name": "dist.abicheck"}, ` + rule + `], ` + subject + `}`, 400,
+			"Failed to parse on demand policy: Attribute 'rules': Key 'type' is required for each list item"},
+		{"test_cannot_make_decision_without_required_rule_testcase_name", "application/json",
+			`{"product_version": "fedora-26", "rules": [` + rule + `, {"type": "PassingTestCaseRule"}], ` + subject + `}`, 400,
+			"Failed to parse on demand policy: Attribute 'rules': Attribute 'test_case_name' is required"},
+		{"unknown rule type", "application/json",
+			`{"product_version": "fedora-26", "rules": [{"type": "PassingTestCaseRul", "test_case_name": "x"}], ` + subject + `}`, 400,
+			"Failed to parse on demand policy: Attribute 'rules': Key 'type' for an list item is not valid: PassingTestCaseRul"},
+		{"obsolete rule", "application/json",
+			`{"product_version": "fedora-26", "rules": [{"type": "PackageSpecificBuild"}], ` + subject + `}`, 400,
+			`Failed to parse on demand policy: Attribute 'rules': !PackageSpecificBuild is obsolete. Please use the "packages" allowlist instead.`},
+		{"rules not a list", "application/json",
+			`{"product_version": "fedora-26", "rules": "dist.abicheck", ` + subject + `}`, 400,
+			"Failed to parse on demand policy: Attribute 'rules': Expected list of Rule objects"},
+		{"bad required", "application/json",
+			`{"product_version": "fedora-26", "rules": [{"type": "RemoteRule", "required": "yes"}], ` + subject + `}`, 400,
+			"Failed to parse on demand policy: Attribute 'rules': Attribute 'required': Expected a boolean value, got: yes"},
+		{"bad packages", "application/json",
+			`{"product_version": "fedora-26", "rules": [` + rule + `], "packages": [1], ` + subject + `}`, 400,
+			"Failed to parse on demand policy: Attribute 'packages': Expected list of str objects"},
+		{"verbose not a bool", "application/json",
+			`{"product_version": "fedora-26", "decision_context": "bodhi_update_push_stable", "verbose": "yes", ` + subject + `}`, 400,
+			"Invalid verbose flag, must be a bool"},
+		{"verbose null", "application/json",
+			`{"product_version": "fedora-26", "decision_context": "bodhi_update_push_stable", "verbose": null, ` + subject + `}`, 400,
+			"Invalid verbose flag, must be a bool"},
+		{"bad when", "application/json",
+			`{"product_version": "fedora-26", "decision_context": "bodhi_update_push_stable", "when": "yesterday", ` + subject + `}`, 400,
+			`Invalid "when" parameter, must be in ISO8601 format`},
+		{"no subject type", "application/json",
+			`{"product_version": "fedora-26", "decision_context": "bodhi_update_push_stable", "subject_identifier": "x"}`, 400,
+			`Missing required "subject_type" parameter`},
+		{"no subject identifier", "application/json",
+			`{"product_version": "fedora-26", "decision_context": "bodhi_update_push_stable", "subject_type": "koji_build"}`, 400,
+			`Missing required "subject_identifier" parameter`},
+		{"subject not a list", "application/json",
+			`{"product_version": "fedora-26", "decision_context": "bodhi_update_push_stable", "subject": {"item": "x"}}`, 400,
+			"Invalid subject, must be a list of dicts"},
+		{"subject without identifier", "application/json",
+			`{"product_version": "fedora-26", "decision_context": "bodhi_update_push_stable", "subject": [{"type": "koji_build"}]}`, 400,
+			"Could not detect subject_identifier"},
+		{"a bad subject before the rules are parsed", "application/json",
+			`{"product_version": "fedora-26", "rules": [{"type": "x"}], "subject": [{"type": "koji_build"}]}`, 400,
+			"Could not detect subject_identifier"},
+		{"not an object", "application/json", `["x"]`, 400, "Invalid JSON: the body must be a JSON object"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			status, body := postDecisionAs(t, h.e, storedSubjects{}, tc.contentType, tc.body)
+			var got map[string]any
+			if err := json.Unmarshal([]byte(body), &got); err != nil {
+				t.Fatalf("%d %q: %v", status, body, err)
+			}
+			if status != tc.status || got["message"] != tc.message || len(got) != 1 {
+				t.Errorf("got %d %s\nwant %d {\"message\": %q}", status, body, tc.status, tc.message)
+			}
+		})
+	}
+	// The subject list may name subjects by their types' item keys.
+	status, body := postDecision(t, h.e, storedSubjects{}, `{"product_version": "fedora-rawhide",
+	  "decision_context": "rawhide_compose_sync_to_mirrors", "subject": [{"productmd.compose.id": "Fedora-Rawhide-20240101.n.0"}]}`)
+	if status != http.StatusOK || !strings.Contains(body, `"Fedora-Rawhide-20240101.n.0"`) {
+		t.Errorf("compose by item key: %d %s", status, body)
+	}
+	// A JSON content type with parameters, or application/*+json, is JSON.
+	for _, ct := range []string{"application/json; charset=utf-8", "application/vnd.greenwave+json"} {
+		if status, body := postDecisionAs(t, h.e, storedSubjects{}, ct, `{"product_version": "fedora-26",
+		  "decision_context": "bodhi_update_push_stable", `+subject+`}`); status != http.StatusOK {
+			t.Errorf("%s: %d %s", ct, status, body)
+		}
+	}
 }

@@ -131,6 +131,9 @@ type Policy struct {
 	pkgGlobs       globs
 	exclGlobs      globs
 	anySubjectType bool
+	// onDemand marks Greenwave's OnDemandPolicy: the rules of a decision
+	// request (see OnDemandPolicy).
+	onDemand bool
 }
 
 // label names the policy in messages the way Greenwave does.
@@ -151,6 +154,23 @@ func (p *Policy) hasContext(ctxs []string) bool {
 }
 
 func (p *Policy) matchesProductVersion(pv string) bool { return p.pvGlobs.match(pv) }
+
+// matchesSubPolicy is Greenwave's Policy.matches_sub_policy: which
+// policies of a remote rule file a RemoteRule of p takes. A server policy
+// takes those sharing one of its decision contexts; an on-demand policy
+// (OnDemandPolicy.matches_sub_policy) those whose product versions match
+// one of its own.
+func (p *Policy) matchesSubPolicy(sp *Policy) bool {
+	if p.onDemand {
+		for _, pv := range p.ProductVersions {
+			if sp.matchesProductVersion(pv) {
+				return true
+			}
+		}
+		return false
+	}
+	return p.hasContext(sp.DecisionContexts)
+}
 
 func (p *Policy) matchesSubjectType(t string) bool {
 	return p.anySubjectType || slices.Contains(p.SubjectTypes, t)
