@@ -346,6 +346,16 @@ func parsePolicies(name string, data []byte, remote bool, knownTypes []string) (
 		}
 	}
 	if len(p.errs) > 0 {
+		// In the order of the file (a document's checks run key by key,
+		// then over the whole document).
+		line := func(err error) int {
+			var pe *PolicyError
+			if errors.As(err, &pe) {
+				return pe.Line
+			}
+			return 0
+		}
+		slices.SortStableFunc(p.errs, func(a, b error) int { return cmpInt(line(a), line(b)) })
 		return nil, errors.Join(p.errs...)
 	}
 	return out, nil
