@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -170,39 +168,7 @@ func processorSpecs(cfg config.Config, cat *topics.Catalog) ([]processors.Spec, 
 // gatingEngine loads the policies and signing rules of cfg. A broken
 // policy set stops the process: deciding with half the policies would
 // emit wrong decisions.
-func gatingEngine(cfg config.Config) (*gating.Engine, error) {
-	files := map[string][]byte{}
-	for _, path := range cfg.Gating.Policies {
-		fi, err := os.Stat(path)
-		if err != nil {
-			return nil, fmt.Errorf("gating.policies: %w", err)
-		}
-		paths := []string{path}
-		if fi.IsDir() {
-			paths, _ = filepath.Glob(filepath.Join(path, "*.yaml"))
-			more, _ := filepath.Glob(filepath.Join(path, "*.yml"))
-			paths = append(paths, more...)
-		}
-		for _, p := range paths {
-			b, err := os.ReadFile(p)
-			if err != nil {
-				return nil, fmt.Errorf("gating.policies: %w", err)
-			}
-			files[p] = b
-		}
-	}
-	var ps *gating.PolicySet
-	if len(files) > 0 {
-		var err error
-		if ps, err = gating.LoadPolicies(files); err != nil {
-			return nil, err
-		}
-	}
-	return gating.NewEngine(ps, cfg.Gating.SigningRules,
-		gating.WithProductVersionRules(cfg.Gating.ProductVersions...),
-		gating.WithMaxSubjectBytes(cfg.Gating.MaxSubjectBytes),
-		gating.WithMaxPolicyFileBytes(cfg.Gating.MaxPolicyFileBytes))
-}
+func gatingEngine(cfg config.Config) (*gating.Engine, error) { return cfg.GatingEngine() }
 
 // ensureTopics creates the missing topics (changelogs included) and
 // reports drift as warnings.

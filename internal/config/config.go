@@ -1,5 +1,10 @@
 // Package config loads factory2's YAML configuration file: one Config
 // struct with defaults, loaded in one place, validated all at once.
+// Check goes further for `factory2 config check` (the policies, and the
+// decision contexts composes and signing rules require of them);
+// Reference documents every key, its type and default, from the struct
+// itself and the docs table, for `factory2 config reference` and
+// deploy/config-reference.md.
 package config
 
 import (
@@ -9,6 +14,8 @@ import (
 	"io"
 	"net"
 	"os"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 
@@ -176,6 +183,9 @@ type Gating struct {
 	ProductVersions []gating.ProductVersionRule `yaml:"product_versions"`
 	// SigningRules are the autosign rules (robosignatory's from/to/key).
 	SigningRules []gating.SigningRule `yaml:"signing_rules"`
+	// ExtraSubjectTypes are subject types policies may name besides
+	// Greenwave's (gating.GreenwaveSubjectTypes).
+	ExtraSubjectTypes []string `yaml:"extra_subject_types"`
 	// MaxSubjectBytes bounds the stored state of one subject (one
 	// changelog record, which Kafka refuses above 1 MiB): an event that
 	// would grow a subject past it goes to the dead-letter topic.
@@ -238,30 +248,61 @@ func Default() Config {
 	}
 }
 
-// Load reads the YAML file at path over the defaults. Unknown keys are
-// errors, reported with their line.
+// Load reads the YAML file at path over the defaults and validates it,
+// reporting every problem at once: unknown keys and values of the wrong
+// type (each with its line), then every invalid value. Relative paths in
+// gating.policies are relative to the file's directory, so a
+// configuration and its policies can move together.
 func Load(path string) (Config, error) {
 	cfg := Default()
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return cfg, fmt.Errorf("config: %w", err)
 	}
-	if err := Parse(data, &cfg); err != nil {
+	err = Parse(data, &cfg)
+	cfg.Gating.Policies = resolvePaths(filepath.Dir(path), cfg.Gating.Policies)
+	if err != nil {
 		return cfg, fmt.Errorf("config: %s: %w", path, err)
 	}
 	return cfg, nil
 }
 
-// Parse decodes YAML data over cfg and validates the result.
+// resolvePaths makes the relative paths of paths relative to dir.
+func resolvePaths(dir string, paths []string) []string {
+	out := make([]string, len(paths))
+	for i, p := range paths {
+		if p != "" && !filepath.IsAbs(p) {
+			p = filepath.Join(dir, p)
+		}
+		out[i] = p
+	}
+	return out
+}
+
+// Parse decodes YAML data over cfg and validates the result. Every
+// problem is reported at once: the decoder goes on past unknown keys and
+// values of the wrong type, and what it could decode is validated.
 func Parse(data []byte, cfg *Config) error {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	// An empty file decodes to io.EOF: the defaults stand.
-	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
-		return err
+	err := dec.Decode(cfg)
+	var te *yaml.TypeError
+	switch {
+	case err == nil || errors.Is(err, io.EOF):
+		return cfg.Validate()
+	case errors.As(err, &te):
+		errs := make([]error, 0, len(te.Errors)+1)
+		for _, e := range te.Errors {
+			errs = append(errs, errors.New(explainTypeError(e)))
+		}
+		return errors.Join(append(errs, cfg.Validate())...)
 	}
-	return cfg.Validate()
+	return fmt.Errorf("%w: %w", ErrSyntax, err) // nothing more can be read
 }
+
+// ErrSyntax is wrapped by the error for a file that is not valid YAML.
+var ErrSyntax = errors.New("not valid YAML")
 
 // Validate reports every problem of c at once.
 func (c Config) Validate() error {
@@ -323,6 +364,14 @@ func (c Config) Validate() error {
 	for i, r := range c.Gating.ProductVersions {
 		if r.Match == "" || r.ProductVersion == "" {
 			errs = append(errs, fmt.Errorf("gating.product_versions[%d]: match and product_version are required", i))
+		}
+		if _, err := regexp.Compile(r.Match); err != nil {
+			errs = append(errs, fmt.Errorf("gating.product_versions[%d]: match %q: %w", i, r.Match, err))
+		}
+	}
+	for i, t := range c.Gating.ExtraSubjectTypes {
+		if strings.TrimSpace(t) == "" {
+			errs = append(errs, fmt.Errorf("gating.extra_subject_types[%d]: blank", i))
 		}
 	}
 	errs = append(errs, validateComposes(c.Composes)...)

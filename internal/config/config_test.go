@@ -1,6 +1,7 @@
 package config
 
 import (
+	"flag"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -12,6 +13,8 @@ import (
 
 	"github.com/factory2/factory2/avro"
 )
+
+var update = flag.Bool("update", false, "rewrite deploy/config-reference.md from the configuration's definition")
 
 func TestLoadGood(t *testing.T) {
 	files, _ := filepath.Glob("testdata/*.good.yml")
@@ -83,11 +86,35 @@ var exampleConfig = filepath.Join("..", "..", "deploy", "factory2.example.yml")
 
 // TestExampleConfig: the example configuration loads and validates, sets
 // every key of every section (so it shows them all), and defines the
-// Rawhide and Fedora 42 updates composes.
+// Rawhide and Fedora 42 updates composes. It runs as is against `make
+// kafka-up`: one broker at 127.0.0.1:29092, replication 1, the example
+// policies of deploy/policies (relative to the file), from which the
+// gating engine builds, and `config check` finds nothing.
 func TestExampleConfig(t *testing.T) {
 	cfg, err := Load(exampleConfig)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if err := Check(exampleConfig); err != nil {
+		t.Errorf("Check: %v", err)
+	}
+	if !reflect.DeepEqual(cfg.Brokers, []string{"127.0.0.1:29092"}) || cfg.Topics.Replication != 1 || cfg.Topics.MinInSyncReplicas > 1 {
+		t.Errorf("not for make kafka-up: brokers %v, replication %d, min.insync.replicas %d",
+			cfg.Brokers, cfg.Topics.Replication, cfg.Topics.MinInSyncReplicas)
+	}
+	if want := filepath.Join("..", "..", "deploy", "policies"); !reflect.DeepEqual(cfg.Gating.Policies, []string{want}) {
+		t.Errorf("policies %v, want [%s]", cfg.Gating.Policies, want)
+	}
+	eng, err := cfg.GatingEngine()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var policies []string
+	for _, p := range eng.Policies().Policies() {
+		policies = append(policies, p.ID)
+	}
+	if !reflect.DeepEqual(policies, []string{"fedora_updates_testing", "fedora_updates_stable", "fedora_rawhide_compose"}) {
+		t.Errorf("example policies %v", policies)
 	}
 	data, err := os.ReadFile(exampleConfig)
 	if err != nil {
@@ -137,7 +164,7 @@ func hasKey(doc map[string]any, path []string) bool {
 
 func TestLoadBad(t *testing.T) {
 	for file, wants := range map[string][]string{
-		"unknown-key.bad.yml": {"line 3", "commit_intervall"},
+		"unknown-key.bad.yml": {"line 3", `unknown key "commit_intervall"; did you mean commit_interval?`},
 		"gating-bounds.bad.yml": {
 			"gating.max_subject_bytes 1048576: must be in (0, 786432]",
 			"gating.max_policy_file_bytes 0: must be positive",
@@ -243,5 +270,133 @@ func TestDefaultGatingBounds(t *testing.T) {
 	}
 	if cfg.Gating.MaxSubjectBytes != 512<<10 || cfg.Gating.MaxPolicyFileBytes != 256<<10 {
 		t.Fatalf("gating bounds %d, %d; want 512 KiB, 256 KiB", cfg.Gating.MaxSubjectBytes, cfg.Gating.MaxPolicyFileBytes)
+	}
+}
+
+// TestLoadReportsEverything: unknown keys, values of the wrong type and
+// invalid values are reported together, each once.
+func TestLoadReportsEverything(t *testing.T) {
+	_, err := Load(filepath.Join("testdata", "check.bad.yml"))
+	if err == nil {
+		t.Fatal("want an error")
+	}
+	for _, w := range []string{
+		`line 4: unknown key "partitionz"; did you mean partitions?`,
+		`line 8: "many" is not an integer`,
+		`brokers: "127.0.0.1": want host:port`,
+		"min.insync.replicas 2 exceeds replication 1",
+	} {
+		if strings.Count(err.Error(), w) != 1 {
+			t.Errorf("error %q does not mention %q once", err, w)
+		}
+	}
+}
+
+// TestCheck: config check reports every problem of a file at once, the
+// policies' and those only the policies show included; a good file has
+// none.
+func TestCheck(t *testing.T) {
+	err := Check(filepath.Join("testdata", "check.bad.yml"))
+	if err == nil {
+		t.Fatal("want an error")
+	}
+	for _, w := range []string{
+		"config: testdata/check.bad.yml: ",
+		`line 4: unknown key "partitionz"`,
+		`line 8: "many" is not an integer`,
+		`brokers: "127.0.0.1": want host:port`,
+		"min.insync.replicas 2 exceeds replication 1",
+		"gating.policies: stat testdata/no-such-dir: no such file or directory",
+		"gating.policies: testdata/policies-empty: a directory without a *.yaml or *.yml policy file",
+		`testdata/policies-bad/p.yaml:5: policy "stable": unknown subject type "koji-build"`,
+		"did you mean koji_build?",
+		"testdata/policies-bad/p.yaml:7: policy \"stable\": rules[0]: unknown rule tag !PassingTestCaseRul; did you mean !PassingTestCaseRule?",
+	} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error does not mention %q:\n%v", w, err)
+		}
+	}
+	if strings.Count(err.Error(), "config: ") != 1 {
+		t.Errorf("the file is named more than once:\n%v", err)
+	}
+
+	err = Check(filepath.Join("testdata", "check-contexts.bad.yml"))
+	for _, w := range []string{
+		`composes[0] (fedora-42-updates): decision_contexts: decision context "critpath_stable" is the decision context of no policy ` +
+			`(they have: bodhi_update_push_stable, bodhi_update_push_testing, rawhide_compose_sync_to_mirrors)`,
+		`gating.signing_rules (gold): require_context: decision context "bodhi_update_push_stabel" is the decision context of no policy; did you mean bodhi_update_push_stable?`,
+	} {
+		if err == nil || !strings.Contains(err.Error(), w) {
+			t.Errorf("error %v does not mention %q", err, w)
+		}
+	}
+	if err != nil && strings.Contains(err.Error(), `"bodhi_update_push_stable" is`) {
+		t.Errorf("a context the policies have is reported: %v", err)
+	}
+
+	if err := Check(filepath.Join("testdata", "full.good.yml")); err == nil || !strings.Contains(err.Error(), "/etc/factory2/policies") {
+		t.Errorf("full.good.yml names a policy directory this machine lacks: %v", err)
+	}
+	if err := Check(filepath.Join("testdata", "invalid.bad.yml")); err == nil || !strings.Contains(err.Error(), "signing rule no-key") {
+		t.Errorf("invalid: %v", err)
+	}
+	if err := Check(filepath.Join(t.TempDir(), "nope.yml")); err == nil || !os.IsNotExist(unwrapAll(err)) {
+		t.Errorf("missing file: %v", err)
+	}
+}
+
+// TestReference: every key of the configuration is documented, with its
+// type and default, and deploy/config-reference.md is the reference the
+// definition gives (go test -run TestReference -update rewrites it).
+func TestReference(t *testing.T) {
+	keys := Keys()
+	seen := map[string]bool{}
+	for _, k := range keys {
+		seen[k.Path] = true
+		if k.Doc == "" {
+			t.Errorf("key %s has no doc in docs", k.Path)
+		}
+		if k.Type == "" || k.Default == "" {
+			t.Errorf("key %s: type %q, default %q", k.Path, k.Type, k.Default)
+		}
+	}
+	for path := range docs {
+		if !seen[path] {
+			t.Errorf("docs documents %s, which is not a key", path)
+		}
+	}
+	for _, top := range yamlKeys(reflect.TypeFor[Config](), "") {
+		if !seen[top] {
+			t.Errorf("key %s missing from the reference", top)
+		}
+	}
+	byPath := map[string]Key{}
+	for _, k := range keys {
+		byPath[k.Path] = k
+	}
+	for path, want := range map[string]string{
+		"brokers": "[127.0.0.1:9092]", "instance_id": "the host name", "topics.partitions": "6",
+		"processing.commit_interval": "100ms", "http.idle_timeout": "2m", "state.dir": "data/state",
+		"http.token": `""`, "gating.policies": "[]", "gating.signing_rules[].priority": "0",
+		"composes[].cadence.min_interval": "0s",
+	} {
+		if got := byPath[path].Default; got != want {
+			t.Errorf("default of %s: %q, want %q", path, got, want)
+		}
+	}
+
+	ref := Reference()
+	path := filepath.Join("..", "..", "deploy", "config-reference.md")
+	if *update {
+		if err := os.WriteFile(path, []byte(ref), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != ref {
+		t.Errorf("%s is not the reference of the configuration's definition; run: go test ./internal/config -run TestReference -update", path)
 	}
 }
