@@ -104,17 +104,21 @@ cmd_fetch() {
 	local tmp="$cache_dir.partial"
 	rm -rf "$tmp"
 	mkdir -p "$tmp"
-	log "fetching Kafka $KAFKA_VERSION and its runtime dependencies with Maven"
+	log "fetching Kafka $KAFKA_VERSION and its runtime dependencies with Maven" \
+		"(the first time it downloads them into ~/.m2; progress follows)"
 	# copy-dependencies of a pom-packaged project writes nothing but outputDirectory;
 	# the jars themselves are cached in Maven's local repository (~/.m2).
 	# Maven's output (errors included; Debian's 3.8 also prints stray colour codes even
-	# in batch mode) is kept in a file and shown only on failure.
-	if ! mvn -q -B -f "$here/pom.xml" -Dkafka.version="$KAFKA_VERSION" -Dlog4j.version="$LOG4J_VERSION" \
+	# in batch mode) is kept in a file and shown only on failure; its download lines
+	# become the progress (maven_progress).
+	local started=$SECONDS
+	if ! mvn -B -f "$here/pom.xml" -Dkafka.version="$KAFKA_VERSION" -Dlog4j.version="$LOG4J_VERSION" \
 		dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$tmp/lib" \
-		</dev/null >"$tmp/mvn.log" 2>&1; then
+		</dev/null 2>&1 | tee "$tmp/mvn.log" | maven_progress; then
 		cat "$tmp/mvn.log" >&2
 		die "Maven could not fetch Kafka $KAFKA_VERSION (log: $tmp/mvn.log)"
 	fi
+	log "Maven done in $((SECONDS - started))s"
 	local jar
 	for jar in kafka_2.13-$KAFKA_VERSION kafka-tools-$KAFKA_VERSION log4j-core-$LOG4J_VERSION log4j-slf4j-impl-$LOG4J_VERSION; do
 		[[ -f $tmp/lib/$jar.jar ]] || die "Maven did not produce $jar.jar in $tmp/lib"
@@ -130,6 +134,47 @@ cmd_fetch() {
 	# The marker is written last, so an interrupted fetch is redone from scratch.
 	ls "$lib_dir" >"$marker"
 	log "fetched $(wc -l <"$marker") jars into $lib_dir"
+}
+
+# maven_progress reads Maven's batch-mode output and reports its downloads on stderr:
+# on a terminal one line kept up to date (files, megabytes, the file just downloaded),
+# otherwise a line every 5 seconds while downloads go on; then a total. It prints file
+# names and sizes only, never where they came from.
+maven_progress() {
+	local tty=0
+	[[ -t 2 ]] && tty=1
+	awk -v tty="$tty" '
+		function now() { srand(); return srand() } # seconds; portable to mawk
+		function mb(x) { return sprintf("%.1f MB", x / 1048576) }
+		function files(k) { return k == 1 ? "1 file" : k " files" }
+		{ gsub(/\033\[[0-9;]*[A-Za-z]/, "") }
+		/Downloaded from [^:]*: / {
+			n++
+			line = $0
+			sub(/.*Downloaded from [^:]*: /, "", line)
+			name = line
+			sub(/ .*/, "", name)
+			sub(/.*\//, "", name)
+			size = line
+			if (sub(/^[^(]*\(/, "", size)) {
+				split(size, f, " ")
+				unit = f[2]
+				mult = (unit == "B") ? 1 : (unit == "kB" || unit == "KB") ? 1024 : (unit == "MB") ? 1048576 : (unit == "GB") ? 1073741824 : 0
+				bytes += f[1] * mult
+			}
+			if (tty) {
+				printf "\rkafka.sh: downloaded %s, %s: %s\033[K", files(n), mb(bytes), name > "/dev/stderr"
+			} else if (now() - last >= 5) {
+				last = now()
+				printf "kafka.sh: downloaded %s, %s so far (latest %s)\n", files(n), mb(bytes), name > "/dev/stderr"
+			}
+		}
+		END {
+			if (tty && n) printf "\n" > "/dev/stderr"
+			if (n) printf "kafka.sh: Maven downloaded %s, %s\n", files(n), mb(bytes) > "/dev/stderr"
+			else printf "kafka.sh: nothing to download: every jar was in Maven'"'"'s local repository\n" > "/dev/stderr"
+		}
+	'
 }
 
 require_jars() {
