@@ -394,45 +394,65 @@ func parseWhen(s string) (time.Time, error) {
 	return time.Time{}, fmt.Errorf("Invalid when: %q is not an ISO 8601 time", s)
 }
 
+// policies answers GET /api/v1.0/policies as Greenwave does: every
+// attribute of each policy (Policy.to_json: decision_context or
+// decision_contexts and subject_type or subject_types as written, the
+// other null or empty), each rule as its to_json has it. It adds
+// valid_since and valid_until to the rules that have them, and
+// policy_version.
 func (a *API) policies(w http.ResponseWriter, _ *http.Request) {
-	var out []map[string]any
+	out := []map[string]any{}
 	for _, p := range a.engine.Policies().Policies() {
-		rules := []map[string]any{}
-		for _, r := range p.Rules {
-			m := map[string]any{"rule": r.Kind.String()}
-			switch r.Kind {
-			case RulePassingTestCase:
-				m["test_case_name"] = r.TestCaseName
-				if r.HasScenario {
-					m["scenario"] = r.Scenario
-				} else {
-					m["scenario"] = nil
-				}
-				if !r.ValidSince.IsZero() {
-					m["valid_since"] = r.ValidSince.Format(time.RFC3339)
-				}
-				if !r.ValidUntil.IsZero() {
-					m["valid_until"] = r.ValidUntil.Format(time.RFC3339)
-				}
-			case RuleRemote:
-				m["required"] = r.Required
-				if len(r.Sources) > 0 {
-					m["sources"] = r.Sources
-				}
-			}
-			rules = append(rules, m)
-		}
-		out = append(out, map[string]any{
-			"id":                p.ID,
-			"product_versions":  nonNil(p.ProductVersions),
-			"decision_contexts": nonNil(p.DecisionContexts),
-			"subject_type":      nonNil(p.SubjectTypes),
-			"packages":          nonNil(p.Packages),
-			"excluded_packages": nonNil(append(append([]string{}, p.ExcludedPackages...), p.Blacklist...)),
-			"rules":             rules,
-		})
+		out = append(out, policyJSON(p))
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"policies": nonNil(out), "policy_version": a.engine.Policies().Version()})
+	writeJSON(w, http.StatusOK, map[string]any{"policies": out, "policy_version": a.engine.Policies().Version()})
+}
+
+func policyJSON(p *Policy) map[string]any {
+	rules := []map[string]any{}
+	for _, r := range p.Rules {
+		m := map[string]any{"rule": r.Kind.String()}
+		switch r.Kind {
+		case RulePassingTestCase:
+			m["test_case_name"] = r.TestCaseName
+			m["scenario"] = nil
+			if r.HasScenario {
+				m["scenario"] = r.Scenario
+			}
+			if !r.ValidSince.IsZero() {
+				m["valid_since"] = r.ValidSince.Format(time.RFC3339)
+			}
+			if !r.ValidUntil.IsZero() {
+				m["valid_until"] = r.ValidUntil.Format(time.RFC3339)
+			}
+		case RuleRemote:
+			m["required"] = r.Required
+			m["sources"] = nonNil(r.Sources)
+		}
+		rules = append(rules, m)
+	}
+	// One of the single and list forms, as written.
+	single := func(ok bool, vs []string) (any, []string) {
+		if ok && len(vs) == 1 {
+			return vs[0], []string{}
+		}
+		return nil, nonNil(vs)
+	}
+	dc, dcs := single(p.singleContext, p.DecisionContexts)
+	st, sts := single(p.singleSubjectType, p.SubjectTypes)
+	return map[string]any{
+		"id":                p.ID,
+		"product_versions":  nonNil(p.ProductVersions),
+		"decision_context":  dc,
+		"decision_contexts": dcs,
+		"subject_type":      st,
+		"subject_types":     sts,
+		"rules":             rules,
+		"packages":          nonNil(p.Packages),
+		"excluded_packages": nonNil(append(append([]string{}, p.ExcludedPackages...), p.Blacklist...)),
+		"relevance_key":     nullable(p.RelevanceKey),
+		"relevance_value":   nullable(p.RelevanceValue),
+	}
 }
 
 // why answers "why is this (not) ready?": every decision the subject

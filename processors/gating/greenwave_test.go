@@ -549,3 +549,51 @@ func TestDecisionRequestErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestPoliciesEndpoint: GET /api/v1.0/policies has the shape of
+// Greenwave's (Policy.to_json over its safe_yaml_attributes), which its
+// functional test test_inspect_policies reads: decision_context and
+// subject_type as written, the list forms otherwise, rules as their
+// to_json has them.
+func TestPoliciesEndpoint(t *testing.T) {
+	h := newHarness(t, `
+--- !Policy
+id: "taskotron_release_critical_tasks"
+product_versions: [fedora-26]
+decision_context: bodhi_update_push_stable
+subject_type: koji_build
+rules:
+  - !PassingTestCaseRule {test_case_name: dist.rpmdeplint}
+  - !PassingTestCaseRule {test_case_name: dist.upgradepath, scenario: s1}
+--- !Policy
+id: "with_lists"
+product_versions: [fedora-*]
+decision_contexts: [a, b]
+subject_types: [koji_build, bodhi_update]
+excluded_packages: [firefox]
+rules:
+  - !RemoteRule {}
+`, nil)
+	mux := http.NewServeMux()
+	NewAPI(h.e, storedSubjects{}).Register(mux)
+	rec := httptest.NewRecorder()
+	mux.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/api/v1.0/policies", nil))
+	var got map[string]any
+	if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil || rec.Code != http.StatusOK {
+		t.Fatalf("%d %s %v", rec.Code, rec.Body, err)
+	}
+	delete(got, "policy_version")
+	jsonEqual(t, got, `{"policies": [
+	  {"id": "taskotron_release_critical_tasks", "product_versions": ["fedora-26"],
+	   "decision_context": "bodhi_update_push_stable", "decision_contexts": [],
+	   "subject_type": "koji_build", "subject_types": [],
+	   "rules": [{"rule": "PassingTestCaseRule", "test_case_name": "dist.rpmdeplint", "scenario": null},
+	             {"rule": "PassingTestCaseRule", "test_case_name": "dist.upgradepath", "scenario": "s1"}],
+	   "packages": [], "excluded_packages": [], "relevance_key": null, "relevance_value": null},
+	  {"id": "with_lists", "product_versions": ["fedora-*"],
+	   "decision_context": null, "decision_contexts": ["a", "b"],
+	   "subject_type": null, "subject_types": ["koji_build", "bodhi_update"],
+	   "rules": [{"rule": "RemoteRule", "required": false, "sources": []}],
+	   "packages": [], "excluded_packages": ["firefox"], "relevance_key": null, "relevance_value": null}
+	]}`)
+}

@@ -134,6 +134,11 @@ type Policy struct {
 	// onDemand marks Greenwave's OnDemandPolicy: the rules of a decision
 	// request (see OnDemandPolicy).
 	onDemand bool
+	// singleContext and singleSubjectType say the policy was written
+	// with decision_context and subject_type (or left the subject type
+	// to its default) rather than their list forms, as GET
+	// /api/v1.0/policies shows it.
+	singleContext, singleSubjectType bool
 }
 
 // label names the policy in messages the way Greenwave does.
@@ -533,6 +538,7 @@ func (p *policyParser) document(root *yaml.Node) *Policy {
 		p.errorf(root, `%s: both properties "decision_contexts" and "decision_context" were set`, label)
 	case hasDC:
 		pol.DecisionContexts = []string{dc}
+		pol.singleContext = true
 	case !hasDCs:
 		p.errorf(root, "%s: no decision contexts provided", label)
 	}
@@ -541,10 +547,13 @@ func (p *policyParser) document(root *yaml.Node) *Policy {
 		p.errorf(root, `%s: both properties "subject_types" and "subject_type" were set`, label)
 	case hasST:
 		pol.SubjectTypes = []string{st}
+		pol.singleSubjectType = true
 	case !hasSTs && p.remote:
 		pol.SubjectTypes = []string{"*"}
+		pol.singleSubjectType = true
 	case !hasSTs:
 		pol.SubjectTypes = []string{SubjectKojiBuild}
+		pol.singleSubjectType = true
 	}
 	for i, t := range pol.SubjectTypes {
 		if !p.remote && t != "" && !slices.Contains(p.knownTypes, t) {
