@@ -331,21 +331,26 @@ func subjectFromData(m map[string]json.RawMessage) (subjectRef, *requestError) {
 }
 
 // idList reads ignore_result or ignore_waiver: result or waiver ids, as
-// numbers or strings.
+// numbers (ResultsDB's and WaiverDB's) or strings (any id, such as the
+// event id a result without a ResultsDB id is known by).
 func idList(data map[string]json.RawMessage, key string) ([]string, *requestError) {
 	v, ok := present(data, key)
 	if !ok {
 		return nil, nil
 	}
-	var ids []json.Number
-	dec := json.NewDecoder(bytes.NewReader(v))
-	dec.UseNumber()
-	if dec.Decode(&ids) != nil {
+	var items []json.RawMessage
+	if json.Unmarshal(v, &items) != nil {
 		return nil, badRequest("Invalid %s, must be a list of ids", key)
 	}
-	out := make([]string, len(ids))
-	for i, n := range ids {
-		out[i] = n.String()
+	out := make([]string, len(items))
+	for i, it := range items {
+		var n json.Number
+		if json.Unmarshal(it, &out[i]) != nil && json.Unmarshal(it, &n) != nil {
+			return nil, badRequest("Invalid %s, must be a list of ids", key)
+		}
+		if n != "" {
+			out[i] = n.String()
+		}
 	}
 	return out, nil
 }

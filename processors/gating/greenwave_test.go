@@ -597,3 +597,40 @@ rules:
 	   "packages": [], "excluded_packages": ["firefox"], "relevance_key": null, "relevance_value": null}
 	]}`)
 }
+
+// TestIgnoreIDs: ignore_result and ignore_waiver take ResultsDB's and
+// WaiverDB's numeric ids, and the string ids of results known by their
+// event id.
+func TestIgnoreIDs(t *testing.T) {
+	h := newHarness(t, fedoraYAML, nil)
+	h.apply(result("dist.abicheck", "FAILED", 1, rid("7")), result("dist.abicheck", "PASSED", 2, rid("sha256:abc")))
+	ask := func(ignore string) string {
+		status, body := postDecision(t, h.e, storedSubjects{testNVR: h}, `{"product_version": "fedora-26",
+		  "subject_type": "koji_build", "subject_identifier": "`+testNVR+`", "ignore_result": `+ignore+`,
+		  "rules": [{"type": "PassingTestCaseRule", "test_case_name": "dist.abicheck"}]}`)
+		if status != http.StatusOK {
+			t.Fatalf("ignore_result %s: %d %s", ignore, status, body)
+		}
+		var d struct {
+			Summary string `json:"summary"`
+		}
+		_ = json.Unmarshal([]byte(body), &d)
+		return d.Summary
+	}
+	// Ignoring the latest result makes none the latest (ResultsRetriever
+	// drops ignored ids from ResultsDB's latest results).
+	for ignore, want := range map[string]string{
+		`[]`:                "All required tests (1 total) have passed or been waived",
+		`["sha256:abc"]`:    "Of 1 required test, 1 result missing",
+		`[7, "sha256:abc"]`: "Of 1 required test, 1 result missing",
+	} {
+		if got := ask(ignore); got != want {
+			t.Errorf("ignore_result %s: %q, want %q", ignore, got, want)
+		}
+	}
+	status, body := postDecision(t, h.e, storedSubjects{}, `{"product_version": "fedora-26", "decision_context": "x",
+	  "subject_type": "koji_build", "subject_identifier": "x", "ignore_result": [{"id": 7}]}`)
+	if status != http.StatusBadRequest || !strings.Contains(body, "Invalid ignore_result, must be a list of ids") {
+		t.Errorf("%d %s", status, body)
+	}
+}
