@@ -87,7 +87,7 @@ func TestExampleConfigServes(t *testing.T) {
 	for _, r := range [][2]string{
 		{"brokers: [127.0.0.1:29092]", "brokers: [" + strings.Join(env.Brokers(), ", ") + "]"},
 		{"prefix: factory2.", "prefix: " + prefix},
-		{"dir: data/state", "dir: " + t.TempDir()},
+		{"dir: data/serve-state", "dir: " + t.TempDir()},
 		{"addr: 127.0.0.1:8080", "addr: 127.0.0.1:0"},
 		{"policies: [policies]", "policies: [" + policies + "]"},
 	} {
