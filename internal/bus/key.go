@@ -37,6 +37,8 @@ func Key(r avro.Record) string {
 		return r.ComposeID
 	case *avro.RebuildDecision:
 		return r.SubjectID
+	case *avro.DependencyEdge:
+		return avro.NodeKey(r.FromType, r.FromID)
 	}
 	return ""
 }
