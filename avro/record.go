@@ -512,7 +512,8 @@ type RebuildDecision struct {
 // upstream repository at a commit, "https://src.example.org/rpms/bash#c0ffee"),
 // "build" (an NVR), "rpm", "container", "module", "compose", "product",
 // "deb" and "deb-source" (Debian binary and source packages), or any other.
-// Keyed by From's node key (NodeKey).
+// Keyed by FromID (an edge of a build shares the partition of its build
+// events).
 type DependencyEdge struct {
 	Envelope
 	FromType string `json:"from_type"`

@@ -38,7 +38,9 @@ func Key(r avro.Record) string {
 	case *avro.RebuildDecision:
 		return r.SubjectID
 	case *avro.DependencyEdge:
-		return avro.NodeKey(r.FromType, r.FromID)
+		// The id alone, so that an edge of build:NVR shares the
+		// partition of the build's events.
+		return r.FromID
 	}
 	return ""
 }
