@@ -1,0 +1,169 @@
+package deps
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// Direction of a trace.
+type Direction string
+
+const (
+	// Down walks to what depends on the node: from an upstream commit to
+	// the builds, artifacts, images, composes and products that ship it.
+	Down Direction = "down"
+	// Up walks to what the node depends on: from a compose to its builds
+	// and their sources.
+	Up Direction = "up"
+)
+
+// DefaultMaxNodes bounds a trace's answer unless the query says otherwise.
+const DefaultMaxNodes = 10000
+
+// TraceQuery is a transitive query of the graph.
+type TraceQuery struct {
+	// Node is the start, a node key (type:id).
+	Node      string
+	Direction Direction
+	// Depth bounds the walk in edges; 0 means no bound (MaxNodes still
+	// bounds the answer).
+	Depth int
+	// Types, when set, are the node types the answer lists; the walk
+	// goes through every type (a source reaches a compose through builds
+	// and artifacts).
+	Types []string
+	// Relations, when set, are the only edges walked.
+	Relations []string
+	// MaxNodes bounds the nodes listed (DefaultMaxNodes when 0).
+	MaxNodes int
+}
+
+// TraceNode is one node of an answer.
+type TraceNode struct {
+	Key   string `json:"key"`
+	Type  string `json:"type"`
+	ID    string `json:"id"`
+	Depth int    `json:"depth"`
+	// Parent is the listed node it was reached from (empty for the
+	// start), by Relation; Via are the nodes in between that the type
+	// filter left out, nearest to Parent first.
+	Parent   string   `json:"parent,omitempty"`
+	Relation string   `json:"relation,omitempty"`
+	Via      []string `json:"via,omitempty"`
+}
+
+// Trace is the answer of a TraceQuery: the nodes in walk order
+// (breadth-first, the start first), each with the way it was reached.
+type Trace struct {
+	Node      string      `json:"node"`
+	Direction Direction   `json:"direction"`
+	Depth     int         `json:"depth"`
+	Nodes     []TraceNode `json:"nodes"`
+	// Walked counts every node reached, listed or not.
+	Walked    int  `json:"walked"`
+	Truncated bool `json:"truncated"`
+}
+
+// ErrUnknownNode is returned for a start node the graph lacks.
+type ErrUnknownNode struct{ Node string }
+
+func (e *ErrUnknownNode) Error() string {
+	return fmt.Sprintf("deps: no node %q in the graph (node keys are type:id, e.g. build:bash-5.2.26-3.fc41)", e.Node)
+}
+
+// Trace walks the graph. Each node is visited once, so cycles end.
+func (g *Graph) Trace(q TraceQuery) (*Trace, error) {
+	if q.Direction == "" {
+		q.Direction = Down
+	}
+	if q.Direction != Down && q.Direction != Up {
+		return nil, fmt.Errorf("deps: direction %q: want down or up", q.Direction)
+	}
+	if q.MaxNodes <= 0 {
+		q.MaxNodes = DefaultMaxNodes
+	}
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	start, ok := g.ids[q.Node]
+	if !ok {
+		return nil, &ErrUnknownNode{q.Node}
+	}
+	var rels []uint8
+	for _, r := range q.Relations {
+		if id, ok := g.relID[r]; ok {
+			rels = append(rels, id)
+		} else {
+			rels = append(rels, 255) // matches nothing: no such edge
+		}
+	}
+	adj := g.in
+	if q.Direction == Up {
+		adj = g.out
+	}
+	listed := func(i uint32) bool {
+		if i == start || len(q.Types) == 0 {
+			return true
+		}
+		typ, _, _ := strings.Cut(g.keys[i], ":")
+		return slices.Contains(q.Types, typ)
+	}
+	seen := map[uint32]int32{start: 0}
+	order := []uint32{start}
+	visits := []visit{{parent: -1}}
+	t := &Trace{Node: q.Node, Direction: q.Direction, Depth: q.Depth}
+	for head := 0; head < len(order); head++ {
+		v := visits[head]
+		if listed(order[head]) {
+			if len(t.Nodes) == q.MaxNodes {
+				t.Truncated = true
+				break
+			}
+			t.Nodes = append(t.Nodes, g.traceNode(order, visits, head, listed))
+		}
+		if q.Depth > 0 && v.depth == q.Depth {
+			continue
+		}
+		for _, h := range adj[order[head]] {
+			if len(rels) > 0 && !slices.Contains(rels, h.rel) {
+				continue
+			}
+			if _, ok := seen[h.node]; ok {
+				continue
+			}
+			seen[h.node] = int32(len(order))
+			order = append(order, h.node)
+			visits = append(visits, visit{parent: int32(head), rel: h.rel, depth: v.depth + 1})
+		}
+	}
+	t.Walked = len(order)
+	return t, nil
+}
+
+// visit is how a walk reached a node.
+type visit struct {
+	parent int32 // index into the walk order, -1 for the start
+	rel    uint8
+	depth  int
+}
+
+// traceNode builds the listed node at position at of the walk.
+func (g *Graph) traceNode(order []uint32, visits []visit, at int, listed func(uint32) bool) TraceNode {
+	key := g.keys[order[at]]
+	typ, id, _ := strings.Cut(key, ":")
+	n := TraceNode{Key: key, Type: typ, ID: id, Depth: visits[at].depth}
+	p := visits[at].parent
+	if p < 0 {
+		return n
+	}
+	n.Relation = g.rels[visits[at].rel]
+	for p >= 0 && !listed(order[p]) {
+		n.Via = append(n.Via, g.keys[order[p]])
+		p = visits[p].parent
+	}
+	if p >= 0 {
+		n.Parent = g.keys[order[p]]
+	}
+	slices.Reverse(n.Via)
+	return n
+}
