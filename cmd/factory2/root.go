@@ -61,6 +61,7 @@ stderr. Kafka-facing commands take --brokers (or FACTORY2_BROKERS).`,
 		a.replayCmd(),
 		a.whyCmd(),
 		a.composeCmd(),
+		a.traceCmd(),
 		a.versionCmd(),
 		a.watchCmd(),
 	)

@@ -17,6 +17,7 @@ import (
 	"github.com/factory2/factory2/internal/httpapi"
 	"github.com/factory2/factory2/internal/ingest"
 	"github.com/factory2/factory2/processors/gating"
+	"github.com/factory2/factory2/processors/deps"
 	"github.com/factory2/factory2/topics"
 )
 
@@ -40,6 +41,9 @@ type Config struct {
 	// Composes are the compose definitions: what each compose must
 	// contain to be ready. `factory2 emit composes` produces them.
 	Composes []Compose `yaml:"composes"`
+	// Rebuild says when a new build triggers rebuild decisions, and of
+	// what (the dependency views' rebuild processor).
+	Rebuild deps.RebuildRules `yaml:"rebuild"`
 }
 
 // Topics mirrors topics.Config.

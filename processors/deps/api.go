@@ -77,16 +77,19 @@ func (t *Table) Health() processors.Health {
 // API answers trace queries from a Table, on any instance:
 //
 //	GET /api/v1/trace/{node}?direction=down|up&depth=N&types=a,b&relations=r,s&max=N
+//	GET /api/v1/trace?node=...&direction=...
 //
 // node is a node key (type:id; the rest of the path, so ids may hold
-// slashes). 503 while the graph loads, 404 for an unknown node, 400 for
+// slashes; an id with "//", a source URL, is given as the node
+// parameter, since HTTP muxes clean paths). 503 while the graph loads, 404 for an unknown node, 400 for
 // a bad parameter; errors are {"message": "..."}.
 type API struct {
-	table *Table
+	graph  *Graph
+	health func() processors.Health
 }
 
 // NewAPI returns the trace API over t.
-func NewAPI(t *Table) *API { return &API{table: t} }
+func NewAPI(t *Table) *API { return &API{graph: t.Graph, health: t.Health} }
 
 // Handler registers routes on a mux.
 type Handler interface {
@@ -96,20 +99,25 @@ type Handler interface {
 // Register adds the API's routes to mux.
 func (a *API) Register(mux Handler) {
 	mux.Handle("GET /api/v1/trace/{node...}", http.HandlerFunc(a.trace))
+	mux.Handle("GET /api/v1/trace", http.HandlerFunc(a.trace))
 }
 
 func (a *API) trace(w http.ResponseWriter, r *http.Request) {
-	if h := a.table.Health(); !h.Ready && h.Waiting == "" {
+	if h := a.health(); !h.Ready && h.Waiting == "" {
 		w.Header().Set("Retry-After", "1")
 		respond(w, http.StatusServiceUnavailable, map[string]string{"message": h.Reason})
 		return
 	}
-	q, err := ParseQuery(r.PathValue("node"), r.URL.Query())
+	node := r.PathValue("node")
+	if node == "" {
+		node = r.URL.Query().Get("node")
+	}
+	q, err := ParseQuery(node, r.URL.Query())
 	if err != nil {
 		respond(w, http.StatusBadRequest, map[string]string{"message": err.Error()})
 		return
 	}
-	t, err := a.table.Graph.Trace(q)
+	t, err := a.graph.Trace(q)
 	var unknown *ErrUnknownNode
 	switch {
 	case errors.As(err, &unknown):
