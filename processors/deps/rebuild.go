@@ -170,7 +170,7 @@ func (p *Rebuild) decide(c *processors.Context, v *avro.ComposeMember, why strin
 		if oldNVR == v.NVR || compareNVR(oldNVR, v.NVR) >= 0 {
 			continue // only builds older than the new one
 		}
-		t, err := p.graph.Trace(TraceQuery{Node: old, Direction: Down, Depth: p.rules.Depth, Relations: p.rules.Relations, MaxNodes: 1 << 20})
+		t, err := p.graph.Trace(TraceQuery{Node: old, Direction: Down, Depth: p.rules.Depth, Relations: p.rules.Relations, MaxNodes: 1 << 20, Sorted: true})
 		if err != nil {
 			continue
 		}

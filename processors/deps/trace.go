@@ -37,6 +37,10 @@ type TraceQuery struct {
 	Relations []string
 	// MaxNodes bounds the nodes listed (DefaultMaxNodes when 0).
 	MaxNodes int
+	// Sorted walks each node's edges in the order of the nodes' keys, so
+	// the walk (which node is reached from which) does not depend on the
+	// order the edges were loaded in; it costs a sort per node.
+	Sorted bool
 }
 
 // TraceNode is one node of an answer.
@@ -124,7 +128,17 @@ func (g *Graph) Trace(q TraceQuery) (*Trace, error) {
 		if q.Depth > 0 && v.depth == q.Depth {
 			continue
 		}
-		for _, h := range adj[order[head]] {
+		next := adj[order[head]]
+		if q.Sorted && len(next) > 1 {
+			next = slices.Clone(next)
+			slices.SortFunc(next, func(a, b half) int {
+				if c := strings.Compare(g.keys[a.node], g.keys[b.node]); c != 0 {
+					return c
+				}
+				return strings.Compare(g.rels[a.rel], g.rels[b.rel])
+			})
+		}
+		for _, h := range next {
 			if len(rels) > 0 && !slices.Contains(rels, h.rel) {
 				continue
 			}
