@@ -538,6 +538,7 @@ const (
 	RelParent     = "parent"      // a container image is built on a parent image
 	RelContains   = "contains"    // a module or compose contains a build or image
 	RelMadeFrom   = "made-from"   // a product is made from a compose
+	RelProvidedBy = "provided-by" // a virtual package (Debian Provides) by a package that provides it
 )
 
 // NodeKey is the key of a graph node: type, a colon, id.

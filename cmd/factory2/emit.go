@@ -140,6 +140,7 @@ consumers (a watch started afterwards sees them). Exits 1 on any error.`,
 		cmd.AddCommand(a.emitKindCmd(k, &o))
 	}
 	cmd.AddCommand(a.emitComposesCmd(&o))
+	cmd.AddCommand(a.emitDebianCmd(&o))
 	return cmd
 }
 

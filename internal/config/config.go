@@ -16,8 +16,8 @@ import (
 
 	"github.com/factory2/factory2/internal/httpapi"
 	"github.com/factory2/factory2/internal/ingest"
-	"github.com/factory2/factory2/processors/gating"
 	"github.com/factory2/factory2/processors/deps"
+	"github.com/factory2/factory2/processors/gating"
 	"github.com/factory2/factory2/topics"
 )
 

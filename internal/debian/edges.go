@@ -24,7 +24,7 @@ const (
 // RelProvidedBy is the relation deb:V --provided-by--> deb:P: package P
 // Provides the virtual package V (see the package documentation). It is
 // not among avro's Rel* constants, which any other relation may join.
-const RelProvidedBy = "provided-by"
+const RelProvidedBy = avro.RelProvidedBy
 
 // AppendEdges appends the edges of package p of index x to dst and returns
 // the extended slice: p built from its source, p requiring each
