@@ -207,7 +207,9 @@ func (f *fixture) send(recs ...avro.Record) {
 	}
 }
 
-func rpmOf(nvr string) string { return strings.Replace(nvr, "openssl-", "openssl-libs-", 1) + ".x86_64.rpm" }
+func rpmOf(nvr string) string {
+	return strings.Replace(nvr, "openssl-", "openssl-libs-", 1) + ".x86_64.rpm"
+}
 
 // build is a build's events up to signed and gated: complete (with its
 // source and RPM), tagged for signing, signed, moved, tested.

@@ -1,6 +1,8 @@
 package deps
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -251,5 +253,31 @@ func TestRPMVersionOrder(t *testing.T) {
 	}
 	if compareNVR("openssl-3.0.1-1.fc42", "openssl-3.0.1-2.fc42") >= 0 || compareNVR("openssl-3.0.10-1.fc42", "openssl-3.0.9-9.fc42") <= 0 {
 		t.Fatal("NVR order")
+	}
+}
+
+func TestTraceJSONIsEncodingJSONs(t *testing.T) {
+	g := chainGraph()
+	g.Add(Edge{"container:we\"ird\\id\n\u2028\x01é", avro.RelIncludes, "rpm:openssl-libs-3.0.1-1.fc42.x86_64.rpm"})
+	for _, q := range []TraceQuery{
+		{Node: "build:openssl-3.0.1-1.fc42", Direction: Down},
+		{Node: "build:openssl-3.0.1-1.fc42", Direction: Down, Types: []string{"product"}, Depth: 9},
+		{Node: "product:fedora-42", Direction: Up, MaxNodes: 2},
+	} {
+		tr := mustTrace(t, g, q)
+		want, err := json.Marshal(tr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var b bytes.Buffer
+		enc := json.NewEncoder(&b)
+		enc.SetEscapeHTML(false)
+		if err := enc.Encode(tr); err != nil {
+			t.Fatal(err)
+		}
+		if got := string(tr.AppendJSON(nil)); got != b.String() {
+			t.Fatalf("AppendJSON:\n%s\nencoding/json:\n%s", got, b.String())
+		}
+		_ = want
 	}
 }

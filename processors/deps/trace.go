@@ -3,7 +3,9 @@ package deps
 import (
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // Direction of a trace.
@@ -112,7 +114,10 @@ func (g *Graph) Trace(q TraceQuery) (*Trace, error) {
 		typ, _, _ := strings.Cut(g.keys[i], ":")
 		return slices.Contains(q.Types, typ)
 	}
-	seen := map[uint32]int32{start: 0}
+	// Dense marks: a map of tens of thousands of entries was most of a
+	// large walk's time.
+	seen := make([]bool, len(g.keys))
+	seen[start] = true
 	order := []uint32{start}
 	visits := []visit{{parent: -1}}
 	t := &Trace{Node: q.Node, Direction: q.Direction, Depth: q.Depth}
@@ -142,10 +147,10 @@ func (g *Graph) Trace(q TraceQuery) (*Trace, error) {
 			if len(rels) > 0 && !slices.Contains(rels, h.rel) {
 				continue
 			}
-			if _, ok := seen[h.node]; ok {
+			if seen[h.node] {
 				continue
 			}
-			seen[h.node] = int32(len(order))
+			seen[h.node] = true
 			order = append(order, h.node)
 			visits = append(visits, visit{parent: int32(head), rel: h.rel, depth: v.depth + 1})
 		}
@@ -181,3 +186,104 @@ func (g *Graph) traceNode(order []uint32, visits []visit, at int, listed func(ui
 	slices.Reverse(n.Via)
 	return n
 }
+
+// AppendJSON appends t's JSON encoding (the same as encoding/json's) to
+// dst: a 10,000-node answer is most of a trace's time when encoded by
+// reflection.
+func (t *Trace) AppendJSON(dst []byte) []byte {
+	dst = append(dst, `{"node":`...)
+	dst = appendString(dst, t.Node)
+	dst = append(dst, `,"direction":`...)
+	dst = appendString(dst, string(t.Direction))
+	dst = append(dst, `,"depth":`...)
+	dst = strconv.AppendInt(dst, int64(t.Depth), 10)
+	dst = append(dst, `,"nodes":[`...)
+	for i, n := range t.Nodes {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = append(dst, `{"key":`...)
+		dst = appendString(dst, n.Key)
+		dst = append(dst, `,"type":`...)
+		dst = appendString(dst, n.Type)
+		dst = append(dst, `,"id":`...)
+		dst = appendString(dst, n.ID)
+		dst = append(dst, `,"depth":`...)
+		dst = strconv.AppendInt(dst, int64(n.Depth), 10)
+		if n.Parent != "" {
+			dst = append(dst, `,"parent":`...)
+			dst = appendString(dst, n.Parent)
+		}
+		if n.Relation != "" {
+			dst = append(dst, `,"relation":`...)
+			dst = appendString(dst, n.Relation)
+		}
+		if len(n.Via) > 0 {
+			dst = append(dst, `,"via":[`...)
+			for j, v := range n.Via {
+				if j > 0 {
+					dst = append(dst, ',')
+				}
+				dst = appendString(dst, v)
+			}
+			dst = append(dst, ']')
+		}
+		dst = append(dst, '}')
+	}
+	dst = append(dst, `],"walked":`...)
+	dst = strconv.AppendInt(dst, int64(t.Walked), 10)
+	dst = append(dst, `,"truncated":`...)
+	dst = strconv.AppendBool(dst, t.Truncated)
+	return append(dst, "}\n"...)
+}
+
+// appendString appends s as a JSON string, escaping as encoding/json does
+// with HTML escaping off.
+func appendString(dst []byte, s string) []byte {
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf {
+			i++
+			continue
+		}
+		if c < utf8.RuneSelf {
+			dst = append(dst, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				dst = append(dst, '\\', c)
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			default:
+				dst = append(dst, `\u00`...)
+				dst = append(dst, hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 || r == '\u2028' || r == '\u2029' {
+			dst = append(dst, s[start:i]...)
+			if r == utf8.RuneError {
+				dst = append(dst, `\ufffd`...)
+			} else {
+				dst = append(dst, `\u202`...)
+				dst = append(dst, hexDigits[r&0xf])
+			}
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
+}
+
+const hexDigits = "0123456789abcdef"
