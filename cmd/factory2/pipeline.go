@@ -62,7 +62,9 @@ func (p *pipeline) listenHTTP() (srv *httpapi.Server, close func(), err error) {
 	srv.SetCheck(p.health)
 	for i, s := range p.specs {
 		if s.Name == gating.Name {
-			gating.NewAPI(p.gating, p.runners[i]).Register(srv)
+			api := gating.NewAPI(p.gating, p.runners[i])
+			api.Register(srv)
+			api.RegisterSigning(srv)
 		}
 	}
 	compose.NewAPI(p.composes).Register(srv)
