@@ -126,7 +126,9 @@ func (a *app) whyAll(ctx context.Context, base, id string, asJSON bool) error {
 
 // askWhy asks the compose table, gating, and signing about id. A part
 // that answers 404 is left out; the subject must be known to the compose
-// table or to gating.
+// table or to gating. A part that cannot answer now (503: its partition
+// is restoring, the compose table is loading) is left out with a note
+// on stderr when another part answered.
 func (a *app) askWhy(ctx context.Context, base, id string, asJSON bool) (*whyAnswer, error) {
 	esc := url.PathEscape(id)
 	format := "?format=text"
@@ -142,6 +144,9 @@ func (a *app) askWhy(ctx context.Context, base, id string, asJSON bool) (*whyAns
 	switch {
 	case isNotFound(err) && ans.compose != nil:
 		return &ans, nil // a compose gating knows nothing about
+	case err != nil && ans.compose != nil:
+		a.say("why: gating cannot answer about %s now: %v", id, err)
+		return &ans, nil
 	case err != nil && composeErr != nil:
 		// The compose table cannot answer now (it is loading): id may
 		// well be a compose.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/factory2/factory2/avro"
 	"github.com/factory2/factory2/internal/bus"
+	"github.com/factory2/factory2/processors/compose"
 	"github.com/factory2/factory2/processors/gating"
 )
 
@@ -163,5 +164,34 @@ rules:
 		len(doc.Signing.Rules) != 2 || doc.Signing.Rules[0].Status != gating.RuleWaiting ||
 		doc.Signing.Rules[1].Status != gating.RuleRequested || !doc.Signing.ArtifactList {
 		t.Fatalf("--json:\n%s", out)
+	}
+}
+
+// TestWhyComposeWhileGatingRestores: a compose the compose table knows is
+// shown even when gating cannot answer now (its partition restoring);
+// stderr says why gating is missing.
+func TestWhyComposeWhileGatingRestores(t *testing.T) {
+	t.Setenv("FACTORY2_CONFIG", "")
+	ready := true
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		switch r.URL.Path {
+		case "/api/v1/composes/f42":
+			json.NewEncoder(w).Encode(compose.Status{Overview: compose.Overview{ComposeID: "f42", Ready: &ready, Members: 1}})
+		default:
+			w.WriteHeader(http.StatusServiceUnavailable)
+			w.Write([]byte(`{"message":"processors: the key's partition is still being restored (partition 1)"}`))
+		}
+	}))
+	defer srv.Close()
+	var out, errb bytes.Buffer
+	root := newRoot(strings.NewReader(""), &out, &errb)
+	root.SetArgs([]string{"why", "f42", "--url", srv.URL})
+	if err := root.ExecuteContext(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(out.String(), "compose f42: READY\n") ||
+		errb.String() != "why: gating cannot answer about f42 now: processors: the key's partition is still being restored (partition 1)\n" {
+		t.Fatalf("stdout %q\nstderr %q", out.String(), errb.String())
 	}
 }
