@@ -62,11 +62,18 @@ func (p *pipeline) listenHTTP() (srv *httpapi.Server, close func(), err error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	registerIngest(srv, p.cfg, ing)
+	en, err := newEnricher(p.cfg, p.log, p.reg)
+	if err != nil {
+		ing.Close()
+		return nil, nil, err
+	}
+	registerIngest(srv, p.cfg, ing, withEnricher(en, p.log))
 	srv.SetCheck(p.health)
 	for i, s := range p.specs {
 		if s.Name == gating.Name {
-			gating.NewAPI(p.gating, p.runners[i]).Register(srv)
+			api := gating.NewAPI(p.gating, p.runners[i])
+			api.Register(srv)
+			api.RegisterSigning(srv)
 		}
 	}
 	compose.NewAPI(p.composes).Register(srv)
