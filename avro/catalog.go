@@ -67,6 +67,7 @@ func contractTypes() []*recordType {
 		defineType[ComposeReadyDecision](tagComposeReadyDecision, "compose_ready"),
 		defineType[RebuildDecision](tagRebuildDecision, "rebuild"),
 		defineType[ComposeMember](tagComposeMember, "compose_member"),
+		defineType[DependencyEdge](tagDependencyEdge, "dependency_edge"),
 	}
 }
 

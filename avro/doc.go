@@ -95,7 +95,8 @@
 // MarshalJSON and UnmarshalJSON give a record's encoding/json form with a
 // leading "type" discriminator ("build", "sign", "test_result", "waiver",
 // "remote_rule_file", "compose", "gating_decision", "autosign",
-// "signed_status", "compose_ready", "rebuild", "compose_member");
+// "signed_status", "compose_ready", "rebuild", "compose_member",
+// "dependency_edge");
 // unknown types and fields are errors. It is for people and the CLI, not
 // a wire format.
 package avro

@@ -27,6 +27,7 @@ const (
 	tagComposeReadyDecision
 	tagRebuildDecision
 	tagComposeMember
+	tagDependencyEdge
 	numTags = iota
 )
 
@@ -57,6 +58,8 @@ func tagOf(r Record) (recordTag, bool) {
 		return tagRebuildDecision, v != nil
 	case *ComposeMember:
 		return tagComposeMember, v != nil
+	case *DependencyEdge:
+		return tagDependencyEdge, v != nil
 	}
 	return 0, false
 }
@@ -89,6 +92,8 @@ func encodeRecord(e *encoder, r Record) {
 		encRebuildDecision(e, v)
 	case *ComposeMember:
 		encComposeMember(e, v)
+	case *DependencyEdge:
+		encDependencyEdge(e, v)
 	}
 }
 
@@ -142,6 +147,10 @@ func decodeRecord(d *decoder, tag recordTag) Record {
 	case tagComposeMember:
 		v := new(ComposeMember)
 		decComposeMember(d, v)
+		return v
+	case tagDependencyEdge:
+		v := new(DependencyEdge)
+		decDependencyEdge(d, v)
 		return v
 	}
 	return nil // unreachable: tags come from the catalog
@@ -862,4 +871,24 @@ func decComposeMember(d *decoder, v *ComposeMember) {
 	v.Gating = decMemberGatings(d, "gating")
 	v.DefinitionID = d.str("definition_id")
 	v.Partition = d.int("partition")
+}
+
+func encDependencyEdge(e *encoder, v *DependencyEdge) {
+	encEnvelope(e, &v.Envelope)
+	e.str(v.FromType)
+	e.str(v.FromID)
+	e.str(v.Relation)
+	e.str(v.ToType)
+	e.str(v.ToID)
+	e.boolean(v.Removed)
+}
+
+func decDependencyEdge(d *decoder, v *DependencyEdge) {
+	decEnvelope(d, &v.Envelope)
+	v.FromType = d.str("from_type")
+	v.FromID = d.str("from_id")
+	v.Relation = d.str("relation")
+	v.ToType = d.str("to_type")
+	v.ToID = d.str("to_id")
+	v.Removed = d.boolean("removed")
 }

@@ -175,6 +175,11 @@ func fullSamples() map[string]Record {
 			TriggerType: "koji_build", TriggerID: "bash-5.2.26-3.fc41", Relation: "ContainerIncludesRPM",
 			Reason: "bash changed", Priority: 2147483647,
 		},
+		"dependency_edge": &DependencyEdge{
+			Envelope: sampleEnvelope("edge-1", "koji/primary"),
+			FromType: "container", FromID: "fedora-toolbox-42-1", Relation: RelIncludes,
+			ToType: "rpm", ToID: "bash-5.2.26-3.fc41.x86_64", Removed: true,
+		},
 		"compose_member": &ComposeMember{
 			Envelope: sampleEnvelope("member-1", "factory2/compose-members"), ComposeID: "Fedora-Rawhide-20240501.n.0",
 			NVR: "bash-5.2.26-3.fc41", Package: "bash", BuildID: 2431234, State: StateComplete, Seq: 7,

@@ -64,7 +64,7 @@ func TestJSONErrors(t *testing.T) {
 
 func TestTypeNames(t *testing.T) {
 	want := []string{"build", "sign", "test_result", "waiver", "remote_rule_file", "compose",
-		"gating_decision", "autosign", "signed_status", "compose_ready", "rebuild", "compose_member"}
+		"gating_decision", "autosign", "signed_status", "compose_ready", "rebuild", "compose_member", "dependency_edge"}
 	for _, name := range want {
 		r, err := NewRecord(name)
 		if err != nil {

@@ -506,6 +506,44 @@ type RebuildDecision struct {
 	Priority int32  `json:"priority"`
 }
 
+// DependencyEdge says that one node of the dependency graph depends on
+// another (From uses To), or, with Removed, no longer does. Nodes are
+// (type, id) pairs whose types are data, never an enum: "source" (an
+// upstream repository at a commit, "https://src.example.org/rpms/bash#c0ffee"),
+// "build" (an NVR), "rpm", "container", "module", "compose", "product",
+// "deb" and "deb-source" (Debian binary and source packages), or any other.
+// Keyed by FromID (an edge of a build shares the partition of its build
+// events).
+type DependencyEdge struct {
+	Envelope
+	FromType string `json:"from_type"`
+	FromID   string `json:"from_id"`
+	// Relation is one of the Rel* constants or any other kind of edge.
+	Relation string `json:"relation"`
+	ToType   string `json:"to_type"`
+	ToID     string `json:"to_id"`
+	// Removed says the edge no longer holds (an untag, a deletion, a
+	// compose replaced by a new one).
+	Removed bool `json:"removed,omitempty"`
+}
+
+// Dependency relations: From <relation> To.
+const (
+	RelBuiltFrom  = "built-from"  // a build from its source; a Debian binary from its source package
+	RelProducedBy = "produced-by" // an artifact (RPM, image) from the build that produced it
+	RelBuildroot  = "buildroot"   // a build was built against another build (build-time dependency)
+	RelRequires   = "requires"    // runtime dependency (RPM Requires, Debian Depends and Pre-Depends)
+	RelEmbeds     = "embeds"      // static linking, Debian Built-Using, vendored Go and Rust code
+	RelIncludes   = "includes"    // a container image includes an RPM
+	RelParent     = "parent"      // a container image is built on a parent image
+	RelContains   = "contains"    // a module or compose contains a build or image
+	RelMadeFrom   = "made-from"   // a product is made from a compose
+	RelProvidedBy = "provided-by" // a virtual package (Debian Provides) by a package that provides it
+)
+
+// NodeKey is the key of a graph node: type, a colon, id.
+func NodeKey(typ, id string) string { return typ + ":" + id }
+
 // Schema full names.
 const (
 	NameBuildEvent           = "org.factory2.BuildEvent"
@@ -520,6 +558,7 @@ const (
 	NameComposeReadyDecision = "org.factory2.ComposeReadyDecision"
 	NameRebuildDecision      = "org.factory2.RebuildDecision"
 	NameComposeMember        = "org.factory2.ComposeMember"
+	NameDependencyEdge       = "org.factory2.DependencyEdge"
 )
 
 func (*BuildEvent) SchemaName() string           { return NameBuildEvent }
@@ -534,6 +573,7 @@ func (*SignedStatus) SchemaName() string         { return NameSignedStatus }
 func (*ComposeReadyDecision) SchemaName() string { return NameComposeReadyDecision }
 func (*RebuildDecision) SchemaName() string      { return NameRebuildDecision }
 func (*ComposeMember) SchemaName() string        { return NameComposeMember }
+func (*DependencyEdge) SchemaName() string       { return NameDependencyEdge }
 
 // Env returns the envelope.
 func (e *Envelope) Env() *Envelope { return e }

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # deps.sh: install what building and testing factory2 needs, skipping what is there:
-# Java 17+, Maven and gcc (for go test -race) from Debian packages, the Go modules, and
-# the Apache Kafka jars (deploy/kafka/kafka.sh fetch). Non-interactive; safe to rerun.
+# Java 17+, Maven, gcc (for go test -race) and lz4 from Debian packages, apt's package
+# lists (internal/debian's tests read the machine's own Packages index, which apt keeps
+# lz4-compressed), the Go modules, and the Apache Kafka jars (deploy/kafka/kafka.sh
+# fetch). Non-interactive; safe to rerun.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -21,20 +23,46 @@ if ! command -v java >/dev/null || (($(java_major) < 17)); then
 fi
 command -v mvn >/dev/null || pkgs+=(maven)
 command -v gcc >/dev/null || pkgs+=(gcc)
+command -v lz4 >/dev/null || pkgs+=(lz4)
 
+# as_root WHY CMD...: run CMD as root, through sudo when not root.
+as_root() {
+	local why="$1"
+	shift
+	if ((EUID == 0)); then
+		"$@" </dev/null
+	elif command -v sudo >/dev/null; then
+		sudo "$@" </dev/null
+	else
+		log "need root (or sudo) to $why"
+		exit 1
+	fi
+}
+
+# has_packages_index: apt has at least one binary Packages index on disk. apt-get
+# indextargets lists the configured ones whether or not they were downloaded.
+has_packages_index() {
+	local f
+	# shellcheck disable=SC2016 # $(FILENAME) is apt's placeholder, not a substitution
+	while IFS= read -r f; do
+		[[ -n $f && -e $f ]] && return 0
+	done < <(apt-get indextargets --format '$(FILENAME)' 'Created-By: Packages' 2>/dev/null)
+	return 1
+}
+
+export DEBIAN_FRONTEND=noninteractive
 if ((${#pkgs[@]} > 0)); then
 	log "installing ${pkgs[*]}"
-	sudo=()
-	if ((EUID != 0)); then
-		command -v sudo >/dev/null || {
-			log "need root (or sudo) to install ${pkgs[*]}"
-			exit 1
-		}
-		sudo=(sudo)
-	fi
-	export DEBIAN_FRONTEND=noninteractive
-	"${sudo[@]}" apt-get update -q </dev/null
-	"${sudo[@]}" apt-get install -y -q --no-install-recommends "${pkgs[@]}" </dev/null
+	as_root "install ${pkgs[*]}" apt-get update -q
+	as_root "install ${pkgs[*]}" apt-get install -y -q --no-install-recommends "${pkgs[@]}"
+fi
+if ! has_packages_index; then
+	log "apt has no Packages index: running apt-get update"
+	as_root "run apt-get update" apt-get update -q
+	has_packages_index || {
+		log "still no Packages index after apt-get update: check apt's sources (apt-get indextargets)"
+		exit 1
+	}
 fi
 if (($(java_major) < 17)); then
 	log "java on PATH is Java $(java_major); Kafka needs 17+ (set JAVA_HOME or update-alternatives --config java)"

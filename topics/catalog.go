@@ -31,6 +31,7 @@ const (
 	EventsTest    = "events.test"
 	EventsPolicy  = "events.policy"
 	EventsCompose = "events.compose"
+	EventsDeps    = "events.deps"
 
 	DecisionsGating       = "decisions.gating"
 	DecisionsAutosign     = "decisions.autosign"
@@ -160,6 +161,7 @@ func New(cfg Config) (*Catalog, error) {
 		{Alias: EventsTest, Role: Input, Key: subject, Records: []string{"TestResult", "Waiver"}, Doc: "test results and waivers"},
 		{Alias: EventsPolicy, Role: Input, Key: subject, Records: []string{"RemoteRuleFile"}, Doc: "a package's gating.yaml at a build's commit"},
 		{Alias: EventsCompose, Role: Input, Key: "compose id", Records: []string{"ComposeEvent"}, Doc: "compose definitions and status changes"},
+		{Alias: EventsDeps, Role: Input, Key: "the depending node's id (an NVR for a build)", Records: []string{"DependencyEdge"}, Doc: "dependency edges the build events do not carry"},
 	} {
 		s.Configs = inputCfg
 		c.add(s)

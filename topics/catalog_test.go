@@ -27,8 +27,8 @@ func TestCatalogNames(t *testing.T) {
 	if !ok || s.Role != Changelog || s.Configs["cleanup.policy"] != "compact" || s.Partitions != 3 {
 		t.Fatalf("changelog spec = %+v", s)
 	}
-	if n := len(c.ByRole(Input)); n != 5 {
-		t.Fatalf("%d input topics, want 5", n)
+	if n := len(c.ByRole(Input)); n != 6 {
+		t.Fatalf("%d input topics, want 6", n)
 	}
 	def, _ := New(Config{})
 	if def.Name(DeadLetters) != "factory2.deadletter" {

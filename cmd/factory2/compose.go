@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -197,16 +196,4 @@ func apiGet(ctx context.Context, u string) ([]byte, error) {
 		return nil, &apiError{resp.StatusCode, fmt.Sprintf("%s: %s", resp.Status, strings.TrimSpace(string(body)))}
 	}
 	return body, nil
-}
-
-// whyCompose prints the status of id if it is a compose the compose table
-// knows. It reports false, with no error, when the table does not know
-// it (404), so that the caller asks gating instead.
-func (a *app) whyCompose(ctx context.Context, base, id string, asJSON bool) (bool, error) {
-	err := a.composeStatus(ctx, base, id, asJSON)
-	var ae *apiError
-	if errors.As(err, &ae) && ae.status == http.StatusNotFound {
-		return false, nil
-	}
-	return err == nil, err
 }

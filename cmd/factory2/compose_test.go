@@ -73,6 +73,9 @@ func newComposeServer(t *testing.T) *composeServer {
 		case strings.HasPrefix(r.URL.Path, "/api/v1/composes/"):
 			w.WriteHeader(http.StatusNotFound)
 			w.Write([]byte(`{"message":"compose: unknown compose"}`))
+		case strings.HasPrefix(r.URL.Path, "/api/v1/why/") && strings.HasSuffix(r.URL.Path, "/signing"):
+			w.Header().Set("Content-Type", "text/plain")
+			w.Write([]byte("signed " + strings.TrimSuffix(strings.TrimPrefix(r.URL.Path, "/api/v1/why/"), "/signing") + ": SIGNED\n"))
 		case strings.HasPrefix(r.URL.Path, "/api/v1/why/"):
 			w.Header().Set("Content-Type", "text/plain")
 			w.Write([]byte("koji_build " + strings.TrimPrefix(r.URL.Path, "/api/v1/why/") + ": SATISFIED\n"))
@@ -143,21 +146,22 @@ func TestComposeStatusAndList(t *testing.T) {
 	}
 }
 
-// TestWhyShowsACompose: why on a compose id prints the compose's status;
-// on anything else (404 from the compose API) it asks gating.
+// TestWhyShowsACompose: why on a compose id prints the compose's status
+// (and gating's decisions about the compose, when gating knows it); on
+// anything else (404 from the compose API) it asks gating, then signing.
 func TestWhyShowsACompose(t *testing.T) {
 	srv := newComposeServer(t)
 	out, err := runCLI(t, "why", "f42", "--url", srv.URL)
-	if err != nil || !strings.HasPrefix(out, "compose f42: NOT READY\n") {
+	if err != nil || !strings.HasPrefix(out, "compose f42: NOT READY\n") || !strings.Contains(out, "\n\nkoji_build f42: SATISFIED\n") {
 		t.Fatalf("why f42: %v\n%s", err, out)
 	}
 	out, err = runCLI(t, "why", "bash-5.2-1.fc42", "--url", srv.URL)
-	if err != nil || out != "koji_build bash-5.2-1.fc42: SATISFIED\n" {
+	if err != nil || out != "koji_build bash-5.2-1.fc42: SATISFIED\n\nsigned bash-5.2-1.fc42: SIGNED\n" {
 		t.Fatalf("why on a build: %v %q", err, out)
 	}
 	req := srv.asked()
-	if n := len(req); n < 2 || req[n-2] != "/api/v1/composes/bash-5.2-1.fc42?manifest=false" ||
-		req[n-1] != "/api/v1/why/bash-5.2-1.fc42?format=text" {
+	if n := len(req); n < 3 || req[n-3] != "/api/v1/composes/bash-5.2-1.fc42?manifest=false" ||
+		req[n-2] != "/api/v1/why/bash-5.2-1.fc42?format=text" || req[n-1] != "/api/v1/why/bash-5.2-1.fc42/signing?format=text" {
 		t.Fatalf("requests %v", req)
 	}
 }

@@ -68,6 +68,14 @@ event_time is rejected unless --event-time-now gives it the current time
 (which also makes its derived id change on every run). Bus messages carry
 their own id, source and time.
 
+With ingest.koji_hub_url set, emit --message then asks that Koji hub for the
+RPM list of every build a message says became COMPLETE (getBuild, listRPMs)
+and produces it as a build event (id: the message's + "#rpms") in one more
+transaction: no bus message carries it, and a build counts as signed only
+once its artifact list is known. If Koji cannot answer, the messages' events
+stay produced and emit exits 1 saying which builds lack their list; sending
+the same messages again retries (the same events result).
+
 A batch is all or nothing: a malformed line or a missing field anywhere
 rejects the whole input before anything is produced, naming the line and the
 field; the events are then produced in one Kafka transaction (transactional
@@ -140,6 +148,7 @@ consumers (a watch started afterwards sees them). Exits 1 on any error.`,
 		cmd.AddCommand(a.emitKindCmd(k, &o))
 	}
 	cmd.AddCommand(a.emitComposesCmd(&o))
+	cmd.AddCommand(a.emitDebianCmd(&o))
 	return cmd
 }
 
@@ -276,6 +285,7 @@ func (a *app) runEmit(ctx context.Context, o emitOpts, parse func(config.Config,
 		return nil
 	}
 
+	parent := ctx
 	ctx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
 	prod, err := newIngestProducer(cfg, emitTxnSuffix(o.txnID))
@@ -300,6 +310,40 @@ func (a *app) runEmit(ctx context.Context, o emitOpts, parse func(config.Config,
 		return withLimitHint(err)
 	}
 	a.say("emit: produced %s in one transaction (%s; transactional id %s)", plural(len(res), "event"), countTopics(events), prod.TransactionalID())
+	if o.message {
+		return a.emitEnrichments(parent, cfg, o, prod, events)
+	}
+	return nil
+}
+
+// emitEnrichments produces, after bus messages, what Koji says of the
+// builds they made COMPLETE (ingest.koji_hub_url; nothing when unset).
+func (a *app) emitEnrichments(ctx context.Context, cfg config.Config, o emitOpts, prod *ingest.Producer, events []ingest.Event) error {
+	log, err := a.logger()
+	if err != nil {
+		return err
+	}
+	en, err := newEnricher(cfg, log, nil)
+	if en == nil || err != nil {
+		return err
+	}
+	cat, err := catalog(cfg)
+	if err != nil {
+		return err
+	}
+	res, err := produceEnrichments(ctx, en, &ingest.Parser{Catalog: cat}, prod, events, o.timeout, log)
+	out := a.jsonOut()
+	for _, r := range res {
+		if werr := out.write(r); werr != nil {
+			return werr
+		}
+	}
+	if len(res) > 0 {
+		a.say("emit: produced the RPM lists of %s from %s in one more transaction", plural(len(res), "build"), cfg.Ingest.KojiHubURL)
+	}
+	if err != nil {
+		return fmt.Errorf("emit: the events were produced, but asking Koji failed: %w; send the messages again to retry (the same events result)", err)
+	}
 	return nil
 }
 

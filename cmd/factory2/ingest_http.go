@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"mime"
 	"net/http"
 	"os"
@@ -18,6 +19,7 @@ import (
 	"github.com/factory2/factory2/internal/config"
 	"github.com/factory2/factory2/internal/httpapi"
 	"github.com/factory2/factory2/internal/ingest"
+	"github.com/factory2/factory2/internal/koji"
 	"github.com/factory2/factory2/topics"
 )
 
@@ -60,7 +62,9 @@ func newIngestProducer(cfg config.Config, suffix string) (*ingest.Producer, erro
 // when the reservation does not fit, the request gets 503 with
 // Retry-After and its body is not read.
 //
-// Answers: 202 {"count":N,"produced":[{"topic","partition","offset","key","id","type"}...]};
+// Answers: 202 {"count":N,"produced":[{"topic","partition","offset","key","id","type"}...]}
+// (with ingest.koji_hub_url, also "enriched" and "enrich_error": see
+// withEnricher);
 // 400 bad input, invalid UTF-8 included (nothing produced); 401 no bearer
 // token; 403 wrong token; 408 body not received within http.read_timeout;
 // 413 body over http.max_body_bytes, or an event whose record exceeds
@@ -75,20 +79,37 @@ func newIngestProducer(cfg config.Config, suffix string) (*ingest.Producer, erro
 // ingest.ErrNotVisible). Batches are produced one at a time, each within
 // http.write_timeout (plus the commit, bounded by the transaction
 // timeout); the answer then gets a full http.write_timeout of its own.
-func registerIngest(srv *httpapi.Server, cfg config.Config, ing *ingest.Producer) {
-	srv.Handle("POST /api/v1/events", ingestHandler(cfg, ing))
+func registerIngest(srv *httpapi.Server, cfg config.Config, ing *ingest.Producer, opts ...ingestOpt) {
+	srv.Handle("POST /api/v1/events", ingestHandler(cfg, ing, opts...))
+}
+
+// ingestOpt is an optional part of the ingestion endpoint.
+type ingestOpt func(*ingestServer)
+
+// withEnricher makes the endpoint ask Koji, through en, for the RPM list
+// of each build a batch of bus messages (format=message) made COMPLETE,
+// once the batch is committed, and produce it in a transaction of its
+// own; the 202 answer then lists those records in "enriched", and says
+// in "enrich_error" which builds Koji could not tell about (logged with
+// log too). A nil en changes nothing.
+func withEnricher(en *koji.Enricher, log *slog.Logger) ingestOpt {
+	return func(s *ingestServer) { s.enricher, s.log = en, log }
 }
 
 // ingestHandler is the handler registerIngest registers.
-func ingestHandler(cfg config.Config, ing *ingest.Producer) http.Handler {
+func ingestHandler(cfg config.Config, ing *ingest.Producer, opts ...ingestOpt) http.Handler {
 	cat, catErr := catalog(cfg)
-	return &ingestServer{
+	s := &ingestServer{
 		cfg:    cfg.HTTP,
 		cat:    cat,
 		catErr: catErr,
 		ing:    ing,
 		budget: semaphore.NewWeighted(cfg.HTTP.MaxInflightBodyBytes),
 	}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
 }
 
 // ingestServer serves POST /api/v1/events. It is safe for concurrent use.
@@ -99,6 +120,10 @@ type ingestServer struct {
 	ing    *ingest.Producer
 	// budget holds the bytes reserved by the bodies in flight.
 	budget *semaphore.Weighted
+	// enricher, when set, asks Koji what bus messages do not carry
+	// (withEnricher).
+	enricher *koji.Enricher
+	log      *slog.Logger
 }
 
 func (s *ingestServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -213,6 +238,12 @@ func (s *ingestServer) produce(w http.ResponseWriter, r *http.Request, events []
 		defer cancel()
 	}
 	res, err := s.ing.Produce(ctx, events)
+	var enriched []ingest.Produced
+	var enrichErr error
+	if (err == nil || errors.Is(err, ingest.ErrNotVisible)) && s.enricher != nil && r.URL.Query().Get("format") == "message" {
+		enriched, enrichErr = produceEnrichments(r.Context(), s.enricher, &ingest.Parser{Catalog: s.cat}, s.ing,
+			events, s.cfg.WriteTimeout, s.log)
+	}
 	if s.cfg.WriteTimeout > 0 {
 		// The answer says whether the batch is committed: give writing it
 		// a write timeout of its own, however long producing took. Not
@@ -236,11 +267,17 @@ func (s *ingestServer) produce(w http.ResponseWriter, r *http.Request, events []
 		ingestError(w, http.StatusServiceUnavailable, err.Error())
 		return
 	}
-	ingestJSON(w, http.StatusAccepted, struct {
-		Count    int               `json:"count"`
-		Produced []ingest.Produced `json:"produced"`
-		Warning  string            `json:"warning,omitempty"`
-	}{len(res), res, warning})
+	answer := struct {
+		Count       int               `json:"count"`
+		Produced    []ingest.Produced `json:"produced"`
+		Warning     string            `json:"warning,omitempty"`
+		Enriched    []ingest.Produced `json:"enriched,omitempty"`
+		EnrichError string            `json:"enrich_error,omitempty"`
+	}{Count: len(res), Produced: res, Warning: warning, Enriched: enriched}
+	if enrichErr != nil {
+		answer.EnrichError = enrichErr.Error() + "; send the messages again to retry (the same events result)"
+	}
+	ingestJSON(w, http.StatusAccepted, answer)
 }
 
 // tooLargeAnswer is the 413 of an event too large for Kafka.

@@ -21,6 +21,7 @@ import (
 	"github.com/factory2/factory2/internal/httpapi"
 	"github.com/factory2/factory2/processors"
 	"github.com/factory2/factory2/processors/compose"
+	"github.com/factory2/factory2/processors/deps"
 	"github.com/factory2/factory2/processors/gating"
 	"github.com/factory2/factory2/state"
 	"github.com/factory2/factory2/topics"
@@ -40,6 +41,9 @@ type pipeline struct {
 	gating  *gating.Engine
 	// composes answers the compose queries on every instance.
 	composes *compose.Table
+	// graph is the dependency graph every instance holds, for trace
+	// queries and rebuild decisions.
+	graph *deps.Table
 }
 
 // listenHTTP binds the HTTP server with everything a process serves:
@@ -56,14 +60,22 @@ func (p *pipeline) listenHTTP() (srv *httpapi.Server, close func(), err error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	registerIngest(srv, p.cfg, ing)
+	en, err := newEnricher(p.cfg, p.log, p.reg)
+	if err != nil {
+		ing.Close()
+		return nil, nil, err
+	}
+	registerIngest(srv, p.cfg, ing, withEnricher(en, p.log))
 	srv.SetCheck(p.health)
 	for i, s := range p.specs {
 		if s.Name == gating.Name {
-			gating.NewAPI(p.gating, p.runners[i]).Register(srv)
+			api := gating.NewAPI(p.gating, p.runners[i])
+			api.Register(srv)
+			api.RegisterSigning(srv)
 		}
 	}
 	compose.NewAPI(p.composes).Register(srv)
+	deps.NewAPI(p.graph).Register(srv)
 	return srv, ing.Close, nil
 }
 
@@ -78,6 +90,10 @@ func (p *pipeline) health() httpapi.Status {
 		if h.Reason != "" {
 			reasons = append(reasons, p.specs[i].Name+": "+h.Reason)
 		}
+	}
+	if h := p.graph.Health(); !h.Ready {
+		st.Ready = false
+		reasons = append(reasons, h.Reason)
 	}
 	if h := p.composes.Health(); !h.Ready {
 		st.Ready = false
@@ -101,7 +117,8 @@ func newPipeline(cfg config.Config, log *slog.Logger) (*pipeline, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	p := &pipeline{cfg: cfg, log: log, cat: cat, codec: codec, reg: reg, cache: state.NewCache(cfg.State.CacheBytes)}
-	p.specs, p.gating, err = processorSpecs(cfg, cat)
+	p.graph = deps.NewTable(deps.TableConfig{Brokers: cfg.Brokers, Catalog: cat, Logger: log})
+	p.specs, p.gating, err = processorSpecs(cfg, cat, p.graph.Graph)
 	if err != nil {
 		return nil, err
 	}
@@ -157,12 +174,16 @@ func newCodec(cfg config.Config) (*avro.Codec, error) {
 }
 
 // processorSpecs lists the processors this binary runs.
-func processorSpecs(cfg config.Config, cat *topics.Catalog) ([]processors.Spec, *gating.Engine, error) {
+func processorSpecs(cfg config.Config, cat *topics.Catalog, g *deps.Graph) ([]processors.Spec, *gating.Engine, error) {
 	eng, err := gatingEngine(cfg)
 	if err != nil {
 		return nil, nil, err
 	}
-	return []processors.Spec{gating.Spec(cat, eng), compose.MembersSpec(cat), compose.Spec(cat)}, eng, nil
+	return []processors.Spec{
+		gating.Spec(cat, eng),
+		compose.MembersSpec(cat), compose.Spec(cat),
+		deps.Spec(cat), deps.RebuildSpec(cat, g, cfg.Rebuild),
+	}, eng, nil
 }
 
 // gatingEngine loads the policies and signing rules of cfg. A broken
@@ -237,6 +258,7 @@ func (p *pipeline) run(ctx context.Context, srv *httpapi.Server) error {
 		g.Go(func() error { return r.Run(gctx) })
 	}
 	g.Go(func() error { return p.composes.Run(gctx) })
+	g.Go(func() error { return p.graph.Run(gctx) })
 	if srv != nil {
 		g.Go(func() error { return srv.Run(gctx) })
 	}

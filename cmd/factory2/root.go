@@ -62,6 +62,7 @@ stderr. Kafka-facing commands take --brokers (or FACTORY2_BROKERS).`,
 		a.whyCmd(),
 		a.composeCmd(),
 		a.configCmd(),
+		a.traceCmd(),
 		a.versionCmd(),
 		a.watchCmd(),
 	)

@@ -151,9 +151,9 @@ func TestWatchTopics(t *testing.T) {
 		want string
 	}{
 		{[]string{"decisions"}, "p.decisions.gating p.decisions.autosign p.decisions.signed p.decisions.compose-ready p.decisions.rebuild"},
-		{[]string{"events"}, "p.events.build p.events.sign p.events.test p.events.policy p.events.compose"},
+		{[]string{"events"}, "p.events.build p.events.sign p.events.test p.events.policy p.events.compose p.events.deps"},
 		{[]string{"gating", "autosign", "signed", "compose-ready", "rebuild", "deadletter"}, "p.decisions.gating p.decisions.autosign p.decisions.signed p.decisions.compose-ready p.decisions.rebuild p.deadletter"},
-		{[]string{"events.build", "p.events.build", "events"}, "p.events.build p.events.sign p.events.test p.events.policy p.events.compose"},
+		{[]string{"events.build", "p.events.build", "events"}, "p.events.build p.events.sign p.events.test p.events.policy p.events.compose p.events.deps"},
 		{[]string{"somebody.elses.topic"}, "somebody.elses.topic"},
 	} {
 		if got := strings.Join(watchTopics(cat, tc.args), " "); got != tc.want {

@@ -37,6 +37,10 @@ func Key(r avro.Record) string {
 		return r.ComposeID
 	case *avro.RebuildDecision:
 		return r.SubjectID
+	case *avro.DependencyEdge:
+		// The id alone, so that an edge of build:NVR shares the
+		// partition of the build's events.
+		return r.FromID
 	}
 	return ""
 }

@@ -72,9 +72,9 @@ func (c Config) GatingEngine() (*gating.Engine, error) {
 // has, at once: unknown keys and values of the wrong type, invalid
 // values, policy files that cannot be read or parsed, and what only shows
 // once the policies are known: a directory of gating.policies without a
-// policy file, and a decision context that a compose or a signing rule
-// requires but no policy has (the compose would never be ready, the rule
-// never sign). It connects to nothing.
+// policy file, and a decision context that a compose, a signing rule or
+// the rebuild rules require but no policy has (the compose would never be
+// ready, the rule never sign, nothing be rebuilt). It connects to nothing.
 func Check(path string) error {
 	cfg, err := Load(path)
 	var pe *os.PathError
@@ -110,8 +110,8 @@ func Check(path string) error {
 	return nil
 }
 
-// contextProblems reports the decision contexts composes and signing
-// rules require that no policy of ps has.
+// contextProblems reports the decision contexts composes, signing rules
+// and rebuild rules require that no policy of ps has.
 func contextProblems(cfg Config, ps *gating.PolicySet) []error {
 	var known []string
 	for _, p := range ps.Policies() {
@@ -143,6 +143,11 @@ func contextProblems(cfg Config, ps *gating.PolicySet) []error {
 		}
 		if err := missing(r.RequireContext); err != nil {
 			errs = append(errs, fmt.Errorf("gating.signing_rules (%s): require_context: %w", r.Name, err))
+		}
+	}
+	if ctx := cfg.Rebuild.Context; ctx != "" {
+		if err := missing(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("rebuild.context: %w", err))
 		}
 	}
 	return errs

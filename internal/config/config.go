@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -23,6 +24,7 @@ import (
 
 	"github.com/factory2/factory2/internal/httpapi"
 	"github.com/factory2/factory2/internal/ingest"
+	"github.com/factory2/factory2/processors/deps"
 	"github.com/factory2/factory2/processors/gating"
 	"github.com/factory2/factory2/topics"
 )
@@ -47,6 +49,9 @@ type Config struct {
 	// Composes are the compose definitions: what each compose must
 	// contain to be ready. `factory2 emit composes` produces them.
 	Composes []Compose `yaml:"composes"`
+	// Rebuild says when a new build triggers rebuild decisions, and of
+	// what (the dependency views' rebuild processor).
+	Rebuild deps.RebuildRules `yaml:"rebuild"`
 }
 
 // Topics mirrors topics.Config.
@@ -165,6 +170,36 @@ type Ingest struct {
 	// (1048588); a larger value also needs the input topics'
 	// max.message.bytes to fit it, or Kafka refuses the records (413).
 	MaxEventBytes int64 `yaml:"max_event_bytes"`
+	// KojiHubURL (ingest.koji_hub_url, default empty: off) is the XML-RPC
+	// URL of the Koji hub of instance "primary", e.g.
+	// https://koji.fedoraproject.org/kojihub. When set, every Koji build
+	// state change to COMPLETE ingested from a bus message (emit
+	// --message, POST /api/v1/events?format=message) makes ingestion ask
+	// the hub for the build's RPM list (getBuild, listRPMs) once, and
+	// produce it as a build event right after the message's events: no
+	// bus message carries the RPM list, and without it no build counts
+	// as signed. See internal/koji.
+	KojiHubURL string `yaml:"koji_hub_url"`
+	// KojiTimeout (ingest.koji_timeout, default 10s) bounds one call to
+	// the Koji hub. A call that fails transiently is made 3 times in all.
+	KojiTimeout time.Duration `yaml:"koji_timeout"`
+}
+
+// validate reports the problems of the ingest section.
+func (in Ingest) validate() []error {
+	var errs []error
+	if in.MaxEventBytes <= 0 || in.MaxEventBytes > ingest.LargestMaxEventBytes {
+		errs = append(errs, fmt.Errorf("ingest.max_event_bytes %d: must be in [1, %d]", in.MaxEventBytes, ingest.LargestMaxEventBytes))
+	}
+	if in.KojiHubURL != "" {
+		if u, err := url.Parse(in.KojiHubURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("ingest.koji_hub_url %q: want an http(s) URL, e.g. https://koji.fedoraproject.org/kojihub", in.KojiHubURL))
+		}
+	}
+	if in.KojiTimeout <= 0 || in.KojiTimeout > 5*time.Minute {
+		errs = append(errs, fmt.Errorf("ingest.koji_timeout %s: must be in (0, 5m]", in.KojiTimeout))
+	}
+	return errs
 }
 
 // Registry configures an optional Confluent-compatible schema registry.
@@ -240,6 +275,7 @@ func Default() Config {
 		},
 		Ingest: Ingest{
 			MaxEventBytes: ingest.DefaultMaxEventBytes,
+			KojiTimeout:   10 * time.Second,
 		},
 		Gating: Gating{
 			MaxSubjectBytes:    gating.DefaultMaxSubjectBytes,
@@ -349,9 +385,7 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("http.addr %q: want host:port", c.HTTP.Addr))
 	}
 	errs = append(errs, c.HTTP.validate()...)
-	if c.Ingest.MaxEventBytes <= 0 || c.Ingest.MaxEventBytes > ingest.LargestMaxEventBytes {
-		errs = append(errs, fmt.Errorf("ingest.max_event_bytes %d: must be in [1, %d]", c.Ingest.MaxEventBytes, ingest.LargestMaxEventBytes))
-	}
+	errs = append(errs, c.Ingest.validate()...)
 	if err := gating.ValidateSigningRules(c.Gating.SigningRules); err != nil {
 		errs = append(errs, fmt.Errorf("gating.signing_rules: %w", err))
 	}

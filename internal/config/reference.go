@@ -23,15 +23,20 @@ type Key struct {
 	// Default is the value a file that leaves the key out gets, as YAML;
 	// for the keys of list entries, what an entry that leaves it out gets.
 	Default string
+	// Means, when set, is what the default stands for: the code fills in
+	// a zero default ("6" for a depth of 0).
+	Means string
 	// Doc says what the key is for.
 	Doc string
 }
 
-// keyDoc documents a key: what it is, and its default in words where the
-// value Default() has would mislead (it depends on the host).
+// keyDoc documents a key: what it is, its default in words where the
+// value Default() has would mislead (it depends on the host), and what a
+// zero default stands for when the code fills it in later.
 type keyDoc struct {
-	doc string
-	def string
+	doc  string
+	def  string
+	zero string
 }
 
 // docs documents every key of Config. Keys and types come from the
@@ -83,6 +88,12 @@ var docs = map[string]keyDoc{
 	"ingest.max_event_bytes": {doc: "Largest event record (key and Avro value), for `factory2 emit` and " +
 		"POST /api/v1/events alike; a batch with a larger event is refused whole (HTTP 413)."},
 
+	"ingest.koji_hub_url": {doc: "XML-RPC URL of the Koji hub of instance primary (e.g. https://koji.fedoraproject.org/kojihub); " +
+		"when set, a Koji build that becomes COMPLETE in an ingested bus message makes ingestion ask the hub once for its " +
+		"RPM list and produce it as a build event (no bus message carries it, and a build counts as signed only when " +
+		"its RPMs are known). Empty: off."},
+	"ingest.koji_timeout": {doc: "Bounds one call to the Koji hub; a call that fails transiently is made 3 times in all. In (0, 5m]."},
+
 	"registry.url": {doc: "A Confluent-compatible schema registry; empty: records use Avro single-object encoding."},
 
 	"gating.policies": {doc: "Greenwave policy files (YAML documents tagged --- !Policy), or directories of " +
@@ -129,6 +140,16 @@ var docs = map[string]keyDoc{
 	"composes[].cadence.window_end": {doc: "End of the daily window; see window_start."},
 	"composes[].retired": {doc: "A retired definition produces no more decisions; keep it with retired: true and " +
 		"emit it once more, so the compose processor learns."},
+
+	"rebuild.context": {doc: "The gating decision context a new build must satisfy before what ships an older build " +
+		"of its package is to be rebuilt; empty: not required."},
+	"rebuild.key":   {doc: "The key id the new build must be signed with; empty: not required."},
+	"rebuild.types": {zero: "container, module, flatpak", doc: "Node types that are rebuilt."},
+	"rebuild.relations": {zero: "produced-by, embeds, includes, parent, contains",
+		doc: "Dependency edges walked from the older build to what ships it."},
+	"rebuild.buildroot": {doc: "Also rebuild every build built against the older one (a mass rebuild)."},
+	"rebuild.depth":     {zero: "6", doc: "Edges walked at most from the older build."},
+	"rebuild.cap":       {zero: "1000", doc: "Rebuild decisions per new build at most; a dependent beyond it is counted, not decided."},
 }
 
 // Keys returns every key of the configuration file, in the order of the
@@ -137,7 +158,7 @@ func Keys() []Key {
 	var keys []Key
 	walkKeys(reflect.TypeFor[Config](), reflect.ValueOf(Default()), "", func(k Key) {
 		d := docs[k.Path]
-		k.Doc = d.doc
+		k.Doc, k.Means = d.doc, d.zero
 		if d.def != "" {
 			k.Default = d.def
 		}
@@ -251,7 +272,11 @@ against ` + "`make kafka-up`" + `. Keys under ` + "`[]`" + ` are those of each e
 			section = top
 			fmt.Fprintf(&b, "\n## %s\n\n| key | type | default | |\n|---|---|---|---|\n", section)
 		}
-		fmt.Fprintf(&b, "| `%s` | %s | `%s` | %s |\n", k.Path, k.Type, k.Default, strings.ReplaceAll(k.Doc, "|", `\|`))
+		def := "`" + k.Default + "`"
+		if k.Means != "" {
+			def += " (" + k.Means + ")"
+		}
+		fmt.Fprintf(&b, "| `%s` | %s | %s | %s |\n", k.Path, k.Type, def, strings.ReplaceAll(k.Doc, "|", `\|`))
 	}
 	return b.String()
 }

@@ -244,6 +244,8 @@ func Alias(rec avro.Record) (string, error) {
 		return topics.EventsPolicy, nil
 	case *avro.ComposeEvent:
 		return topics.EventsCompose, nil
+	case *avro.DependencyEdge:
+		return topics.EventsDeps, nil
 	case *avro.GatingDecision, *avro.AutosignDecision, *avro.SignedStatus,
 		*avro.ComposeReadyDecision, *avro.RebuildDecision:
 		return "", ErrDecision

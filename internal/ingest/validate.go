@@ -145,6 +145,15 @@ func validate(rec avro.Record, how strictness) []problem {
 				ps = append(ps, problem{f, errors.New("set on a status event; it belongs to definition events (kind definition)")})
 			}
 		}
+	case *avro.DependencyEdge:
+		need("from_type", r.FromType)
+		need("from_id", r.FromID)
+		need("relation", r.Relation)
+		need("to_type", r.ToType)
+		need("to_id", r.ToID)
+		if r.FromType == r.ToType && r.FromID == r.ToID && r.FromID != "" {
+			ps = append(ps, problem{"to_id", errors.New("an edge from a node to itself")})
+		}
 	}
 	return ps
 }

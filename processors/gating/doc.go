@@ -22,7 +22,9 @@
 // and returns at once when an event changed none of them, which is the
 // case of tags and signatures, the commonest events. The query API
 // (Greenwave's POST /api/v1.0/decision, "factory2 why") calls Evaluate on
-// the stored state and GreenwaveResponse or Evaluation.WriteText.
+// the stored state and GreenwaveResponse or Evaluation.WriteText; "why"
+// also reads Engine.Signing (SigningReport): what autosign waits for per
+// signing rule and what lacks each key.
 //
 // All of it is a deterministic function of (state, record): the emitted
 // records' envelopes derive from the triggering record (ID = sha256 of the
