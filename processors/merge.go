@@ -136,12 +136,23 @@ func (r *Runner) enqueue(fetches kgo.Fetches) {
 		}
 		if fp.LastStableOffset >= 0 {
 			q.lso, q.seen = fp.LastStableOffset, r.pollSeq
+			// A fetch answer, records or not: the client fetches a
+			// partition only from the offset the group's (stable)
+			// offset fetch gave, so the committed offsets are known,
+			// also for a partition that never had a record.
+			t.offsetsKnown = true
 		}
 		if fp.LogStartOffset >= 0 {
 			q.logStart = fp.LogStartOffset
 		}
-		if q.next >= 0 && q.lso >= 0 {
+		switch {
+		case q.next >= 0 && q.lso >= 0:
 			t.noteLag(q.topic, q.lso-q.next)
+		case len(fp.Records) == 0 && fp.LastStableOffset >= 0:
+			// Nothing to return at the position: at the end (a
+			// partition that never had a record, or one consumed to
+			// its end before this session).
+			t.noteLag(q.topic, 0)
 		}
 	})
 }

@@ -1436,7 +1436,7 @@ func (r *Runner) restorePending(ctx context.Context) error {
 		if committed == nil {
 			committed = r.sess.Client().CommittedOffsets()
 		}
-		if hasPartition(committed, p) {
+		if t.offsetsKnown || hasPartition(committed, p) {
 			ps = append(ps, p)
 		}
 	}

@@ -686,3 +686,23 @@ func hdr(r *kgo.Record, k string) string {
 	}
 	return ""
 }
+
+// A task whose partitions never had a record is restored and caught up
+// as soon as a fetch answer says so: a fresh deployment with more
+// partitions than busy keys must become ready (it stayed "restoring",
+// then "catching up", for ever).
+func TestEmptyPartitionsAreReady(t *testing.T) {
+	f := newFixture(t, 4)
+	r := f.runner(t, "a", t.TempDir())
+	f.ensure(t)
+	stop := start(t, r)
+	defer stop()
+	f.produce(t, 0, 3, 1) // one key: one partition of four
+	f.waitOutputs(t, 3)
+	kafkatest.WaitFor(t, 30*time.Second, func() error {
+		if h := r.Health(); !h.Ready || h.Restoring != 0 || h.CatchingUp != 0 {
+			return fmt.Errorf("health %+v", h)
+		}
+		return nil
+	})
+}
