@@ -107,10 +107,15 @@ func (f *Follower) Run(ctx context.Context) error {
 				continue
 			}
 		}
-		fs := cl.PollFetches(ctx)
+		f.checkLoaded()
+		// Bounded, so that loading is noticed when nothing comes (the
+		// topics are empty, or end in a transaction marker).
+		pctx, cancel := context.WithTimeout(ctx, time.Second)
+		fs := cl.PollFetches(pctx)
+		cancel()
 		var ferr error
 		fs.EachError(func(t string, p int32, err error) {
-			if !errors.Is(err, context.Canceled) {
+			if !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
 				ferr = fmt.Errorf("%s/%d: %w", t, p, err)
 			}
 		})
@@ -140,13 +145,21 @@ func (f *Follower) Run(ctx context.Context) error {
 			f.cfg.Logger.Info("following again", "topics", f.cfg.Topics, "after", f.fault)
 			f.fault = ""
 		}
-		if !f.loaded && f.ends != nil && f.behindLocked() == 0 {
-			f.loaded = true
-			f.cfg.Logger.Info("table loaded", "topics", f.cfg.Topics, "records", f.read)
-		}
 		f.mu.Unlock()
+		f.checkLoaded()
 	}
 	return nil
+}
+
+// checkLoaded marks the follower loaded once it has read to the ends
+// listed at start.
+func (f *Follower) checkLoaded() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.loaded && f.ends != nil && f.behindLocked() == 0 {
+		f.loaded = true
+		f.cfg.Logger.Info("table loaded", "topics", f.cfg.Topics, "records", f.read)
+	}
 }
 
 func (f *Follower) listEnds(ctx context.Context, adm *kadm.Client) error {

@@ -232,6 +232,9 @@ type Runner struct {
 	// suspects are input records whose processing failed for a reason
 	// tied to them: when polled again they are dead-lettered instead.
 	suspects map[recordRef]string
+	// offsetsFetchedAt is when the last stable offset fetch of an
+	// assignment returned (under mu).
+	offsetsFetchedAt time.Time
 	// isolate, when not nil, is the end (exclusive) per input partition of
 	// a transaction that failed for a reason no single record was blamed
 	// for: up to there, records are processed one per transaction, so the
@@ -469,6 +472,7 @@ func (r *Runner) session(ctx context.Context) error {
 		kgo.SessionTimeout(r.cfg.SessionTimeout),
 		kgo.RebalanceTimeout(r.rebalanceTimeout()),
 		kgo.OnPartitionsAssigned(r.assigned),
+		kgo.AdjustFetchOffsetsFn(r.offsetsFetched),
 		kgo.OnPartitionsRevoked(r.revoked),
 		kgo.OnPartitionsLost(r.lost),
 		kgo.RecordPartitioner(partitioner(r.changelogs, r.spec.PartitionedOutputs)),
@@ -617,6 +621,9 @@ func (r *Runner) loop(ctx context.Context) error {
 			continue
 		}
 		now := time.Now()
+		if fetches.NumRecords() == 0 && r.sess.Client().BufferedFetchRecords() == 0 {
+			r.idlePoll(now)
+		}
 		// Commit at the deadline, or once the runner has caught up with
 		// its inputs (nothing more is buffered): under a trickle of events
 		// a decision then waits for one commit, not for the interval. But
@@ -1420,6 +1427,41 @@ func (r *Runner) closeTask(p int32, t *task, why string) {
 		r.log.Warn("closing task", "partition", p, "err", err)
 	}
 	r.log.Info("partition "+why, "partition", p)
+}
+
+// offsetsFetched is called once the group's stable offset fetch for newly
+// assigned partitions returned: their committed offsets (or none) are
+// known, so their tasks can restore before any record arrives (a
+// partition that never had one included).
+func (r *Runner) offsetsFetched(_ context.Context, offs map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
+	r.mu.Lock()
+	for _, ps := range offs {
+		for p := range ps {
+			if t := r.tasks[p]; t != nil {
+				t.offsetsKnown = true
+			}
+		}
+	}
+	r.offsetsFetchedAt = time.Now()
+	r.mu.Unlock()
+	return offs, nil
+}
+
+// idlePoll notes a poll that returned nothing while nothing was queued:
+// every partition whose offsets have been known for a while had its
+// fetch answered with nothing, so its restored task is at the end of
+// its inputs (a deployment whose topics are all empty is ready).
+func (r *Runner) idlePoll(now time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.offsetsFetchedAt.IsZero() || now.Sub(r.offsetsFetchedAt) < time.Second {
+		return
+	}
+	for _, t := range r.tasks {
+		if t.restored && t.offsetsKnown && !t.caughtUp && !t.queued() {
+			t.caughtUp = true
+		}
+	}
 }
 
 // restorePending restores every task that is not restored and whose

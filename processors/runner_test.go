@@ -706,3 +706,31 @@ func TestEmptyPartitionsAreReady(t *testing.T) {
 		return nil
 	})
 }
+
+// A deployment whose topics are all empty (a first start) becomes ready,
+// and a table reading an empty topic loads.
+func TestAllEmptyTopicsAreReady(t *testing.T) {
+	f := newFixture(t, 2)
+	r := f.runner(t, "a", t.TempDir())
+	f.ensure(t)
+	stop := start(t, r)
+	defer stop()
+	fol := processors.NewFollower(processors.FollowerConfig{Brokers: f.env.Brokers(), Topics: []string{f.out}, Apply: func(*kgo.Record) {}})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- fol.Run(ctx) }()
+	kafkatest.WaitFor(t, 30*time.Second, func() error {
+		if h := r.Health(); !h.Ready || h.Restoring != 0 || h.CatchingUp != 0 {
+			return fmt.Errorf("health %+v", h)
+		}
+		if loaded, _, behind := fol.Loaded(); !loaded {
+			return fmt.Errorf("table of an empty topic not loaded (%d behind)", behind)
+		}
+		return nil
+	})
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
