@@ -28,6 +28,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -46,6 +47,7 @@ import (
 	"github.com/factory2/factory2/internal/kafkatest"
 	"github.com/factory2/factory2/processors"
 	"github.com/factory2/factory2/processors/compose"
+	"github.com/factory2/factory2/state"
 	"github.com/factory2/factory2/topics"
 )
 
@@ -60,6 +62,10 @@ const (
 
 	// benchWait bounds every wait of the benchmarks but the load's.
 	benchWait = 60 * time.Second
+
+	// benchCacheBytes is the runners' shared block cache: the default
+	// of state.cache_bytes.
+	benchCacheBytes = 256 << 20
 )
 
 // benchSize reads the size env with its default; min is the least value.
@@ -106,8 +112,7 @@ func BenchmarkComposeScale(b *testing.B) {
 	rss := peakRSS(b)
 	b.Logf("%d packages, %d events per run; events/s by run: %s; median %.0f, worst %.0f; ingest alone: median %.0f events/s",
 		n, eventsPerPackage*n, fmtRates(rates), median(rates), slices.Min(rates), median(prodRates))
-	b.Logf("peak RSS of the benchmark process (the three runners, the producer and consumers; not the broker): %.0f MB; Pebble state at the end: %.1f MB",
-		mb(rss), mb(pebble))
+	b.Logf("%s; Pebble state at the end: %.1f MB", memory(b), mb(pebble))
 	b.ReportMetric(median(rates), "events/s")
 	b.ReportMetric(slices.Min(rates), "worst_events/s")
 	b.ReportMetric(median(prodRates), "ingest_events/s")
@@ -252,7 +257,7 @@ func benchReadyLatency(b *testing.B, n, samples int) {
 		"members (→ member snapshot visible) %s; compose (→ compose-ready received) %s",
 		short(stInput), short(stGating), short(stMembers), short(stCompose))
 	b.Logf("%s", f.runnerSummary(b))
-	b.Logf("peak RSS %.0f MB (this process: runners, producer, consumers); Pebble state %s", mb(peakRSS(b)), dirSizes(b, f.stateDir))
+	b.Logf("%s; Pebble state %s", memory(b), dirSizes(b, f.stateDir))
 }
 
 // eventsPerPackage is the length of fixture.lifecycle.
@@ -260,7 +265,9 @@ const eventsPerPackage = 6
 
 // benchFixture is a fresh catalog on the real broker (the e2e tests'
 // catalog, engine and specs), a runner of each spec with its state under
-// stateDir and its metrics in reg, and an ingest Producer.
+// stateDir and its metrics in reg, and an ingest Producer. The runners
+// share one block cache of the configuration's default size, as in
+// cmd/factory2 (the e2e tests' runnerConfig gives each task a private one).
 type benchFixture struct {
 	// gen makes the events (env0, definition, lifecycle); gen.t is nil:
 	// none of its methods that report to a test may be called.
@@ -300,9 +307,11 @@ func newBenchFixture(b *testing.B, hooks ...kgo.Hook) *benchFixture {
 		b.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	cache := state.NewCache(benchCacheBytes)
+	b.Cleanup(cache.Unref) // after the runners stop (start's Cleanup runs first)
 	for _, s := range specs(f.cat, e) {
 		cfg := runnerConfig(env.Brokers(), f.cat, f.codec, f.stateDir, log)
-		cfg.Registerer = f.reg
+		cfg.Registerer, cfg.Cache = f.reg, cache
 		r, err := processors.NewRunner(s, cfg) // adds its changelog to the catalog
 		if err != nil {
 			b.Fatal(err)
@@ -889,6 +898,16 @@ func peakRSS(b *testing.B) int64 {
 	}
 	b.Fatal("no VmHWM in /proc/self/status")
 	return 0
+}
+
+// memory says where the process's memory is: its peak RSS, what the Go
+// runtime holds (the rest is C memory: Pebble's block cache and memtables,
+// with cgo).
+func memory(b *testing.B) string {
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return fmt.Sprintf("peak RSS %.0f MB (this process: runners, producer, consumers; not the broker); Go runtime: %.0f MB from the OS, heap %.0f MB in use now; the rest is C memory (Pebble's cache and memtables)",
+		mb(peakRSS(b)), mb(int64(m.Sys-m.HeapReleased)), mb(int64(m.HeapInuse)))
 }
 
 // dirSize is the bytes of the files under dir.
