@@ -139,6 +139,7 @@ func benchScale(b *testing.B, n, run int) scaleRun {
 	stop := f.start(b)
 	f.loadDefinition(b, w)
 	stopProfile := startProfile(b)
+	defer stopProfile() // also when the load fails: the profile says why
 	l := f.load(b, w, n, fmt.Sprintf("run %d: ", run))
 	stopProfile()
 	if err := stop(); err != nil {
@@ -198,6 +199,7 @@ func benchReadyLatency(b *testing.B, n, samples int) {
 	var lat, fromVisible, stInput, stGating, stMembers, stCompose []time.Duration
 	var readyBytes int
 	stopProfile := startProfile(b)
+	defer stopProfile()
 	b.ResetTimer()
 	last := time.Now()
 	for i := range samples {
@@ -470,11 +472,26 @@ func (f *benchFixture) progressEvery(b *testing.B, w *watcher, d time.Duration, 
 			case <-done:
 				return
 			case <-t.C:
-				progress(b, "%s; %s", line(), w.summary())
+				progress(b, "%s; %s%s", line(), w.summary(), f.aborts(b))
 			}
 		}
 	})
 	return func() { close(done); wg.Wait() }
+}
+
+// aborts lists the runners' aborted transactions, if any.
+func (f *benchFixture) aborts(b *testing.B) string {
+	var parts []string
+	for p, m := range f.metrics(b) {
+		if n := m["factory2_processor_transaction_aborts_total"]; n > 0 {
+			parts = append(parts, fmt.Sprintf("%s %.0f", p, n))
+		}
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	slices.Sort(parts)
+	return "; transactions aborted: " + strings.Join(parts, ", ")
 }
 
 // deadLettered returns the records each runner dead-lettered so far.
@@ -530,9 +547,10 @@ func (f *benchFixture) runnerSummary(b *testing.B) string {
 	for _, r := range f.runners {
 		name := strings.TrimPrefix(r.Group(), f.cat.Prefix())
 		m := all[name]
-		parts = append(parts, fmt.Sprintf("%s: %.0f in, %.0f out, %.0f dead-lettered, %.0f transactions (commit mean %.1f ms), Process mean %.1f µs/record",
+		parts = append(parts, fmt.Sprintf("%s: %.0f in, %.0f out, %.0f dead-lettered, %.0f transactions (%.0f aborted; commit mean %.1f ms), Process mean %.1f µs/record",
 			name, m["factory2_processor_records_processed_total"], m["factory2_processor_records_emitted_total"],
 			m["factory2_processor_records_dead_lettered_total"], m["factory2_processor_transactions_total"],
+			m["factory2_processor_transaction_aborts_total"],
 			1e3*m["factory2_processor_commit_seconds"]/max(1, m["factory2_processor_commit_seconds_count"]),
 			1e6*m["factory2_processor_process_seconds"]/max(1, m["factory2_processor_records_processed_total"])))
 	}
@@ -664,10 +682,10 @@ func (w *watcher) until(b *testing.B, f *benchFixture, timeout time.Duration, wh
 		if now := time.Now(); now.After(nextCheck) {
 			nextCheck = now.Add(time.Second)
 			if dl := f.deadLettered(b); len(dl) > 0 {
-				b.Fatalf("waiting for %s: records were dead-lettered %v (the runners' log says why); %s", what, dl, w.summary())
+				b.Fatalf("waiting for %s: records were dead-lettered %v (the runners' log says why); %s; %s", what, dl, w.summary(), f.runnerSummary(b))
 			}
 			if now.After(deadline) {
-				b.Fatalf("waiting for %s: not after %v; %s", what, timeout, w.summary())
+				b.Fatalf("waiting for %s: not after %v; %s; %s", what, timeout, w.summary(), f.runnerSummary(b))
 			}
 		}
 		select {
@@ -948,7 +966,7 @@ func dirSizes(b *testing.B, dir string) string {
 }
 
 // startProfile starts a CPU profile into the file named by
-// FACTORY2_BENCH_CPUPROFILE, if set, and returns its stop.
+// FACTORY2_BENCH_CPUPROFILE, if set, and returns its stop (idempotent).
 func startProfile(b *testing.B) (stop func()) {
 	path := os.Getenv("FACTORY2_BENCH_CPUPROFILE")
 	if path == "" {
@@ -961,11 +979,14 @@ func startProfile(b *testing.B) (stop func()) {
 	if err := pprof.StartCPUProfile(fh); err != nil {
 		b.Fatal(err)
 	}
+	var once sync.Once
 	return func() {
-		pprof.StopCPUProfile()
-		if err := fh.Close(); err != nil {
-			b.Error(err)
-		}
+		once.Do(func() {
+			pprof.StopCPUProfile()
+			if err := fh.Close(); err != nil {
+				b.Error(err)
+			}
+		})
 	}
 }
 
