@@ -13,7 +13,9 @@ package compose_test
 // FACTORY2_COMPOSE_RUNS (runs of BenchmarkComposeScale, 3; median and
 // worst are reported), FACTORY2_COMPOSE_SAMPLES (200, for
 // BenchmarkComposeReadyLatency). FACTORY2_BENCH_CPUPROFILE=<file> profiles
-// only the measured part (-cpuprofile profiles the set-up too).
+// only the measured part (-cpuprofile profiles the set-up too), and
+// FACTORY2_BENCH_HEAPPROFILE=<file> writes a heap profile at its end, with
+// the runners still running.
 //
 // Targets (issue 11): compose-ready p99 ≤ 100 ms from the last satisfying
 // event's produce acknowledgement; peak RSS ≤ 512 MB with state in Pebble.
@@ -472,7 +474,7 @@ func (f *benchFixture) progressEvery(b *testing.B, w *watcher, d time.Duration, 
 			case <-done:
 				return
 			case <-t.C:
-				progress(b, "%s; %s%s", line(), w.summary(), f.aborts(b))
+				progress(b, "%s; %s%s; peak RSS %.0f MB", line(), w.summary(), f.aborts(b), mb(peakRSS(b)))
 			}
 		}
 	})
@@ -682,10 +684,10 @@ func (w *watcher) until(b *testing.B, f *benchFixture, timeout time.Duration, wh
 		if now := time.Now(); now.After(nextCheck) {
 			nextCheck = now.Add(time.Second)
 			if dl := f.deadLettered(b); len(dl) > 0 {
-				b.Fatalf("waiting for %s: records were dead-lettered %v (the runners' log says why); %s; %s", what, dl, w.summary(), f.runnerSummary(b))
+				b.Fatalf("waiting for %s: records were dead-lettered %v (the runners' log says why); %s; %s; %s", what, dl, w.summary(), f.runnerSummary(b), memory(b))
 			}
 			if now.After(deadline) {
-				b.Fatalf("waiting for %s: not after %v; %s; %s", what, timeout, w.summary(), f.runnerSummary(b))
+				b.Fatalf("waiting for %s: not after %v; %s; %s; %s", what, timeout, w.summary(), f.runnerSummary(b), memory(b))
 			}
 		}
 		select {
@@ -920,8 +922,20 @@ func peakRSS(b *testing.B) int64 {
 
 // memory says where the process's memory is: its peak RSS, what the Go
 // runtime holds (the rest is C memory: Pebble's block cache and memtables,
-// with cgo).
+// with cgo). With FACTORY2_BENCH_HEAPPROFILE=<file> it writes a heap
+// profile there first, while the runners still run (go test -memprofile
+// writes its own after they have stopped).
 func memory(b *testing.B) string {
+	if path := os.Getenv("FACTORY2_BENCH_HEAPPROFILE"); path != "" {
+		runtime.GC()
+		fh, err := os.Create(path)
+		if err == nil {
+			err = errors.Join(pprof.WriteHeapProfile(fh), fh.Close())
+		}
+		if err != nil {
+			b.Errorf("heap profile: %v", err)
+		}
+	}
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
 	return fmt.Sprintf("peak RSS %.0f MB (this process: runners, producer, consumers; not the broker); Go runtime: %.0f MB from the OS, heap %.0f MB in use now; the rest is C memory (Pebble's cache and memtables)",
