@@ -606,7 +606,9 @@ func (f *benchFixture) watch(b *testing.B) *watcher {
 				switch {
 				case !ok || d.ComposeID != composeID:
 				case d.Kind == avro.ComposeReady:
-					w.ready = append(w.ready, readyAt{at: now, members: d.Members, origin: d.Origin.MessageID, bytes: len(r.Value)})
+					// (A decoded string may share memory with the whole
+					// decision, manifest included: keep a copy.)
+					w.ready = append(w.ready, readyAt{at: now, members: d.Members, origin: strings.Clone(d.Origin.MessageID), bytes: len(r.Value)})
 				case d.Kind == avro.ComposeReadiness:
 					w.last = d
 					w.nReady++
@@ -808,7 +810,7 @@ func (f *benchFixture) stages(b *testing.B) *stageWatch {
 				if r.Topic == s.test {
 					id = v.Env().ID
 				}
-				k := stageKey{r.Topic, id}
+				k := stageKey{r.Topic, strings.Clone(id)}
 				if _, dup := s.seen[k]; s.wanted[id] && !dup {
 					s.seen[k] = stageSeen{now, r.Partition, r.Offset}
 				}
