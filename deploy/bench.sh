@@ -2,13 +2,15 @@
 # bench.sh [BENCH-REGEXP] [PACKAGES...]: the benchmarks, against the real Kafka broker
 # (deploy/kafka/kafka.sh up), so that throughput and latency are measured on Apache Kafka
 # and each figure sits next to its same-run baseline (raw consume rate, plain consumer
-# latency, the Kafka Streams peer). The broker is stopped on exit unless it was already
+# latency, the Kafka Streams peer, the ingest rate). The broker is stopped on exit unless it was already
 # running; with FACTORY2_KAFKA_BROKERS set, those brokers are used and none is started.
 #
 # It first builds the Kafka Streams peer of BenchmarkKafkaStreams (deploy/kstreams, with
 # Maven, offline once its jars are in ~/.m2) when its sources changed, and passes its
 # classpath as FACTORY2_KSTREAMS_CLASSPATH. Sizes: FACTORY2_BENCH_EVENTS, _KEYS, _ROUNDS,
-# _THREADS (processors/bench_test.go); FACTORY2_KSTREAMS_JVM_OPTS adds JVM options.
+# _THREADS (processors/bench_test.go); FACTORY2_COMPOSE_PACKAGES (20000), _RUNS (3: median
+# and worst), _SAMPLES (200) for the compose scale benchmarks (processors/compose/
+# bench_test.go); FACTORY2_KSTREAMS_JVM_OPTS adds JVM options.
 #
 # Figures on a shared 2-core machine are noisy: compare ratios within one run, not
 # absolute numbers across runs.
