@@ -232,6 +232,9 @@ type Runner struct {
 	// suspects are input records whose processing failed for a reason
 	// tied to them: when polled again they are dead-lettered instead.
 	suspects map[recordRef]string
+	// outLimits are the outputs' own record limits, where the catalog
+	// gives one above MaxRecordBytes.
+	outLimits map[string]int
 	// offsetsFetchedAt is when the last stable offset fetch of an
 	// assignment returned (under mu).
 	offsetsFetchedAt time.Time
@@ -270,6 +273,19 @@ func NewRunner(spec Spec, cfg Config) (*Runner, error) {
 	r.health.started = time.Now()
 	for _, s := range spec.Stores {
 		r.changelogs[s] = cfg.Catalog.AddChangelog(spec.Name, s)
+	}
+	r.outLimits = map[string]int{}
+	for _, o := range spec.Outputs {
+		if s, ok := cfg.Catalog.Lookup(o); ok && s.MaxRecordBytes > cfg.MaxRecordBytes {
+			r.outLimits[o] = s.MaxRecordBytes
+		}
+	}
+	if n := r.maxRecordBytes(); n > cfg.MaxRecordBytes {
+		// The producer batches every topic up to the largest record:
+		// each topic written must take such batches.
+		for _, t := range slices.Concat(spec.Outputs, slices.Collect(maps.Values(r.changelogs)), []string{r.deadLetter}) {
+			cfg.Catalog.RaiseRecordLimit(t, n)
+		}
 	}
 	r.metrics = newMetrics()
 	r.stateMetrics = state.NewCollector("factory2_state")
@@ -498,6 +514,10 @@ func (r *Runner) session(ctx context.Context) error {
 		// (12k requests for 200k events without it); it never delays a
 		// commit, which flushes first.
 		kgo.ProducerLinger(5 * time.Millisecond),
+		// Room for the largest record the runner produces (one output
+		// may allow more than MaxRecordBytes, a compose's manifest; the
+		// runner then raised the limit of every topic it writes to).
+		kgo.ProducerBatchMaxBytes(int32(max(r.maxRecordBytes(), 1_000_012))),
 	}
 	opts = append(opts, r.cfg.ClientOpts...)
 	if len(r.cfg.SessionHooks) > 0 {
@@ -1083,8 +1103,12 @@ func (r *Runner) emitFor(t *task) func(Output) {
 			r.setProduceErr(r.blame(src, fmt.Errorf("processors: %s: encoding output for %s: %w", t.label, o.Topic, err)))
 			return
 		}
-		if n := len(o.Key) + len(v); n > r.cfg.MaxRecordBytes {
-			r.setProduceErr(r.blame(src, fmt.Errorf("processors: %s: output to %s is %d bytes, over the %d-byte record limit", t.label, o.Topic, n, r.cfg.MaxRecordBytes)))
+		limit := r.cfg.MaxRecordBytes
+		if l := r.outLimits[o.Topic]; l > limit {
+			limit = l
+		}
+		if n := len(o.Key) + len(v); n > limit {
+			r.setProduceErr(r.blame(src, fmt.Errorf("processors: %s: output to %s is %d bytes, over the %d-byte record limit", t.label, o.Topic, n, limit)))
 			return
 		}
 		t.emittedCounter(o.Topic).Inc()
@@ -1427,6 +1451,15 @@ func (r *Runner) closeTask(p int32, t *task, why string) {
 		r.log.Warn("closing task", "partition", p, "err", err)
 	}
 	r.log.Info("partition "+why, "partition", p)
+}
+
+// maxRecordBytes is the largest record the runner may produce.
+func (r *Runner) maxRecordBytes() int {
+	n := r.cfg.MaxRecordBytes
+	for _, l := range r.outLimits {
+		n = max(n, l)
+	}
+	return n
 }
 
 // offsetsFetched is called once the group's stable offset fetch for newly

@@ -3,6 +3,7 @@ package topics
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 )
@@ -71,7 +72,16 @@ type Spec struct {
 	Records []string
 	// Doc is a one-line description.
 	Doc string
+	// MaxRecordBytes, when positive, is the largest record processors
+	// may write to the topic, above their default (its max.message.bytes
+	// config allows it).
+	MaxRecordBytes int
 }
+
+// ComposeReadyMaxBytes is the record limit of the compose decisions: a
+// compose-ready carries its whole manifest, about 120 bytes per package
+// (2.4 MB for a Fedora-sized compose of 20,000 packages).
+const ComposeReadyMaxBytes = 16 << 20
 
 // Config chooses the shape of a deployment's topics.
 type Config struct {
@@ -170,12 +180,17 @@ func New(cfg Config) (*Catalog, error) {
 		{Alias: DecisionsGating, Key: subject, Records: []string{"GatingDecision"}, Doc: "gating decision updates"},
 		{Alias: DecisionsAutosign, Key: subject, Records: []string{"AutosignDecision"}, Doc: "sign this build with this key now (or revoke)"},
 		{Alias: DecisionsSigned, Key: subject, Records: []string{"SignedStatus"}, Doc: "a build is (no longer) fully signed with a key"},
-		{Alias: DecisionsComposeReady, Key: "compose id", Records: []string{"ComposeReadyDecision"}, Doc: "a compose's content is complete, signed and gated"},
+		{Alias: DecisionsComposeReady, Key: "compose id", Records: []string{"ComposeReadyDecision"}, Doc: "a compose's content is complete, signed and gated",
+			MaxRecordBytes: ComposeReadyMaxBytes},
 		{Alias: DecisionsRebuild, Key: "subject to rebuild", Records: []string{"RebuildDecision"}, Doc: "rebuild decisions from the dependency graph"},
 	} {
 		s.Role = Decision
 		s.Configs = decisionCfg
 		c.add(s)
+		if n := s.MaxRecordBytes; n > 0 {
+			s.MaxRecordBytes = 0
+			c.RaiseRecordLimit(c.prefix+s.Alias, n)
+		}
 	}
 	// Kept like inputs: a replay of the compose processors reads them.
 	for _, s := range []Spec{
@@ -239,6 +254,23 @@ func (c *Catalog) AddChangelog(processor, store string) string {
 		Doc: fmt.Sprintf("changelog of store %q of processor %q", store, processor),
 	})
 	return c.prefix + alias
+}
+
+// RaiseRecordLimit lets the topic name take records of n bytes: its
+// max.message.bytes allows them. A processor that writes one large
+// record (a compose's manifest) batches everything it writes up to that
+// size, so it raises the limit of each topic it writes to. Called while
+// processors are built, before Ensure.
+func (c *Catalog) RaiseRecordLimit(name string, n int) {
+	for i := range c.specs {
+		s := &c.specs[i]
+		if s.Name != name || s.MaxRecordBytes >= n {
+			continue
+		}
+		s.MaxRecordBytes = n
+		s.Configs = maps.Clone(s.Configs)
+		s.Configs["max.message.bytes"] = fmt.Sprint(n + 64<<10)
+	}
 }
 
 // Prefix returns the prefix of every topic name.

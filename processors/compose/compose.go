@@ -27,7 +27,8 @@ const (
 	prefixCompose = "c\x00" // composeState
 	prefixMember  = "m\x00" // member: every build the compose was sent
 	prefixPackage = "p\x00" // pkg: the candidates of a package, and the one in the content
-	prefixBlocker = "x\x00" // empty: a content member with blockers, for listing them in order
+	prefixBlocker = "x\x00" // a content member with blockers (its blockers, JSON), for listing them in order
+	prefixContent = "n\x00" // per package of the content: NVR NUL decision ids (comma separated), for the manifest
 	prefixDue     = "q\x00" // empty: q\x00 + due time (16 hex digits, µs) + \x00 + compose id
 	prefixGate    = "g\x00" // gate: a Pungi compose's status and gating decisions
 )
@@ -112,6 +113,13 @@ type composeState struct {
 	// Due, when not zero, is when the cadence lets the current content
 	// out (µs); a due entry indexes it.
 	Due int64 `json:"due,omitempty"`
+	// Listed are the first blocked content members in NVR order (up to
+	// 2×MaxListedBlockers; at least min(MaxListedBlockers, Blocked)
+	// unless Refill), with their blockers: what a readiness decision
+	// lists, kept so that listing costs no scan per decision. Refill
+	// says the list fell short and must be read on from the index.
+	Listed []listed `json:"listed,omitempty"`
+	Refill bool     `json:"refill,omitempty"`
 	// Loaded are the compose-members partitions that have sent every
 	// build of the current definition, out of Partitions: until all
 	// have, the content is not known to be complete.
@@ -134,6 +142,12 @@ func (cs *composeState) readinessFingerprint() string {
 		version = cs.Def.Version
 	}
 	return fmt.Sprint(cs.ready(), retired, cs.loaded(), cs.Members == 0, cs.BlockedDigest, version)
+}
+
+// listed is a blocked member of the compose's listing.
+type listed struct {
+	NVR      string             `json:"nvr"`
+	Blockers []avro.Requirement `json:"blockers"`
 }
 
 // member is a build as a compose knows it.
@@ -412,7 +426,7 @@ func (p *Processor) place(c *processors.Context, cs *composeState, old, m *membe
 		}
 		if nm != nil {
 			nm.InContent = true
-			if err := cs.add(c, nm); err != nil {
+			if err := cs.add(c, nm, cs.Def); err != nil {
 				return err
 			}
 			if nm != m {
@@ -431,11 +445,14 @@ func (p *Processor) place(c *processors.Context, cs *composeState, old, m *membe
 	return storeMember(c, cs.ID, m)
 }
 
-// add counts content member m in the compose's totals.
-func (cs *composeState) add(c *processors.Context, m *member) error {
+// add counts content member m in the compose's totals and indexes.
+func (cs *composeState) add(c *processors.Context, m *member, d *definition) error {
 	cs.dirty = true
 	cs.Members++
 	cs.Digest = xorHash(cs.Digest, m.Package, m.NVR)
+	if err := c.Put(StoreComposes, []byte(prefixContent+cs.ID+"\x00"+m.Package), contentEntry(m, d)); err != nil {
+		return err
+	}
 	if len(m.Blockers) == 0 {
 		return nil
 	}
@@ -448,7 +465,30 @@ func (cs *composeState) add(c *processors.Context, m *member) error {
 	for _, t := range types {
 		cs.Counts[t]++
 	}
-	return c.Put(StoreComposes, []byte(prefixBlocker+cs.ID+"\x00"+m.NVR), nil)
+	// Into the listing if it belongs among the first ones.
+	i, _ := slices.BinarySearchFunc(cs.Listed, m.NVR, func(l listed, nvr string) int { return cmpStrings(l.NVR, nvr) })
+	if i < len(cs.Listed) || (len(cs.Listed) < 2*MaxListedBlockers && !cs.Refill && int64(len(cs.Listed)) == cs.Blocked-1) {
+		cs.Listed = slices.Insert(cs.Listed, i, listed{NVR: m.NVR, Blockers: m.Blockers})
+		if len(cs.Listed) > 2*MaxListedBlockers {
+			cs.Listed = cs.Listed[:2*MaxListedBlockers]
+		}
+	}
+	v, err := json.Marshal(m.Blockers)
+	if err != nil {
+		return err
+	}
+	return c.Put(StoreComposes, []byte(prefixBlocker+cs.ID+"\x00"+m.NVR), v)
+}
+
+// contentEntry is the manifest index value of content member m.
+func contentEntry(m *member, d *definition) []byte {
+	var ids []string
+	for _, ctx := range d.DecisionContexts {
+		if g, ok := m.gating(ctx, d.ProductVersion); ok {
+			ids = append(ids, g.DecisionID)
+		}
+	}
+	return []byte(m.NVR + "\x00" + strings.Join(ids, ","))
 }
 
 // remove is the inverse of add, for m as it was added.
@@ -456,6 +496,9 @@ func (cs *composeState) remove(c *processors.Context, m *member) error {
 	cs.dirty = true
 	cs.Members--
 	cs.Digest = xorHash(cs.Digest, m.Package, m.NVR)
+	if err := c.Delete(StoreComposes, []byte(prefixContent+cs.ID+"\x00"+m.Package)); err != nil {
+		return err
+	}
 	if len(m.Blockers) == 0 {
 		return nil
 	}
@@ -467,14 +510,48 @@ func (cs *composeState) remove(c *processors.Context, m *member) error {
 			delete(cs.Counts, t)
 		}
 	}
+	if i, ok := slices.BinarySearchFunc(cs.Listed, m.NVR, func(l listed, nvr string) int { return cmpStrings(l.NVR, nvr) }); ok {
+		cs.Listed = slices.Delete(cs.Listed, i, i+1)
+		if int64(len(cs.Listed)) < min(MaxListedBlockers, cs.Blocked) {
+			cs.Refill = true
+		}
+	}
 	return c.Delete(StoreComposes, []byte(prefixBlocker+cs.ID+"\x00"+m.NVR))
+}
+
+// refill reads the listing on from the index after its last entry, up to
+// 2×MaxListedBlockers: one seek past the entries already listed (and
+// past the deleted ones before them), once per MaxListedBlockers
+// removals at worst.
+func (cs *composeState) refill(c *processors.Context) error {
+	if !cs.Refill {
+		return nil
+	}
+	cs.Refill, cs.dirty = false, true
+	lower := []byte(prefixBlocker + cs.ID + "\x00")
+	from := lower
+	if n := len(cs.Listed); n > 0 {
+		from = append([]byte(prefixBlocker+cs.ID+"\x00"+cs.Listed[n-1].NVR), 0)
+	}
+	return c.Scan(StoreComposes, from, prefixEnd(lower), func(k, v []byte) error {
+		if len(cs.Listed) >= 2*MaxListedBlockers {
+			return errStop
+		}
+		l := listed{NVR: string(k[len(lower):])}
+		if err := json.Unmarshal(v, &l.Blockers); err != nil {
+			return fmt.Errorf("compose: blocker entry %q: %w", k, err)
+		}
+		cs.Listed = append(cs.Listed, l)
+		return nil
+	})
 }
 
 // rebuild recomputes the content and totals of cs from its members,
 // after its definition changed.
 func (p *Processor) rebuild(c *processors.Context, cs *composeState) error {
 	cs.Members, cs.Blocked, cs.Counts, cs.Digest, cs.BlockedDigest = 0, 0, nil, "", ""
-	for _, prefix := range []string{prefixPackage, prefixBlocker} {
+	cs.Listed, cs.Refill = nil, false
+	for _, prefix := range []string{prefixPackage, prefixBlocker, prefixContent} {
 		if err := deleteRange(c, prefix+cs.ID+"\x00"); err != nil {
 			return err
 		}
@@ -520,7 +597,7 @@ func (p *Processor) rebuild(c *processors.Context, cs *composeState) error {
 	}
 	for _, m := range members {
 		if m.InContent {
-			if err := cs.add(c, m); err != nil {
+			if err := cs.add(c, m, cs.Def); err != nil {
 				return err
 			}
 		}
@@ -624,25 +701,18 @@ var errStop = fmt.Errorf("stop")
 // at; trigger is the event that completed it (nil: the cadence let it
 // out).
 func (p *Processor) emitReady(c *processors.Context, cs *composeState, at time.Time, trigger *avro.Envelope) error {
-	var manifest []avro.ManifestEntry
-	lower := []byte(prefixMember + cs.ID + "\x00")
-	var last string
+	// The content index, one small value per package in package order:
+	// no member is decoded.
+	manifest := make([]avro.ManifestEntry, 0, cs.Members)
+	lower := []byte(prefixContent + cs.ID + "\x00")
 	err := c.Scan(StoreComposes, lower, prefixEnd(lower), func(k, v []byte) error {
-		m := &member{}
-		if err := json.Unmarshal(v, m); err != nil {
-			return fmt.Errorf("compose: member %q: %w", k, err)
+		nvr, ids, ok := strings.Cut(string(v), "\x00")
+		if !ok {
+			return fmt.Errorf("compose: content entry %q: %q", k, v)
 		}
-		if !m.InContent {
-			return nil
-		}
-		e := avro.ManifestEntry{NVR: m.NVR, Package: m.Package, KeyID: cs.Def.SigningKey}
-		for _, ctx := range cs.Def.DecisionContexts {
-			if g, ok := m.gating(ctx, cs.Def.ProductVersion); ok {
-				e.DecisionIDs = append(e.DecisionIDs, g.DecisionID)
-			}
-		}
-		if m.EventID > last {
-			last = m.EventID
+		e := avro.ManifestEntry{NVR: nvr, Package: string(k[len(lower):]), KeyID: cs.Def.SigningKey}
+		if ids != "" {
+			e.DecisionIDs = strings.Split(ids, ",")
 		}
 		manifest = append(manifest, e)
 		return nil
@@ -712,27 +782,15 @@ func (p *Processor) emitReadiness(c *processors.Context, cs *composeState, trigg
 		unsat = append(unsat, avro.Requirement{Type: ReqEmpty, Source: cs.Def.EventID,
 			Detail: "no build is tagged in " + strings.Join(cs.Def.SourceTags, ", ")})
 	}
-	lower := []byte(prefixBlocker + cs.ID + "\x00")
-	var blocked []string
 	if cs.Blocked > 0 && !cs.Def.Retired {
-		err := c.Scan(StoreComposes, lower, prefixEnd(lower), func(k, _ []byte) error {
-			if len(unsat)+len(blocked) >= MaxListedBlockers {
-				return errStop
+		if err := cs.refill(c); err != nil && err != errStop {
+			return err
+		}
+		for _, l := range cs.Listed {
+			if len(unsat) >= MaxListedBlockers {
+				break
 			}
-			blocked = append(blocked, string(k[len(lower):]))
-			return nil
-		})
-		if err != nil && err != errStop {
-			return err
-		}
-	}
-	for _, nvr := range blocked {
-		m, err := loadMember(c, cs.ID, nvr)
-		if err != nil {
-			return err
-		}
-		if m != nil {
-			unsat = append(unsat, m.Blockers...)
+			unsat = append(unsat, l.Blockers...)
 		}
 	}
 	if len(unsat) > MaxListedBlockers {
@@ -857,7 +915,15 @@ func (p *Processor) ValidateState(store string, key, value []byte) error {
 		v = &pkg{}
 	case bytes.HasPrefix(key, []byte(prefixGate)):
 		v = &gate{}
-	case bytes.HasPrefix(key, []byte(prefixBlocker)), bytes.HasPrefix(key, []byte(prefixDue)):
+	case bytes.HasPrefix(key, []byte(prefixBlocker)):
+		var bs []avro.Requirement
+		return json.Unmarshal(value, &bs)
+	case bytes.HasPrefix(key, []byte(prefixContent)):
+		if !bytes.Contains(value, []byte{0}) {
+			return fmt.Errorf("content entry %q is not NVR NUL decision ids", key)
+		}
+		return nil
+	case bytes.HasPrefix(key, []byte(prefixDue)):
 		if len(value) != 0 {
 			return fmt.Errorf("index entry %q has a value", key)
 		}

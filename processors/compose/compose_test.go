@@ -1,6 +1,8 @@
 package compose
 
 import (
+	"fmt"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
@@ -401,5 +403,59 @@ func TestBadDefinitionsAreRejected(t *testing.T) {
 				t.Fatalf("rejections %q, want one with %q", pl.rejected, tc.want)
 			}
 		})
+	}
+}
+
+// The listed blockers are always the first MaxListedBlockers blocked
+// builds in NVR order, whatever order they block and clear in (the
+// listing is kept incrementally, not scanned per decision).
+func TestListedBlockersStayTheFirstOnes(t *testing.T) {
+	pl := newPipeline(t)
+	pl.define("f42", []string{"f42"})
+	const n = 120
+	nvr := func(i int) string { return fmt.Sprintf("pkg%03d-1-1.fc42", i) }
+	for i := range n {
+		pl.state(nvr(i), avro.StateComplete)
+		pl.tag(nvr(i), "f42")
+		pl.gated(nvr(i), "ctx", true, false)
+	}
+	signed := map[string]bool{}
+	rng := rand.New(rand.NewPCG(1, 2))
+	check := func(step int) {
+		t.Helper()
+		last := pl.decisions[len(pl.decisions)-1]
+		var blocked []string
+		for i := range n {
+			if !signed[nvr(i)] {
+				blocked = append(blocked, nvr(i))
+			}
+		}
+		var got []string
+		for _, r := range last.Unsatisfied {
+			got = append(got, r.SubjectID)
+		}
+		want := blocked[:min(len(blocked), MaxListedBlockers)]
+		if !slices.Equal(got, want) {
+			t.Fatalf("step %d: listed %v, want %v", step, got, want)
+		}
+	}
+	check(-1)
+	// Clear from the front, as a mass rebuild tested in name order does,
+	// then at random, then block some again.
+	for i := range 50 {
+		signed[nvr(i)] = true
+		pl.signed(nvr(i), "key42", true)
+		check(i)
+	}
+	for step := range 300 {
+		i := rng.IntN(n)
+		signed[nvr(i)] = !signed[nvr(i)]
+		if got := pl.signed(nvr(i), "key42", signed[nvr(i)]); len(got) == 0 {
+			continue
+		}
+		if slices.ContainsFunc(pl.decisions[len(pl.decisions)-1:], func(d *avro.ComposeReadyDecision) bool { return d.Kind == avro.ComposeReady }) {
+			continue
+		}
+		check(step)
 	}
 }
