@@ -21,7 +21,6 @@ import (
 	"github.com/factory2/factory2/internal/ingest"
 	"github.com/factory2/factory2/internal/sample"
 	"github.com/factory2/factory2/processors"
-	"github.com/factory2/factory2/processors/gating"
 	"github.com/factory2/factory2/topics"
 )
 
@@ -86,7 +85,8 @@ func (a *app) runDev(ctx context.Context, o devOpts) error {
 	cfg.InstanceID = "dev"
 	if len(cfg.Gating.Policies) == 0 && len(cfg.Gating.SigningRules) == 0 {
 		// The embedded default gates like Fedora's stable push and signs
-		// with a build key, so the sample shows every kind of decision.
+		// with a build key and a gold key, so the sample shows every kind
+		// of decision.
 		pol := filepath.Join(o.dataDir, "policies")
 		if err := os.MkdirAll(pol, 0o755); err != nil {
 			return err
@@ -95,8 +95,8 @@ func (a *app) runDev(ctx context.Context, o devOpts) error {
 			return err
 		}
 		cfg.Gating.Policies = []string{pol}
-		cfg.Gating.SigningRules = []gating.SigningRule{sample.SigningRule}
-		a.say("factory2 dev: no policies configured; using the sample policy in %s and signing rule %q", pol, sample.SigningRule.Name)
+		cfg.Gating.SigningRules = sample.SigningRules
+		a.say("factory2 dev: no policies configured; using the sample policy in %s and signing rules %q and %q", pol, sample.SigningRule.Name, sample.GoldRule.Name)
 	}
 
 	p, err := newPipeline(cfg, log)
