@@ -46,8 +46,8 @@ bench: deps ## Run the benchmarks against the real broker, the Kafka Streams pee
 	deploy/bench.sh "$(or $(BENCH),.)"
 
 .PHONY: demo
-demo: ## Run factory2 dev with sample data
-	$(GO) run ./cmd/factory2 dev --sample
+demo: build ## Build bin/factory2 and run the sample on the embedded broker: decisions as they are made (Ctrl-C stops)
+	bin/factory2 dev --sample
 
 .PHONY: kafka-up
 kafka-up: ## Start the single test broker (127.0.0.1:29092) if not running

@@ -1,7 +1,6 @@
 package processors
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -298,68 +297,6 @@ func rederivePartition(ctx context.Context, spec Spec, cfg Config, dir string, p
 		}
 	}
 	return db.Commit(batch)
-}
-
-// DiffEntry is one difference between re-derived and emitted outputs.
-type DiffEntry struct {
-	// Change is "add" (re-derived, never emitted), "remove" (emitted, not
-	// re-derived) or "change" (same id, different content).
-	Change string `json:"change"`
-	Topic  string `json:"topic"`
-	Key    string `json:"key"`
-	ID     string `json:"id"`
-}
-
-// Diff compares re-derived outputs with the records already committed to
-// the given topics, matching them by envelope id (decision ids are
-// deterministic) and comparing their encodings.
-func Diff(ctx context.Context, cfg Config, outputs []Output, topics []string) ([]DiffEntry, error) {
-	cfg.setDefaults()
-	type rec struct {
-		topic, key string
-		value      []byte
-	}
-	want := map[string]rec{}
-	var order []string
-	for _, o := range outputs {
-		v, err := cfg.Codec.Encode(o.Record)
-		if err != nil {
-			return nil, err
-		}
-		id := o.Record.Env().ID
-		if _, dup := want[id]; !dup {
-			order = append(order, id)
-		}
-		want[id] = rec{o.Topic, string(o.Key), v}
-	}
-	have, err := ReadCommitted(ctx, cfg.Brokers, topics, cfg.ClientOpts...)
-	if err != nil {
-		return nil, err
-	}
-	var diff []DiffEntry
-	seen := map[string]bool{}
-	for _, r := range have {
-		v, err := cfg.Codec.Decode(r.Value)
-		if err != nil {
-			continue
-		}
-		id := v.Env().ID
-		seen[id] = true
-		w, ok := want[id]
-		switch {
-		case !ok:
-			diff = append(diff, DiffEntry{"remove", r.Topic, string(r.Key), id})
-		case !bytes.Equal(w.value, r.Value):
-			diff = append(diff, DiffEntry{"change", r.Topic, string(r.Key), id})
-		}
-	}
-	for _, id := range order {
-		if !seen[id] {
-			w := want[id]
-			diff = append(diff, DiffEntry{"add", w.topic, w.key, id})
-		}
-	}
-	return diff, nil
 }
 
 // ReadCommitted returns every committed record of topics up to their end

@@ -29,6 +29,7 @@ type emitOpts struct {
 	eventTimeNow  bool
 	txnID         string
 	timeout       time.Duration
+	output        string // of --dry-run
 }
 
 func (a *app) emitCmd() *cobra.Command {
@@ -83,8 +84,10 @@ id <prefix>emit/<--txn-id or random>), which is aborted on any error. Pass a
 stable --txn-id in scripts: a rerun then fences the transaction a killed run
 left open instead of waiting for it to time out.
 
-With --dry-run nothing connects to Kafka: the events are printed as JSON lines
-{"topic","key","event"}. Otherwise one JSON line per produced record
+With --dry-run nothing connects to Kafka: the events are printed, on a
+terminal (or with -o text) one line each (event time, kind, subject, what,
+and the topic it would go to), piped (or with -o json) as JSON lines
+{"topic","key","event"}, which emit --json reads back. Otherwise one JSON line per produced record
 {"topic","partition","offset","key","id","type"} goes to stdout and a summary
 to stderr, once the events are committed and visible to read_committed
 consumers (a watch started afterwards sees them). Exits 1 on any error.`,
@@ -144,6 +147,7 @@ consumers (a watch started afterwards sees them). Exits 1 on any error.`,
 	pf.BoolVar(&o.eventTimeNow, "event-time-now", false, "give events without an event_time the current time")
 	pf.StringVar(&o.txnID, "txn-id", "", "transactional `id` suffix (default: random); the id is <prefix>emit/<id>")
 	pf.DurationVar(&o.timeout, "timeout", 30*time.Second, "give up producing after this long")
+	pf.StringVarP(&o.output, "output", "o", outputAuto, "with --dry-run: output `format`, text, json (JSON lines) or auto (text on a terminal, else json)")
 	for _, k := range ingest.Kinds() {
 		cmd.AddCommand(a.emitKindCmd(k, &o))
 	}
@@ -276,10 +280,8 @@ func (a *app) runEmit(ctx context.Context, o emitOpts, parse func(config.Config,
 	}
 	out := a.jsonOut()
 	if o.dryRun {
-		for _, ev := range events {
-			if err := out.write(ev); err != nil {
-				return err
-			}
+		if err := a.writeDryRun(events, o.output); err != nil {
+			return err
 		}
 		a.say("emit: dry run: %s (%s); nothing was produced", plural(len(events), "event"), countTopics(events))
 		return nil
@@ -345,6 +347,37 @@ func (a *app) emitEnrichments(ctx context.Context, cfg config.Config, o emitOpts
 		return fmt.Errorf("emit: the events were produced, but asking Koji failed: %w; send the messages again to retry (the same events result)", err)
 	}
 	return nil
+}
+
+// writeDryRun prints the events of a dry run: a text line each, or their
+// JSON lines.
+func (a *app) writeDryRun(events []ingest.Event, format string) error {
+	text, err := textOutput(format, a.stdout)
+	if err != nil {
+		return err
+	}
+	out := a.jsonOut()
+	for _, ev := range events {
+		if text {
+			_, err = fmt.Fprintln(a.stdout, dryRunText(ev))
+		} else {
+			err = out.write(ev)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// dryRunText is the text line of an event emit would produce: its own,
+// then the topic it goes to.
+func dryRunText(ev ingest.Event) string {
+	l := recordText(ev.Record)
+	if l.Subject == "" {
+		l.Subject = ev.Key
+	}
+	return l.String() + "  → " + ev.Topic
 }
 
 // countTopics summarizes how many events go to each topic.

@@ -43,8 +43,10 @@ func newRoot(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 decisions (autosign, gating, compose-ready, rebuild) the moment their inputs
 are satisfied, with exactly-once processing and a reason for every decision.
 
-Output meant for scripts is JSON lines on stdout; messages for people go to
-stderr. Kafka-facing commands take --brokers (or FACTORY2_BROKERS).`,
+Commands that print records or results print readable text when stdout is a
+terminal and JSON lines when it is piped (-o text|json chooses); messages
+for people go to stderr. Kafka-facing commands take --brokers (or
+FACTORY2_BROKERS).`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}

@@ -3,6 +3,9 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -17,7 +20,10 @@ func (a *app) topicsCmd() *cobra.Command {
 		Use:   "topics",
 		Short: "Create and inspect factory2's Kafka topics",
 	}
-	var timeout time.Duration
+	var (
+		timeout time.Duration
+		output  string
+	)
 	ensure := &cobra.Command{
 		Use:   "ensure",
 		Short: "Create missing topics and report drift, destroying nothing",
@@ -26,29 +32,49 @@ whether it was created, is as specified, or has drifted (a wrong partition
 count, replication or config). Drift is reported, never repaired: changing
 a keyed topic's partitions moves subjects between partitions.
 
-Prints one JSON line per topic; exits non-zero if any topic has drifted.`,
+Prints a line per topic; exits non-zero if any topic has drifted.
+
+` + topicsOutputHelp,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return a.runTopics(cmd.Context(), timeout, true)
+			return a.runTopics(cmd.Context(), timeout, output, true)
 		},
 	}
 	describe := &cobra.Command{
 		Use:   "describe",
 		Short: "Show every topic of the catalog and its state on the cluster",
-		Args:  cobra.NoArgs,
+		Long: `Show every topic of the catalog: its role, whether it exists on the cluster
+as specified (ok), differs (drift, with each difference) or is missing, its
+partitions and replication, and what it holds. Changes nothing.
+
+` + topicsOutputHelp,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return a.runTopics(cmd.Context(), timeout, false)
+			return a.runTopics(cmd.Context(), timeout, output, false)
 		},
 	}
 	for _, c := range []*cobra.Command{ensure, describe} {
 		a.addBrokersFlag(c)
 		c.Flags().DurationVar(&timeout, "timeout", 30*time.Second, "give up after this long")
+		addOutputFlag(c.Flags(), &output)
 	}
 	cmd.AddCommand(ensure, describe)
 	return cmd
 }
 
-func (a *app) runTopics(ctx context.Context, timeout time.Duration, create bool) error {
+// topicsOutputHelp is the output convention of topics ensure and describe.
+const topicsOutputHelp = outputHelp + `
+
+The text is a table: topic, role, status (created, ok, drift, missing),
+partitions, replication and what the topic holds; then each drift, one a
+line. A JSON line per topic has "topic", "alias", "role", "status",
+"partitions", "replication", "configs", "drift", "key" and "doc".`
+
+func (a *app) runTopics(ctx context.Context, timeout time.Duration, output string, create bool) error {
+	text, err := textOutput(output, a.stdout)
+	if err != nil {
+		return err
+	}
 	cfg, cat, err := a.configAndCatalog()
 	if err != nil {
 		return err
@@ -66,21 +92,68 @@ func (a *app) runTopics(ctx context.Context, timeout time.Duration, create bool)
 	} else {
 		st, err = cat.Describe(ctx, cl)
 	}
-	out := a.jsonOut()
 	drifted := 0
 	for _, s := range st {
 		if s.Action == topics.Drifted {
 			drifted++
 		}
-		if werr := out.write(s); werr != nil {
-			return werr
-		}
+	}
+	if werr := a.writeTopics(st, text); werr != nil {
+		return werr
 	}
 	if err != nil {
 		return err
 	}
 	if drifted > 0 {
 		return fmt.Errorf("%d topics differ from the catalog (see \"drift\"); nothing was changed", drifted)
+	}
+	return nil
+}
+
+// writeTopics prints the statuses as a table or as JSON lines.
+func (a *app) writeTopics(st []topics.Status, text bool) error {
+	if !text {
+		out := a.jsonOut()
+		for _, s := range st {
+			if err := out.write(s); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return writeTopicsText(a.stdout, st)
+}
+
+// writeTopicsText is the text form of topic statuses: a table, then
+// each drift on a line of its own.
+func writeTopicsText(w io.Writer, st []topics.Status) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	var drift []string
+	fmt.Fprintln(tw, "TOPIC\tROLE\tSTATUS\tPARTITIONS\tREPLICATION\tHOLDS")
+	for _, s := range st {
+		parts, repl := "-", "-"
+		if s.Partitions > 0 {
+			parts = fmt.Sprint(s.Partitions)
+		}
+		if s.Replicas > 0 {
+			repl = fmt.Sprint(s.Replicas)
+		}
+		row := []string{s.Topic, string(s.Role), string(s.Action), parts, repl, s.Doc}
+		if s.Doc == "" {
+			row = row[:len(row)-1] // no padding after the last cell
+		}
+		fmt.Fprintln(tw, strings.Join(row, "\t"))
+		for _, d := range s.Drift {
+			drift = append(drift, s.Topic+" drifted: "+d)
+		}
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, d := range drift {
+		if _, err := fmt.Fprintln(w, d); err != nil {
+			return err
+		}
 	}
 	return nil
 }

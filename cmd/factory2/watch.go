@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"slices"
 	"strings"
@@ -28,6 +29,7 @@ type watchOpts struct {
 	max           int
 	timeout       time.Duration
 	group         string
+	output        string
 }
 
 // watchShortcut is a name watch takes besides catalog aliases and topic
@@ -56,8 +58,15 @@ func (a *app) watchCmd() *cobra.Command {
 	}
 	cmd := &cobra.Command{
 		Use:   "watch TOPIC...",
-		Short: "Print the records of topics as JSON lines",
-		Long: `Print the committed records of one or more topics as JSON lines:
+		Short: "Print the records of topics: a line each for people, JSON lines for scripts",
+		Long: `Print the committed records of one or more topics.
+
+On a terminal (or with -o text) each record is one line: its event time
+(UTC), kind, subject, verdict and the reason in a few words, e.g.
+
+  2026-11-25 09:00:37  gating        curl-8.11.1-3.fc42             blocked  bodhi_update_push_stable@fedora-42: Of 2 required tests, 1 test failed (failed fedora-ci.koji-build.tier0.functional)
+
+Piped (or with -o json) each record is one JSON line:
 
   {"topic","partition","offset","key","timestamp","record":{...}}
 
@@ -94,7 +103,9 @@ reached the end offsets, so it must be the group's only member.`,
   # New decisions as they come, resuming where the last run stopped:
   factory2 watch decisions --follow --group my-dashboard
   # Why records were dead-lettered:
-  factory2 watch deadletter --from-beginning | jq '.headers'`,
+  factory2 watch deadletter --from-beginning | jq '.headers'
+  # The text form, into a file:
+  factory2 watch decisions --from-beginning -o text > decisions.txt`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.runWatch(cmd.Context(), o, args)
@@ -107,6 +118,8 @@ reached the end offsets, so it must be the group's only member.`,
 	f.IntVar(&o.max, "max", 0, "stop after `N` records (0: no limit)")
 	f.DurationVar(&o.timeout, "timeout", 0, "stop after this long (0: no limit; see above for the exit status)")
 	f.StringVar(&o.group, "group", "", "consume as consumer group `G` and commit what was printed")
+	addOutputFlag(f, &o.output)
+	cmd.Long += "\n\n" + outputHelp
 	return cmd
 }
 
@@ -170,6 +183,10 @@ func (a *app) runWatch(ctx context.Context, o watchOpts, args []string) error {
 	if err != nil {
 		return err
 	}
+	out, err := a.newRecordPrinter(o.output, cat, codec)
+	if err != nil {
+		return err
+	}
 	parent := ctx
 	if o.timeout > 0 {
 		var cancel context.CancelFunc
@@ -186,7 +203,6 @@ func (a *app) runWatch(ctx context.Context, o watchOpts, args []string) error {
 	}
 	defer w.cl.Close()
 
-	out := a.jsonOut()
 	printed := 0
 	for w.more() && (o.max == 0 || printed < o.max) {
 		fs := w.cl.PollFetches(ctx) // records already fetched are printed even if ctx ended
@@ -209,7 +225,7 @@ func (a *app) runWatch(ctx context.Context, o watchOpts, args []string) error {
 			if r.Attrs.IsControl() {
 				continue
 			}
-			if err := out.write(watchRecord(cat, codec, r)); err != nil {
+			if err := out.print(r); err != nil {
 				return err
 			}
 			printed++
@@ -447,6 +463,73 @@ func watchRecord(cat *topics.Catalog, codec *avro.Codec, r *kgo.Record) watchLin
 				l.Headers[h.Key] = string(h.Value)
 			}
 		}
+	}
+	return l
+}
+
+// recordPrinter prints records the way watch does: a text line each, or
+// a JSON line each (watchLine).
+type recordPrinter struct {
+	text  bool
+	w     io.Writer
+	json  jsonLines
+	cat   *topics.Catalog
+	codec *avro.Codec
+}
+
+// newRecordPrinter prints to stdout in the --output format.
+func (a *app) newRecordPrinter(format string, cat *topics.Catalog, codec *avro.Codec) (*recordPrinter, error) {
+	text, err := textOutput(format, a.stdout)
+	if err != nil {
+		return nil, err
+	}
+	return &recordPrinter{text: text, w: a.stdout, json: a.jsonOut(), cat: cat, codec: codec}, nil
+}
+
+func (p *recordPrinter) print(r *kgo.Record) error {
+	if !p.text {
+		return p.json.write(watchRecord(p.cat, p.codec, r))
+	}
+	_, err := fmt.Fprintln(p.w, watchText(p.cat, p.codec, r))
+	return err
+}
+
+// watchText is the text line of r: the record's own (recordText), else a
+// line saying why it is a dead letter or does not decode.
+func watchText(cat *topics.Catalog, codec *avro.Codec, r *kgo.Record) textLine {
+	key := string(r.Key)
+	if !utf8.Valid(r.Key) {
+		key = base64.StdEncoding.EncodeToString(r.Key)
+	}
+	spec, _ := cat.Lookup(r.Topic)
+	if spec.Role == topics.DeadLetter {
+		l := textLine{Time: r.Timestamp, Kind: "deadletter", Subject: key}
+		for _, h := range r.Headers {
+			switch h.Key {
+			case dlqHeaderPrefix + "kind":
+				l.Verdict = string(h.Value)
+			case dlqHeaderPrefix + "reason":
+				l.Reason = string(h.Value) + l.Reason
+			case dlqHeaderPrefix + "topic":
+				l.Reason += " (from " + string(h.Value) + ")"
+			}
+		}
+		return l
+	}
+	name := spec.Alias
+	if name == "" {
+		name = r.Topic
+	}
+	rec, err := codec.Decode(r.Value)
+	if err != nil {
+		return textLine{Time: r.Timestamp, Kind: name, Subject: key, Verdict: "error", Reason: err.Error()}
+	}
+	l := recordText(rec)
+	if l.Time.IsZero() {
+		l.Time = r.Timestamp
+	}
+	if l.Subject == "" {
+		l.Subject = key
 	}
 	return l
 }

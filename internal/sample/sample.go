@@ -1,8 +1,11 @@
 // Package sample is a small, realistic pipeline for `factory2 dev
-// --sample`: a few Fedora packages built, tagged for signing, signed and
-// moved on by the signer, tested (one failure, later waived), and
-// composed, with the gating policy, signing rule and compose definition
-// that make decisions appear.
+// --sample`: four Fedora packages built and tested, three of them signed
+// with the build key and moved to testing, then signed with the gold key
+// once gating passes (one only after a waiver), one blocked by a failing
+// test for good, and a compose of the gold-signed builds that becomes
+// ready at the end, which Pungi composes and an openQA test passes; with
+// the gating policies, signing rules and compose definition that make
+// these decisions appear.
 package sample
 
 import (
@@ -13,12 +16,28 @@ import (
 	"github.com/factory2/factory2/processors/gating"
 )
 
-// DecisionContext is the decision context of Policy.
+// DecisionContext is the decision context of Policy's build policy.
 const DecisionContext = "bodhi_update_push_stable"
 
-// Policy is the Greenwave policy the sample is gated by (the shape of
-// Fedora's bodhi_update_push_stable policy).
+// ComposeContext is the decision context of Policy's compose policy.
+const ComposeContext = "compose_sync_to_mirrors"
+
+// ComposeTest is the test ComposeContext requires of a compose.
+const ComposeTest = "compose.install_default"
+
+// Policy is the Greenwave policy set the sample is gated by, in the shape
+// of Fedora's: builds by bodhi_update_push_stable (two CI tests), composes
+// by ComposeContext (an openQA test). The build policy comes last, so
+// that appending a rule to Policy adds it to the build policy.
 const Policy = `--- !Policy
+id: sample_fedora_compose
+product_versions:
+  - fedora-*
+decision_context: ` + ComposeContext + `
+subject_type: compose
+rules:
+  - !PassingTestCaseRule {test_case_name: ` + ComposeTest + `}
+--- !Policy
 id: sample_fedora_stable
 product_versions:
   - fedora-*
@@ -29,71 +48,98 @@ rules:
   - !PassingTestCaseRule {test_case_name: fedora-ci.koji-build.rpminspect.static-analysis}
 `
 
-// SigningRule is the sample's autosign rule, in robosignatory's terms:
-// builds tagged into From are signed with KeyID and moved to To.
+// Tests are the testcases Policy requires of a build.
+var Tests = []string{"fedora-ci.koji-build.tier0.functional", "fedora-ci.koji-build.rpminspect.static-analysis"}
+
+// SigningRule is the sample's build key rule, in robosignatory's terms:
+// builds tagged into From (by Bodhi, when an update is submitted) are
+// signed with KeyID at once, untested, and moved to To, the testing tag.
 var SigningRule = gating.SigningRule{
 	Name: "fedora-42-build-key", From: "f42-signing-pending", To: "f42-updates-testing-pending",
 	Key: "fedora-42", KeyID: "105ef944", Priority: 10,
 }
 
+// GoldRule is the sample's gold key rule: a build in testing (the build
+// key rule's To) is signed with the gold key once it satisfies
+// DecisionContext for fedora-42, in place (From == To: no move). The
+// build key says "built by Fedora", the gold key "passed gating": the
+// talk's autosigner split (Factory 2.0, Flock 2016).
+var GoldRule = gating.SigningRule{
+	Name: "fedora-42-gold", From: SigningRule.To, To: SigningRule.To,
+	Key: "fedora-42-gold", KeyID: "a15b79cc", RequireContext: DecisionContext, ProductVersion: "fedora-42", Priority: 20,
+}
+
+// SigningRules are the rules the sample is signed by: the build key and
+// the gold key.
+var SigningRules = []gating.SigningRule{SigningRule, GoldRule}
+
 // ComposeID is the compose the sample defines: Fedora 42 updates, made of
-// the builds the signer moved into SigningRule.To, each signed with
-// SigningRule.KeyID and satisfying DecisionContext for fedora-42.
+// the builds in testing (SigningRule.To) that are signed with the gold
+// key (GoldRule.KeyID) and satisfy DecisionContext for fedora-42.
 const ComposeID = "fedora-42-updates"
 
+// The sample's builds, by the part each plays.
+const (
+	// Passing passes its tests: build key, testing, gold key.
+	Passing = "bash-5.2.37-1.fc42"
+	// Blocked fails a required test that nobody waives: gating blocks it
+	// for good, so its update is never submitted; it stays in the
+	// candidate tag, unsigned, out of the compose.
+	Blocked = "curl-8.11.1-3.fc42"
+	// Waived fails a required test that is then waived: gating passes
+	// after the waiver, the gold key follows, and the compose, which it
+	// blocked, becomes ready.
+	Waived = "xz-5.6.3-2.fc42"
+)
+
 // Events returns the sample pipeline in the order a real one would
-// produce it, with event times increasing in that order. Ids and event
-// times are fixed, so feeding the sample twice is idempotent (the second
-// time changes nothing).
+// produce it, event times a second apart. Ids (sample-001, sample-002,
+// ...) and event times are fixed, so feeding the sample twice is
+// idempotent (the second time changes nothing).
 //
-// The order matters: the build is tagged for signing before its RPMs are
-// signed, so an autosign decision is made, and the tests report before
-// the waiver. Once a build's RPMs are signed, the signer moves it from
-// SigningRule.From to SigningRule.To. The compose ComposeID (source tag
-// SigningRule.To) is defined once the last build, xz, is there too:
-// bash and python-requests are then signed and gated, xz is signed but
-// its tests are still queued, so xz blocks the compose; its tier0 test
-// fails (still blocked), the waiver clears it, and the compose, all three
-// builds signed and gated, is ready. A Pungi compose of the same builds
-// ends the sample.
+// The story, build by build (bash, python-requests, curl, xz):
 //
-// The events span four topics; produced in this order in one batch by an
-// ingest Producer, their records' timestamps (their ingest times) never
-// decrease and increase at every change of topic, so the processors,
-// which merge their input topics by record timestamp (then topic, then
-// offset), take them in this order. The ingest time is left to the
-// Producer.
+//   - Koji builds it and tags it into f42-updates-candidate; CI queues
+//     its two required tests.
+//   - Except curl, its update is submitted: Bodhi tags it into
+//     SigningRule.From, so an autosign decision with the build key is
+//     made; the signer signs every RPM and moves the build to testing
+//     (SigningRule.To).
+//   - The tests report. bash and python-requests pass; gating passes, so
+//     an autosign decision with the gold key is made and the signer signs
+//     every RPM with it, in place.
+//   - curl's tier0 test fails and nobody waives it: gating stays blocked,
+//     its update is never submitted, and it is never signed nor in the
+//     compose's source tag.
+//   - Before xz's tests report, the operator defines the compose
+//     ComposeID (`factory2 emit composes`): bash and python-requests are
+//     ready; xz, in testing but untested and without the gold key,
+//     blocks it. Its tier0 test fails (still blocked); a waiver clears
+//     it, gating passes, the gold key follows, and with xz's last RPM
+//     signed the compose is ready.
+//   - Pungi composes them; compose-level gating waits for its test,
+//     which passes: the compose gate passes.
 //
-// Events are numbered sample-001, sample-002, ..., a second apart. The
-// signer's moves and the compose definition came later to the sample:
-// each is numbered after the event it follows (sample-009.1 follows
-// sample-009, a tenth of a second later), so that the other events kept
-// their ids and times, which other tests' golden files name.
+// The events span four input topics; produced in this order in one batch
+// by an ingest Producer, their records' timestamps (their ingest times)
+// never decrease and increase at every change of topic, so the
+// processors, which merge their input topics by record timestamp (then
+// topic, then offset), take them in this order. The ingest time is left
+// to the Producer.
 func Events(base time.Time) []avro.Record {
 	var out []avro.Record
-	seq, sub := 0, 0
+	seq := 0
+	// env is the envelope of the next event; topic is the bus topic it
+	// was translated from ("" for none).
 	env := func(source, topic string) avro.Envelope {
 		seq++
-		sub = 0
-		t := base.Add(time.Duration(seq) * time.Second).UTC()
-		return avro.Envelope{
+		e := avro.Envelope{
 			ID:        fmt.Sprintf("sample-%03d", seq),
 			Source:    source,
-			EventTime: t,
-			Origin:    avro.Origin{Topic: "org.fedoraproject.prod." + topic, MessageID: fmt.Sprintf("sample-msg-%03d", seq)},
-		}
-	}
-	// after is env for an event inserted after the last numbered one.
-	after := func(source, topic string) avro.Envelope {
-		sub++
-		t := base.Add(time.Duration(seq)*time.Second + time.Duration(sub)*100*time.Millisecond).UTC()
-		e := avro.Envelope{
-			ID:        fmt.Sprintf("sample-%03d.%d", seq, sub),
-			Source:    source,
-			EventTime: t,
+			EventTime: base.Add(time.Duration(seq) * time.Second).UTC(),
 		}
 		if topic != "" {
-			e.Origin = avro.Origin{Topic: "org.fedoraproject.prod." + topic, MessageID: fmt.Sprintf("sample-msg-%03d.%d", seq, sub)}
+			e.Origin = avro.Origin{Topic: "org.fedoraproject.prod." + topic, MessageID: fmt.Sprintf("sample-msg-%03d", seq)}
 		}
 		return e
 	}
@@ -102,31 +148,34 @@ func Events(base time.Time) []avro.Record {
 		buildID                int64
 		arches                 []string
 		tier0                  string
+		// submitted: an update is made, so the build is signed and tested
+		// in testing; waived: the failed tier0 test is waived.
+		submitted, waived bool
 	}
 	pkgs := []pkg{
-		{"bash", "5.2.37", "1.fc42", 2601001, []string{"x86_64", "aarch64", "src"}, avro.OutcomePassed},
-		{"python-requests", "2.32.3", "4.fc42", 2601002, []string{"noarch", "src"}, avro.OutcomePassed},
-		{"xz", "5.6.3", "2.fc42", 2601003, []string{"x86_64", "aarch64", "src"}, avro.OutcomeFailed},
+		{"bash", "5.2.37", "1.fc42", 2601001, []string{"x86_64", "aarch64", "src"}, avro.OutcomePassed, true, false},
+		{"python-requests", "2.32.3", "4.fc42", 2601002, []string{"noarch", "src"}, avro.OutcomePassed, true, false},
+		{"curl", "8.11.1", "3.fc42", 2601004, []string{"x86_64", "src"}, avro.OutcomeFailed, false, false},
+		{"xz", "5.6.3", "2.fc42", 2601003, []string{"x86_64", "aarch64", "src"}, avro.OutcomeFailed, true, true},
 	}
-	for pi, p := range pkgs {
+	for _, p := range pkgs {
 		nvr := p.name + "-" + p.version + "-" + p.release
 		var arts []avro.Artifact
 		for i, a := range p.arches {
 			arts = append(arts, avro.Artifact{ID: fmt.Sprint(p.buildID*10 + int64(i)), Name: fmt.Sprintf("%s-%s-%s.%s.rpm", p.name, p.version, p.release, a), Type: "rpm", Arch: a})
 		}
-		created := base.UTC()
-		build := func(env avro.Envelope, kind, state, old, tag string) *avro.BuildEvent {
+		build := func(kind, state, old, tag, user string) *avro.BuildEvent {
+			topic := "buildsys.build.state.change"
+			if kind != avro.BuildStateChange {
+				topic = "buildsys." + kind
+			}
 			e := &avro.BuildEvent{
-				Envelope: env,
+				Envelope: env("koji/primary", topic),
 				Kind:     kind, NVR: nvr, Name: p.name, Version: p.version, Release: p.release,
 				BuildID: p.buildID, TaskID: p.buildID + 90000000, Owner: "packager", Instance: "primary",
-				State: state, OldState: old, Tag: tag, CreationTime: created,
+				State: state, OldState: old, Tag: tag, TagUser: user, CreationTime: base.UTC(),
 				SourceURL:    "git+https://src.fedoraproject.org/rpms/" + p.name + ".git#0123456789abcdef0123456789abcdef01234567",
 				SourceCommit: "0123456789abcdef0123456789abcdef01234567",
-			}
-			if kind != avro.BuildStateChange {
-				e.Origin.Topic = "org.fedoraproject.prod.buildsys." + kind
-				e.TagUser = "bodhi"
 			}
 			if state == avro.StateComplete {
 				e.CompletionTime = e.EventTime
@@ -134,76 +183,114 @@ func Events(base time.Time) []avro.Record {
 			}
 			return e
 		}
-		change := func() avro.Envelope { return env("koji/primary", "buildsys.build.state.change") }
-		out = append(out,
-			build(change(), avro.BuildStateChange, avro.StateBuilding, "", ""),
-			build(change(), avro.BuildStateChange, avro.StateComplete, avro.StateBuilding, ""),
-			build(change(), avro.BuildTag, avro.StateComplete, "", "f42-updates-candidate"),
-			build(change(), avro.BuildTag, avro.StateComplete, "", SigningRule.From),
-		)
-		// Tests are queued, then report.
-		for _, tc := range []string{"fedora-ci.koji-build.tier0.functional", "fedora-ci.koji-build.rpminspect.static-analysis"} {
+		result := func(testcase, outcome string) *avro.TestResult {
+			e := env("resultsdb", "resultsdb.result.new")
 			r := &avro.TestResult{
-				Envelope: env("resultsdb", "resultsdb.result.new"),
-				ResultID: fmt.Sprint(seq + 1000), Testcase: tc, Outcome: avro.OutcomeQueued,
-				SubjectType: "koji_build", SubjectID: nvr,
-				RefURL: "https://artifacts.example.org/" + nvr + "/" + tc,
+				Envelope: e,
+				Testcase: testcase, Outcome: outcome, SubjectType: "koji_build", SubjectID: nvr,
+				RefURL: "https://artifacts.example.org/" + nvr + "/" + testcase,
 			}
-			r.SubmitTime = r.EventTime
-			out = append(out, r)
+			r.ResultID, r.SubmitTime = fmt.Sprint(seq+1000), r.EventTime
+			return r
 		}
-		for _, a := range arts {
-			s := &avro.SignEvent{
-				Envelope: env("koji/primary", "buildsys.rpm.sign"),
-				NVR:      nvr, BuildID: p.buildID, SigKey: SigningRule.KeyID,
-				Artifacts: []avro.Artifact{a}, Signer: "robosignatory", Outcome: avro.SignSigned, Instance: "primary",
+		sign := func(key string) {
+			for _, a := range arts {
+				out = append(out, &avro.SignEvent{
+					Envelope: env("koji/primary", "buildsys.rpm.sign"),
+					NVR:      nvr, BuildID: p.buildID, SigKey: key,
+					Artifacts: []avro.Artifact{a}, Signer: "robosignatory", Outcome: avro.SignSigned, Instance: "primary",
+				})
 			}
-			out = append(out, s)
 		}
-		// The signer moves the signed build on (Koji's moveBuild: tag,
-		// then untag).
-		for _, m := range []struct{ kind, tag string }{{avro.BuildTag, SigningRule.To}, {avro.BuildUntag, SigningRule.From}} {
-			e := build(after("koji/primary", "buildsys."+m.kind), m.kind, avro.StateComplete, "", m.tag)
-			e.TagUser = "robosignatory"
-			out = append(out, e)
+
+		out = append(out,
+			build(avro.BuildStateChange, avro.StateBuilding, "", "", ""),
+			build(avro.BuildStateChange, avro.StateComplete, avro.StateBuilding, "", ""),
+			build(avro.BuildTag, avro.StateComplete, "", "f42-updates-candidate", "packager"),
+		)
+		if p.submitted {
+			out = append(out, build(avro.BuildTag, avro.StateComplete, "", SigningRule.From, "bodhi"))
 		}
-		if pi == len(pkgs)-1 {
-			// The operator defines the compose (`factory2 emit composes`),
-			// the last build in its source tag and not yet gated.
+		for _, tc := range Tests {
+			out = append(out, result(tc, avro.OutcomeQueued))
+		}
+		if p.submitted {
+			// The signer signs with the build key, then moves the build
+			// on (Koji's moveBuild: tag, then untag).
+			sign(SigningRule.KeyID)
+			out = append(out,
+				build(avro.BuildTag, avro.StateComplete, "", SigningRule.To, "robosignatory"),
+				build(avro.BuildUntag, avro.StateComplete, "", SigningRule.From, "robosignatory"))
+		}
+		if nvr == Waived {
+			// The operator defines the compose, the last build in its
+			// source tag and not yet gated.
 			out = append(out, &avro.ComposeEvent{
-				Envelope: after("factory2/config", ""),
+				Envelope: env("factory2/config", ""),
 				Kind:     avro.ComposeDefinition, ComposeID: ComposeID, ProductVersion: "fedora-42",
-				SourceTags: []string{SigningRule.To}, SigningKey: SigningRule.KeyID,
+				SourceTags: []string{SigningRule.To}, SigningKey: GoldRule.KeyID,
 				DecisionContexts: []string{DecisionContext},
 			})
 		}
-		for _, tc := range []struct{ name, outcome string }{
-			{"fedora-ci.koji-build.tier0.functional", p.tier0},
-			{"fedora-ci.koji-build.rpminspect.static-analysis", avro.OutcomePassed},
-		} {
-			r := &avro.TestResult{
-				Envelope: env("resultsdb", "resultsdb.result.new"),
-				ResultID: fmt.Sprint(seq + 1000), Testcase: tc.name, Outcome: tc.outcome,
-				SubjectType: "koji_build", SubjectID: nvr,
-				RefURL: "https://artifacts.example.org/" + nvr + "/" + tc.name,
-			}
-			r.SubmitTime = r.EventTime
-			out = append(out, r)
-		}
-		if p.tier0 == avro.OutcomeFailed {
+		out = append(out, result(Tests[0], p.tier0), result(Tests[1], avro.OutcomePassed))
+		if p.waived {
+			e := env("waiverdb", "waiverdb.waiver.new")
 			out = append(out, &avro.Waiver{
-				Envelope: env("waiverdb", "waiverdb.waiver.new"),
+				Envelope: e,
 				WaiverID: fmt.Sprint(seq + 5000), SubjectType: "koji_build", SubjectID: nvr,
-				Testcase: "fedora-ci.koji-build.tier0.functional", ProductVersion: "fedora-42",
+				Testcase: Tests[0], ProductVersion: "fedora-42",
 				Waived: true, User: "maintainer", Comment: "known flaky test on aarch64, see the bug",
 			})
 		}
+		if p.submitted && (p.tier0 == avro.OutcomePassed || p.waived) {
+			sign(GoldRule.KeyID) // gating passed: the gold key
+		}
 	}
-	const pungiID = "Fedora-42-updates-testing-20261125.0"
 	status := &avro.ComposeEvent{
 		Envelope: env("pungi", "pungi.compose.status.change"),
-		Kind:     avro.ComposeStatusChange, ComposeID: pungiID, Status: avro.ComposeFinished,
-		Location: "https://kojipkgs.example.org/compose/updates/" + pungiID + "/compose", Release: "Fedora-42",
+		Kind:     avro.ComposeStatusChange, ComposeID: PungiComposeID, Status: avro.ComposeFinished,
+		Location: "https://kojipkgs.example.org/compose/updates/" + PungiComposeID + "/compose", Release: "Fedora-42",
 	}
-	return append(out, status)
+	e := env("resultsdb", "resultsdb.result.new")
+	openqa := &avro.TestResult{
+		Envelope: e, ResultID: fmt.Sprint(seq + 1000), Testcase: ComposeTest, Outcome: avro.OutcomePassed,
+		Scenario: "fedora.updates-everything-boot-iso.x86_64.64bit", SystemArch: "x86_64",
+		SubjectType: "compose", SubjectID: PungiComposeID, SubmitTime: e.EventTime,
+		RefURL: "https://openqa.example.org/tests/1042",
+	}
+	return append(out, status, openqa)
+}
+
+// PungiComposeID is the compose Pungi makes of the sample's builds.
+const PungiComposeID = "Fedora-42-updates-20261125.0"
+
+// Steps returns Events cut where a real pipeline takes time: before each
+// build, around the compose definition, and before each of the Pungi
+// compose's events. Producing a step once the processors have consumed
+// the one before (as dev does) makes the decisions that join several
+// processors' outputs (compose readiness, the compose gate) follow the
+// story too, and not only the gating processor's, which one batch
+// already orders.
+func Steps(base time.Time) [][]avro.Record {
+	var steps [][]avro.Record
+	cut := true
+	for _, r := range Events(base) {
+		switch e := r.(type) {
+		case *avro.BuildEvent:
+			cut = cut || e.State == avro.StateBuilding
+		case *avro.ComposeEvent:
+			cut = true
+		case *avro.TestResult:
+			cut = cut || e.SubjectType == "compose"
+		}
+		if cut {
+			steps = append(steps, nil)
+			cut = false
+		}
+		steps[len(steps)-1] = append(steps[len(steps)-1], r)
+		if e, ok := r.(*avro.ComposeEvent); ok && e.Kind == avro.ComposeDefinition {
+			cut = true
+		}
+	}
+	return steps
 }

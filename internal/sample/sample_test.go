@@ -65,14 +65,125 @@ func TestEventsInOrder(t *testing.T) {
 	}
 }
 
+// TestStory: the parts the builds play. bash, python-requests and xz end
+// gated and signed with both keys, each gold signature made only once the
+// build passes gating in testing; xz passes only after its waiver; curl
+// fails a test nobody waives, so it stays blocked, unsigned and out of
+// testing.
+func TestStory(t *testing.T) {
+	eng := mustEngine(t)
+	subjects := map[string]*gating.Subject{}
+	subject := func(nvr string) *gating.Subject {
+		if subjects[nvr] == nil {
+			subjects[nvr] = &gating.Subject{}
+		}
+		return subjects[nvr]
+	}
+	gated := func(nvr string) *gating.Evaluation {
+		return eng.Evaluate(subject(nvr), gating.Query{DecisionContexts: []string{sample.DecisionContext}, ProductVersion: "fedora-42"})
+	}
+	for _, r := range sample.Events(base) {
+		switch e := r.(type) {
+		case *avro.ComposeEvent:
+			continue
+		case *avro.SignEvent:
+			if e.SigKey == sample.GoldRule.KeyID && (!gated(e.NVR).PoliciesSatisfied || !subject(e.NVR).Tagged(sample.GoldRule.From)) {
+				t.Errorf("%s: %s signed with the gold key before it passed gating in %s", e.ID, e.NVR, sample.GoldRule.From)
+			}
+		case *avro.Waiver:
+			if e.SubjectID != sample.Waived || gated(e.SubjectID).PoliciesSatisfied {
+				t.Errorf("%s: waiver for %s; want one, for %s while it is blocked", e.ID, e.SubjectID, sample.Waived)
+			}
+		}
+		if _, err := subject(bus.Key(r)).Apply(r); err != nil {
+			t.Fatalf("%s: %v", r.Env().ID, err)
+		}
+		if w, ok := r.(*avro.Waiver); ok && !gated(w.SubjectID).PoliciesSatisfied {
+			t.Errorf("%s: %s still blocked after its waiver", w.ID, w.SubjectID)
+		}
+	}
+
+	for _, nvr := range []string{sample.Passing, "python-requests-2.32.3-4.fc42", sample.Waived} {
+		s := subject(nvr)
+		if ev := gated(nvr); !ev.PoliciesSatisfied {
+			t.Errorf("%s: %s, want gating passed", nvr, ev.Summary)
+		}
+		for _, key := range []string{sample.SigningRule.KeyID, sample.GoldRule.KeyID} {
+			if !signedWith(s, key) {
+				t.Errorf("%s: not signed with %s", nvr, key)
+			}
+		}
+		if !s.Tagged(sample.SigningRule.To) || s.Tagged(sample.SigningRule.From) {
+			t.Errorf("%s: want moved from %s to %s", nvr, sample.SigningRule.From, sample.SigningRule.To)
+		}
+	}
+	blocked := subject(sample.Blocked)
+	ev := gated(sample.Blocked)
+	failed := slices.ContainsFunc(ev.Unsatisfied(), func(q avro.Requirement) bool {
+		return q.Type == "test-result-failed" && q.Testcase == sample.Tests[0]
+	})
+	if ev.PoliciesSatisfied || !failed {
+		t.Errorf("%s: %s %+v, want blocked by its failed %s", sample.Blocked, ev.Summary, ev.Unsatisfied(), sample.Tests[0])
+	}
+	if len(blocked.Signatures) > 0 || blocked.Tagged(sample.SigningRule.From) || blocked.Tagged(sample.SigningRule.To) {
+		t.Errorf("%s: signed or submitted: %+v", sample.Blocked, blocked)
+	}
+	ev = eng.Evaluate(subject(sample.PungiComposeID), gating.Query{SubjectType: "compose", DecisionContexts: []string{sample.ComposeContext}, ProductVersion: "fedora-42"})
+	if ev.NoApplicablePolicies || !ev.PoliciesSatisfied {
+		t.Errorf("compose %s: %s, want its gating passed", sample.PungiComposeID, ev.Summary)
+	}
+}
+
+// TestSteps: the steps are the events, cut before each build, around the
+// compose definition and before each event of the Pungi compose.
+func TestSteps(t *testing.T) {
+	var all []string
+	var firsts []string
+	for _, step := range sample.Steps(base) {
+		firsts = append(firsts, describeEvent(step[0]))
+		for _, r := range step {
+			all = append(all, r.Env().ID)
+		}
+	}
+	var want []string
+	for _, r := range sample.Events(base) {
+		want = append(want, r.Env().ID)
+	}
+	if !slices.Equal(all, want) {
+		t.Errorf("steps hold %v, want the events %v", all, want)
+	}
+	wantFirsts := []string{
+		"build bash-5.2.37-1.fc42 BUILDING", "build python-requests-2.32.3-4.fc42 BUILDING", "build curl-8.11.1-3.fc42 BUILDING",
+		"build xz-5.6.3-2.fc42 BUILDING", "compose " + sample.ComposeID + " ", "test xz-5.6.3-2.fc42 " + sample.Tests[0],
+		"compose " + sample.PungiComposeID + " FINISHED", "test " + sample.PungiComposeID + " " + sample.ComposeTest,
+	}
+	if !slices.Equal(firsts, wantFirsts) {
+		t.Errorf("steps start with\n%v\nwant\n%v", firsts, wantFirsts)
+	}
+}
+
+func describeEvent(r avro.Record) string {
+	switch e := r.(type) {
+	case *avro.BuildEvent:
+		return "build " + e.NVR + " " + e.State
+	case *avro.TestResult:
+		return "test " + e.SubjectID + " " + e.Testcase
+	case *avro.ComposeEvent:
+		return "compose " + e.ComposeID + " " + e.Status
+	}
+	return avro.TypeName(r)
+}
+
 // TestComposeBecomesReady follows the sample's compose definition the way
 // compose readiness reads it, with the gating engine for gating: the
 // content is the builds in the definition's source tags, and the compose
 // is ready when every one of them is COMPLETE, signed with the
 // definition's key and satisfies its decision contexts for its product
-// version. When defined, the compose holds the three builds and xz blocks
-// it (its tests are queued); xz's failed test keeps it blocked; the
-// waiver makes it ready, and it stays ready to the end.
+// version. When defined, the compose holds bash, python-requests and xz,
+// and xz blocks it (its tests are queued, it lacks the gold key); xz's
+// failed test keeps it blocked; after the waiver the gold key follows,
+// and with xz's last RPM signed the compose is ready, and stays ready to
+// the end. curl, blocked by gating, is never in it.
 func TestComposeBecomesReady(t *testing.T) {
 	eng := mustEngine(t)
 	subjects := map[string]*gating.Subject{}
@@ -82,6 +193,7 @@ func TestComposeBecomesReady(t *testing.T) {
 		content                     []string
 		firstBlockers, lastBlockers []string
 		changes                     []string // "ready at ID", "blocked at ID"
+		lastGoldSign                string   // of xz
 	)
 	for _, r := range sample.Events(base) {
 		switch e := r.(type) {
@@ -90,6 +202,9 @@ func TestComposeBecomesReady(t *testing.T) {
 				def = e
 			}
 		default:
+			if s, ok := r.(*avro.SignEvent); ok && s.NVR == sample.Waived && s.SigKey == sample.GoldRule.KeyID {
+				lastGoldSign = s.ID
+			}
 			key := bus.Key(r)
 			if subjects[key] == nil {
 				subjects[key] = &gating.Subject{}
@@ -121,7 +236,7 @@ func TestComposeBecomesReady(t *testing.T) {
 	if def == nil {
 		t.Fatalf("no definition of %s", sample.ComposeID)
 	}
-	if !slices.Equal(def.SourceTags, []string{sample.SigningRule.To}) || def.SigningKey != sample.SigningRule.KeyID ||
+	if !slices.Equal(def.SourceTags, []string{sample.SigningRule.To}) || def.SigningKey != sample.GoldRule.KeyID ||
 		!slices.Equal(def.DecisionContexts, []string{sample.DecisionContext}) || def.ProductVersion != "fedora-42" ||
 		def.Source != "factory2/config" {
 		t.Errorf("definition %+v", def)
@@ -130,18 +245,18 @@ func TestComposeBecomesReady(t *testing.T) {
 	if !slices.Equal(content, want) || !ready {
 		t.Fatalf("at the end: content %v, ready %v; want %v, ready", content, ready, want)
 	}
-	if len(firstBlockers) == 0 || !slices.Equal(changes, []string{"ready at sample-033"}) {
-		t.Fatalf("blocked by %v when defined, then %v; want blocked, then ready once, at the waiver sample-033", firstBlockers, changes)
+	if lastGoldSign == "" || len(firstBlockers) == 0 || !slices.Equal(changes, []string{"ready at " + lastGoldSign}) {
+		t.Fatalf("blocked by %v when defined, then %v; want blocked, then ready once, at xz's last gold signature %s", firstBlockers, changes, lastGoldSign)
 	}
 	for _, b := range append(slices.Clone(firstBlockers), lastBlockers...) {
-		if !strings.HasPrefix(b, "xz-") {
+		if !strings.HasPrefix(b, sample.Waived+":") {
 			t.Errorf("blocker %q: want only xz to block", b)
 		}
 	}
 	if slices.Equal(firstBlockers, lastBlockers) {
 		t.Errorf("blockers %v did not change before the waiver (queued tests, then a failed one)", firstBlockers)
 	}
-	t.Logf("blocked when defined by %v, before the waiver by %v; %s with %v", firstBlockers, lastBlockers, changes[0], content)
+	t.Logf("blocked when defined by %v, last by %v; %s with %v", firstBlockers, lastBlockers, changes[0], content)
 }
 
 // readiness returns the content of the compose def (the NVRs in its
@@ -256,7 +371,7 @@ func mustEngine(t *testing.T) *gating.Engine {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, err := gating.NewEngine(ps, []gating.SigningRule{sample.SigningRule})
+	e, err := gating.NewEngine(ps, sample.SigningRules)
 	if err != nil {
 		t.Fatal(err)
 	}
