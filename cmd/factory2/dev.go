@@ -187,6 +187,7 @@ func (a *app) useSampleGating(cfg *config.Config, dataDir string) error {
 	}
 	cfg.Gating.Policies = []string{pol}
 	cfg.Gating.SigningRules = sample.SigningRules
+	cfg.Rebuild = sample.RebuildRules
 	var names []string
 	for _, r := range sample.SigningRules {
 		names = append(names, r.Name)

@@ -38,6 +38,7 @@ var storyLines = []string{
 	`gating +` + sample.Passing + ` +passed `,
 	`autosign +` + sample.Passing + ` +sign +fedora-42-gold \(a15b79cc\): .*bodhi_update_push_stable passed`,
 	`signed +` + sample.Passing + ` +signed +all 3 artifacts signed with a15b79cc`,
+	`rebuild +` + sample.ToolboxImage + ` +rebuild +container:` + sample.ToolboxImage + ` -includes-> rpm:` + sample.OldBashRPM,
 	`gating +` + sample.Blocked + ` +blocked +bodhi_update_push_stable@fedora-42: Of 2 required tests, 1 test failed \(failed fedora-ci.koji-build.tier0.functional\)$`,
 	`readiness +` + sample.ComposeID + ` +blocked .*` + sample.Waived,
 	`gating +` + sample.Waived + ` +passed .*\(waived fedora-ci.koji-build.tier0.functional\)`,
@@ -166,7 +167,7 @@ func TestDevExitAfterSample(t *testing.T) {
 	if err != nil {
 		t.Fatalf("dev: %v\n%s", err, stderr)
 	}
-	if !strings.Contains(stderr, "fed 57 sample events") {
+	if !strings.Contains(stderr, "fed 59 sample events") {
 		t.Errorf("stderr:\n%s", stderr)
 	}
 	// Printed by topic, not in story order: each topic's lines are there.

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/factory2/factory2/avro"
+	"github.com/factory2/factory2/processors/deps"
 	"github.com/factory2/factory2/processors/gating"
 )
 
@@ -152,6 +153,21 @@ func Events(base time.Time) []avro.Record {
 		// in testing; waived: the failed tier0 test is waived.
 		submitted, waived bool
 	}
+	// The dependency graph before the sample: the toolbox image ships
+	// bash's RPM of an older build, so the newer bash, once signed with
+	// the gold key and gated, gives a rebuild decision for the image.
+	// Their times precede the first event's, and their ids are their own:
+	// the events after keep theirs.
+	for i, e := range []struct{ ft, fid, rel, tt, tid string }{
+		{"rpm", OldBashRPM, avro.RelProducedBy, "build", OldBash},
+		{"container", ToolboxImage, avro.RelIncludes, "rpm", OldBashRPM},
+	} {
+		out = append(out, &avro.DependencyEdge{
+			Envelope: avro.Envelope{ID: fmt.Sprintf("sample-edge-%d", i+1), Source: "image-builder",
+				EventTime: base.Add(time.Duration(i+1) * 100 * time.Millisecond).UTC()},
+			FromType: e.ft, FromID: e.fid, Relation: e.rel, ToType: e.tt, ToID: e.tid,
+		})
+	}
 	pkgs := []pkg{
 		{"bash", "5.2.37", "1.fc42", 2601001, []string{"x86_64", "aarch64", "src"}, avro.OutcomePassed, true, false},
 		{"python-requests", "2.32.3", "4.fc42", 2601002, []string{"noarch", "src"}, avro.OutcomePassed, true, false},
@@ -260,6 +276,17 @@ func Events(base time.Time) []avro.Record {
 	}
 	return append(out, status, openqa)
 }
+
+// The image the sample's graph holds, and the older bash it ships.
+const (
+	ToolboxImage = "fedora-toolbox-42-1"
+	OldBash      = "bash-5.2.32-1.fc42"
+	OldBashRPM   = "bash-5.2.32-1.fc42.x86_64.rpm"
+)
+
+// RebuildRules rebuild what ships an older build once the newer one is
+// signed with the gold key and gated.
+var RebuildRules = deps.RebuildRules{Context: DecisionContext, Key: GoldRule.KeyID}
 
 // PungiComposeID is the compose Pungi makes of the sample's builds.
 const PungiComposeID = "Fedora-42-updates-20261125.0"
