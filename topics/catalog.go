@@ -186,9 +186,10 @@ func New(cfg Config) (*Catalog, error) {
 	} {
 		s.Role = Decision
 		s.Configs = decisionCfg
+		n := s.MaxRecordBytes
+		s.MaxRecordBytes = 0
 		c.add(s)
-		if n := s.MaxRecordBytes; n > 0 {
-			s.MaxRecordBytes = 0
+		if n > 0 {
 			c.RaiseRecordLimit(c.prefix+s.Alias, n)
 		}
 	}

@@ -1,6 +1,7 @@
 package topics
 
 import (
+	"fmt"
 	"context"
 	"strings"
 	"testing"
@@ -114,5 +115,26 @@ func TestEnsureCreatesAndReportsDrift(t *testing.T) {
 	}
 	if n := len(d[prefix+"events.sign"].Partitions); n != 2 {
 		t.Fatalf("Ensure changed a drifted topic: %d partitions", n)
+	}
+}
+
+// A topic that takes large records says so in its config, which Ensure
+// sets: the broker refuses records over max.message.bytes.
+func TestLargeRecordTopics(t *testing.T) {
+	c, err := New(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, _ := c.Lookup(DecisionsComposeReady)
+	if s.MaxRecordBytes != ComposeReadyMaxBytes || s.Configs["max.message.bytes"] != fmt.Sprint(ComposeReadyMaxBytes+64<<10) {
+		t.Fatalf("compose-ready: %d, %v", s.MaxRecordBytes, s.Configs)
+	}
+	cl := c.AddChangelog("compose", "composes")
+	c.RaiseRecordLimit(cl, 1<<24)
+	if s, _ := c.Lookup(cl); s.Configs["max.message.bytes"] == "" || s.Configs["cleanup.policy"] != "compact" {
+		t.Fatalf("changelog: %v", s.Configs)
+	}
+	if s, _ := c.Lookup(DecisionsGating); s.Configs["max.message.bytes"] != "" {
+		t.Fatalf("gating decisions raised too: %v", s.Configs)
 	}
 }
