@@ -1,8 +1,8 @@
 package topics
 
 import (
-	"fmt"
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
