@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -135,7 +136,10 @@ func (a *API) trace(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Cache-Control", "no-store")
 		w.WriteHeader(http.StatusOK)
-		_, _ = w.Write(t.AppendJSON(make([]byte, 0, 64+len(t.Nodes)*160)))
+		buf := jsonPool.Get().(*[]byte)
+		*buf = t.AppendJSON((*buf)[:0])
+		_, _ = w.Write(*buf)
+		jsonPool.Put(buf)
 	}
 }
 
@@ -174,6 +178,10 @@ func ParseQuery(node string, v map[string][]string) (TraceQuery, error) {
 	}
 	return q, nil
 }
+
+// jsonPool holds answers' encoding buffers: a 10,000-node answer is
+// 1.6 MB.
+var jsonPool = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
 
 func respond(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")

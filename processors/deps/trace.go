@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode/utf8"
 )
 
@@ -115,11 +116,20 @@ func (g *Graph) Trace(q TraceQuery) (*Trace, error) {
 		return slices.Contains(q.Types, typ)
 	}
 	// Dense marks: a map of tens of thousands of entries was most of a
-	// large walk's time.
-	seen := make([]bool, len(g.keys))
+	// large walk's time. The walk's scratch is pooled: a large answer's
+	// garbage, more than the walk, is what makes the tail (GC assists
+	// over a graph of many pointers).
+	w := walkPool.Get().(*walk)
+	defer walkPool.Put(w)
+	if cap(w.seen) < len(g.keys) {
+		w.seen = make([]bool, len(g.keys))
+	}
+	seen := w.seen[:len(g.keys)]
+	clear(seen)
 	seen[start] = true
-	order := []uint32{start}
-	visits := []visit{{parent: -1}}
+	order := append(w.order[:0], start)
+	visits := append(w.visits[:0], visit{parent: -1})
+	defer func() { w.order, w.visits = order[:0], visits[:0] }()
 	t := &Trace{Node: q.Node, Direction: q.Direction, Depth: q.Depth}
 	for head := 0; head < len(order); head++ {
 		v := visits[head]
@@ -158,6 +168,15 @@ func (g *Graph) Trace(q TraceQuery) (*Trace, error) {
 	t.Walked = len(order)
 	return t, nil
 }
+
+// walk is the scratch of one Trace.
+type walk struct {
+	seen   []bool
+	order  []uint32
+	visits []visit
+}
+
+var walkPool = sync.Pool{New: func() any { return new(walk) }}
 
 // visit is how a walk reached a node.
 type visit struct {
