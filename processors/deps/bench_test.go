@@ -80,8 +80,8 @@ func percentile(ds []time.Duration, p float64) time.Duration {
 // p50/p99/max per node; the baseline is a trace of a leaf (one node) in
 // the same run.
 func BenchmarkTraceDebian(b *testing.B) {
-	edges, x := debianEdges(b)
 	before := heapInUse()
+	edges, x := debianEdges(b)
 	g := graphOf(edges)
 	leafNode := "deb:" + leaf(g, edges)
 	edges = nil // an instance holds the graph, not the events it was loaded from
