@@ -80,11 +80,14 @@ type devRun struct {
 // (it prints the commands that ask why).
 func startDev(t *testing.T, args ...string) *devRun {
 	t.Helper()
+	// The data directory first: cleanups run last-registered first, and
+	// dev must have stopped writing into it before it is removed.
+	data := t.TempDir()
 	ctx, cancel := context.WithCancel(t.Context())
 	d := &devRun{cancel: cancel, done: make(chan error, 1)}
 	t.Cleanup(func() { d.stop() })
 	root := newRoot(strings.NewReader(""), &d.stdout, &d.stderr)
-	root.SetArgs(append([]string{"dev", "--sample", "--kafka-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--data", t.TempDir()}, args...))
+	root.SetArgs(append([]string{"dev", "--sample", "--kafka-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--data", data}, args...))
 	go func() { d.done <- root.ExecuteContext(ctx) }()
 	kafkatest.WaitFor(t, 3*time.Minute, func() error {
 		select {
