@@ -125,21 +125,21 @@ func (a *API) trace(w http.ResponseWriter, r *http.Request) {
 		respond(w, http.StatusBadRequest, map[string]string{"message": err.Error()})
 		return
 	}
-	t, err := a.graph.Trace(q)
+	buf := jsonPool.Get().(*[]byte)
+	defer jsonPool.Put(buf)
+	var err2 error
+	*buf, err2 = a.graph.AppendTraceJSON((*buf)[:0], q)
 	var unknown *ErrUnknownNode
 	switch {
-	case errors.As(err, &unknown):
-		respond(w, http.StatusNotFound, map[string]string{"message": err.Error()})
-	case err != nil:
-		respond(w, http.StatusBadRequest, map[string]string{"message": err.Error()})
+	case errors.As(err2, &unknown):
+		respond(w, http.StatusNotFound, map[string]string{"message": err2.Error()})
+	case err2 != nil:
+		respond(w, http.StatusBadRequest, map[string]string{"message": err2.Error()})
 	default:
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Cache-Control", "no-store")
 		w.WriteHeader(http.StatusOK)
-		buf := jsonPool.Get().(*[]byte)
-		*buf = t.AppendJSON((*buf)[:0])
 		_, _ = w.Write(*buf)
-		jsonPool.Put(buf)
 	}
 }
 

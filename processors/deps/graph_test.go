@@ -278,6 +278,10 @@ func TestTraceJSONIsEncodingJSONs(t *testing.T) {
 		if got := string(tr.AppendJSON(nil)); got != b.String() {
 			t.Fatalf("AppendJSON:\n%s\nencoding/json:\n%s", got, b.String())
 		}
+		direct, err := g.AppendTraceJSON([]byte("prefix"), q)
+		if err != nil || string(direct) != "prefix"+b.String() {
+			t.Fatalf("AppendTraceJSON (%v):\n%s\nencoding/json:\n%s", err, direct, b.String())
+		}
 		_ = want
 	}
 }

@@ -81,11 +81,48 @@ func (e *ErrUnknownNode) Error() string {
 
 // Trace walks the graph. Each node is visited once, so cycles end.
 func (g *Graph) Trace(q TraceQuery) (*Trace, error) {
+	t := &Trace{}
+	if err := g.walk(q, t, func(n TraceNode) { t.Nodes = append(t.Nodes, n) }); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// AppendTraceJSON appends to dst what Trace(q).AppendJSON would, writing
+// each node as the walk lists it: a 10,000-node answer then leaves no
+// garbage but its buffer's growth (pool it), where building the Trace
+// allocated a megabyte of nodes per answer, whose collections over a graph
+// of many pointers made the answers' latency tail.
+func (g *Graph) AppendTraceJSON(dst []byte, q TraceQuery) ([]byte, error) {
+	var t Trace
+	n := 0
+	body := dst
+	err := g.walk(q, &t, func(nd TraceNode) {
+		if n == 0 {
+			body = appendTraceHead(body, &t)
+		} else {
+			body = append(body, ',')
+		}
+		n++
+		body = appendNode(body, &nd)
+	})
+	if err != nil {
+		return dst, err
+	}
+	if n == 0 {
+		body = appendTraceHead(body, &t)
+	}
+	return appendTraceTail(body, &t), nil
+}
+
+// walk runs q, filling t's header and counts and calling emit for every
+// listed node in walk order.
+func (g *Graph) walk(q TraceQuery, t *Trace, emit func(TraceNode)) error {
 	if q.Direction == "" {
 		q.Direction = Down
 	}
 	if q.Direction != Down && q.Direction != Up {
-		return nil, fmt.Errorf("deps: direction %q: want down or up", q.Direction)
+		return fmt.Errorf("deps: direction %q: want down or up", q.Direction)
 	}
 	if q.MaxNodes <= 0 {
 		q.MaxNodes = DefaultMaxNodes
@@ -94,7 +131,7 @@ func (g *Graph) Trace(q TraceQuery) (*Trace, error) {
 	defer g.mu.RUnlock()
 	start, ok := g.ids[q.Node]
 	if !ok {
-		return nil, &ErrUnknownNode{q.Node}
+		return &ErrUnknownNode{q.Node}
 	}
 	var rels []uint8
 	for _, r := range q.Relations {
@@ -130,15 +167,17 @@ func (g *Graph) Trace(q TraceQuery) (*Trace, error) {
 	order := append(w.order[:0], start)
 	visits := append(w.visits[:0], visit{parent: -1})
 	defer func() { w.order, w.visits = order[:0], visits[:0] }()
-	t := &Trace{Node: q.Node, Direction: q.Direction, Depth: q.Depth}
+	t.Node, t.Direction, t.Depth = q.Node, q.Direction, q.Depth
+	listedN := 0
 	for head := 0; head < len(order); head++ {
 		v := visits[head]
 		if listed(order[head]) {
-			if len(t.Nodes) == q.MaxNodes {
+			if listedN == q.MaxNodes {
 				t.Truncated = true
 				break
 			}
-			t.Nodes = append(t.Nodes, g.traceNode(order, visits, head, listed))
+			listedN++
+			emit(g.traceNode(order, visits, head, listed))
 		}
 		if q.Depth > 0 && v.depth == q.Depth {
 			continue
@@ -166,7 +205,7 @@ func (g *Graph) Trace(q TraceQuery) (*Trace, error) {
 		}
 	}
 	t.Walked = len(order)
-	return t, nil
+	return nil
 }
 
 // walk is the scratch of one Trace.
@@ -210,17 +249,28 @@ func (g *Graph) traceNode(order []uint32, visits []visit, at int, listed func(ui
 // dst: a 10,000-node answer is most of a trace's time when encoded by
 // reflection.
 func (t *Trace) AppendJSON(dst []byte) []byte {
+	dst = appendTraceHead(dst, t)
+	for i := range t.Nodes {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = appendNode(dst, &t.Nodes[i])
+	}
+	return appendTraceTail(dst, t)
+}
+
+func appendTraceHead(dst []byte, t *Trace) []byte {
 	dst = append(dst, `{"node":`...)
 	dst = appendString(dst, t.Node)
 	dst = append(dst, `,"direction":`...)
 	dst = appendString(dst, string(t.Direction))
 	dst = append(dst, `,"depth":`...)
 	dst = strconv.AppendInt(dst, int64(t.Depth), 10)
-	dst = append(dst, `,"nodes":[`...)
-	for i, n := range t.Nodes {
-		if i > 0 {
-			dst = append(dst, ',')
-		}
+	return append(dst, `,"nodes":[`...)
+}
+
+func appendNode(dst []byte, n *TraceNode) []byte {
+	{
 		dst = append(dst, `{"key":`...)
 		dst = appendString(dst, n.Key)
 		dst = append(dst, `,"type":`...)
@@ -249,6 +299,10 @@ func (t *Trace) AppendJSON(dst []byte) []byte {
 		}
 		dst = append(dst, '}')
 	}
+	return dst
+}
+
+func appendTraceTail(dst []byte, t *Trace) []byte {
 	dst = append(dst, `],"walked":`...)
 	dst = strconv.AppendInt(dst, int64(t.Walked), 10)
 	dst = append(dst, `,"truncated":`...)
