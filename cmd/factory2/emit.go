@@ -341,7 +341,14 @@ func (a *app) emitEnrichments(ctx context.Context, cfg config.Config, o emitOpts
 		}
 	}
 	if len(res) > 0 {
-		a.say("emit: produced the RPM lists of %s from %s in one more transaction", plural(len(res), "build"), cfg.Ingest.KojiHubURL)
+		builds := 0
+		for _, r := range res {
+			if r.Type == "build" {
+				builds++
+			}
+		}
+		a.say("emit: produced the RPM lists of %s and %s from %s in one more transaction",
+			plural(builds, "build"), plural(len(res)-builds, "buildroot edge"), cfg.Ingest.KojiHubURL)
 	}
 	if err != nil {
 		return fmt.Errorf("emit: the events were produced, but asking Koji failed: %w; send the messages again to retry (the same events result)", err)

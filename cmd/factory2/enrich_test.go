@@ -63,7 +63,11 @@ func newKojiHub(t *testing.T) *kojiHub {
 			http.Error(w, "no method", http.StatusBadRequest)
 			return
 		}
-		answer, err := os.ReadFile(filepath.Join(kojiFixtures, string(m[1])+".xml"))
+		file := string(m[1]) + ".xml"
+		if file == "listRPMs.xml" && bytes.Contains(body, []byte("<nil/>")) {
+			file = "listRPMs-buildroot.xml" // listRPMs(None, None, None, buildroot id)
+		}
+		answer, err := os.ReadFile(filepath.Join(kojiFixtures, file))
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusNotFound)
 			return
@@ -128,8 +132,11 @@ func TestIngestHTTPAsksKoji(t *testing.T) {
 	}
 
 	r := post("format=message", xzComplete)
-	if r.Count != 1 || r.Produced[0].ID != xzMessageID || len(r.Enriched) != 1 ||
-		r.Enriched[0].ID != xzMessageID+koji.ArtifactsIDSuffix || r.Enriched[0].Key != "xz-5.6.3-2.fc42" || r.EnrichError != "" {
+	// The RPM list, then what the build was built against: two RPMs.
+	if r.Count != 1 || r.Produced[0].ID != xzMessageID || len(r.Enriched) != 3 ||
+		r.Enriched[0].ID != xzMessageID+koji.ArtifactsIDSuffix || r.Enriched[0].Key != "xz-5.6.3-2.fc42" || r.EnrichError != "" ||
+		r.Enriched[1].ID != xzMessageID+koji.BuildrootIDSuffix+"gcc-15.0.1-0.9.fc42.x86_64.rpm" ||
+		!strings.HasSuffix(r.Enriched[2].Topic, ".events.deps") || r.Enriched[2].Key != "xz-5.6.3-2.fc42" {
 		t.Fatalf("answer %+v", r)
 	}
 	// Our own JSON events are not enriched, even a COMPLETE one.
@@ -175,8 +182,11 @@ func TestIngestHTTPAsksKoji(t *testing.T) {
 		ids = append(ids, ev.ID)
 	}
 	slices.Sort(ids)
-	if want := []string{"5c1e0a52-7f3e-4c1f-9d40-2b1e5a0c0003", "5c1e0a52-7f3e-4c1f-9d40-2b1e5a0c0003#rpms",
-		"5c1e0a52-7f3e-4c1f-9d40-2b1e5a0c0004"}; len(ids) != 4 || !slices.Equal(slices.DeleteFunc(ids, func(id string) bool {
+	if want := []string{"5c1e0a52-7f3e-4c1f-9d40-2b1e5a0c0003",
+		"5c1e0a52-7f3e-4c1f-9d40-2b1e5a0c0003#buildroot/gcc-15.0.1-0.9.fc42.x86_64.rpm",
+		"5c1e0a52-7f3e-4c1f-9d40-2b1e5a0c0003#buildroot/glibc-devel-2.41-1.fc42.x86_64.rpm",
+		"5c1e0a52-7f3e-4c1f-9d40-2b1e5a0c0003#rpms",
+		"5c1e0a52-7f3e-4c1f-9d40-2b1e5a0c0004"}; len(ids) != 6 || !slices.Equal(slices.DeleteFunc(ids, func(id string) bool {
 		return strings.HasPrefix(id, "sha256:")
 	}), want) {
 		t.Fatalf("log holds %v", ids)
@@ -222,8 +232,8 @@ func TestEmitMessageAsksKoji(t *testing.T) {
 	}
 	stdout, stderr, err := e.run(t, "", "emit", "--message", msg)
 	lines := evLines[ingest.Produced](t, stdout)
-	if err != nil || len(lines) != 2 || lines[1].ID != xzMessageID+koji.ArtifactsIDSuffix ||
-		!strings.Contains(stderr, "produced the RPM lists of 1 build from "+hub.URL) {
+	if err != nil || len(lines) != 4 || lines[1].ID != xzMessageID+koji.ArtifactsIDSuffix || lines[3].Type != "dependency_edge" ||
+		!strings.Contains(stderr, "produced the RPM lists of 1 build and 2 buildroot edges from "+hub.URL) {
 		t.Fatalf("emit: %v\n%s\n%s", err, stdout, stderr)
 	}
 

@@ -175,6 +175,9 @@ type RPM struct {
 	Name, Version, Release string
 	Arch                   string
 	BuildID                int64
+	// BuildrootID is the buildroot the RPM was built in (0: none, an
+	// imported RPM).
+	BuildrootID int64
 }
 
 // FileName is the RPM's file name, name-version-release.arch.rpm: what
@@ -191,6 +194,21 @@ func (c *Client) ListRPMs(ctx context.Context, buildID int64) ([]RPM, error) {
 	if err != nil {
 		return nil, err
 	}
+	return parseRPMs(v)
+}
+
+// ListBuildrootRPMs calls listRPMs(componentBuildrootID=id), positionally
+// (listRPMs(None, None, None, id), kojihub.list_rpms): the RPMs installed
+// in buildroot id, what the build made in it was built against.
+func (c *Client) ListBuildrootRPMs(ctx context.Context, buildrootID int64) ([]RPM, error) {
+	v, err := c.Call(ctx, "listRPMs", nil, nil, nil, buildrootID)
+	if err != nil {
+		return nil, err
+	}
+	return parseRPMs(v)
+}
+
+func parseRPMs(v any) ([]RPM, error) {
 	list, ok := v.([]any)
 	if !ok {
 		return nil, fmt.Errorf("%w: listRPMs answered a %T, want an array", ErrMalformed, v)
@@ -203,7 +221,7 @@ func (c *Client) ListRPMs(ctx context.Context, buildID int64) ([]RPM, error) {
 		}
 		f := fields{m: m, what: fmt.Sprintf("listRPMs entry %d", i)}
 		r := RPM{ID: f.int("id"), Name: f.str("name"), Version: f.str("version"), Release: f.str("release"),
-			Arch: f.str("arch"), BuildID: f.opt("build_id")}
+			Arch: f.str("arch"), BuildID: f.opt("build_id"), BuildrootID: f.opt("buildroot_id")}
 		if f.err != nil {
 			return nil, f.err
 		}

@@ -37,7 +37,14 @@
 // name-version-release.arch.rpm, as the sign messages name them), which
 // ingestion produces after the message's own events. Its id is the
 // COMPLETE event's id + "#rpms" and its content depends on the build
-// only, so sending the message again gives the same event, a duplicate
+// only. It also asks, once per buildroot the build's RPMs were built in
+// (their buildroot_id), for the RPMs installed in it (listRPMs with
+// componentBuildrootID, passed positionally), and returns them as
+// dependency edges build:NVR --buildroot--> rpm:<file name> (ids: the
+// COMPLETE event's id + "#buildroot/" + the file name), what the
+// dependency views need of a build's build-time dependencies, which no
+// message carries either. So sending the message again gives the same
+// events, a duplicate
 // to the processors. The processors and a replay read that event from
 // the log: no decision depends on Koji answering at the time.
 //

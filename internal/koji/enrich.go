@@ -19,6 +19,10 @@ import (
 // COMPLETE build event: the event's id + ArtifactsIDSuffix.
 const ArtifactsIDSuffix = "#rpms"
 
+// BuildrootIDSuffix, then an RPM's file name, follows the COMPLETE
+// message's id in the id of a buildroot edge.
+const BuildrootIDSuffix = "#buildroot/"
+
 // DefaultAttempts is how many times an Enricher makes a call that fails
 // transiently before it gives up on the build.
 const DefaultAttempts = 3
@@ -182,7 +186,7 @@ func (e *Enricher) EnrichAll(ctx context.Context, recs []avro.Record) ([]avro.Re
 			errs = append(errs, &BuildError{NVR: b.NVR, EventID: b.ID, Err: down})
 			continue
 		}
-		ev, err := e.Enrich(ctx, b)
+		ev, edges, err := e.enrich(ctx, b)
 		switch {
 		case err != nil:
 			errs = append(errs, err)
@@ -191,6 +195,7 @@ func (e *Enricher) EnrichAll(ctx context.Context, recs []avro.Record) ([]avro.Re
 			}
 		case ev != nil:
 			out = append(out, ev)
+			out = append(out, edges...)
 		}
 	}
 	return out, errors.Join(errs...)
@@ -201,9 +206,16 @@ func (e *Enricher) EnrichAll(ctx context.Context, recs []avro.Record) ([]avro.Re
 // build has no RPMs, or is no longer COMPLETE). A failure is a
 // *BuildError.
 func (e *Enricher) Enrich(ctx context.Context, b *avro.BuildEvent) (*avro.BuildEvent, error) {
-	fail := func(err error) (*avro.BuildEvent, error) {
+	ev, _, err := e.enrich(ctx, b)
+	return ev, err
+}
+
+// enrich is Enrich, also returning the build's buildroot edges (see
+// buildrootEdges).
+func (e *Enricher) enrich(ctx context.Context, b *avro.BuildEvent) (*avro.BuildEvent, []avro.Record, error) {
+	fail := func(err error) (*avro.BuildEvent, []avro.Record, error) {
 		e.metrics.builds.WithLabelValues(OutcomeFailed).Inc()
-		return nil, &BuildError{NVR: b.NVR, EventID: b.ID, Tried: true, Err: err}
+		return nil, nil, &BuildError{NVR: b.NVR, EventID: b.ID, Tried: true, Err: err}
 	}
 	var buildInfo any = b.NVR
 	if b.BuildID != 0 {
@@ -223,7 +235,7 @@ func (e *Enricher) Enrich(ctx context.Context, b *avro.BuildEvent) (*avro.BuildE
 	if build.State != StateComplete {
 		e.metrics.builds.WithLabelValues(OutcomeSkipped).Inc()
 		e.log.Info("koji: build no longer COMPLETE, its RPM list is not recorded", "nvr", b.NVR, "state", build.State)
-		return nil, nil
+		return nil, nil, nil
 	}
 	var rpms []RPM
 	err = e.retry(ctx, "listRPMs", b.NVR, func() (err error) {
@@ -236,10 +248,55 @@ func (e *Enricher) Enrich(ctx context.Context, b *avro.BuildEvent) (*avro.BuildE
 	if len(rpms) == 0 {
 		e.metrics.builds.WithLabelValues(OutcomeSkipped).Inc()
 		e.log.Info("koji: build has no RPMs, nothing to record", "nvr", b.NVR)
-		return nil, nil
+		return nil, nil, nil
+	}
+	edges, err := e.buildrootEdges(ctx, b, rpms)
+	if err != nil {
+		return fail(err)
 	}
 	e.metrics.builds.WithLabelValues(OutcomeEnriched).Inc()
-	return artifactsEvent(b, build, rpms), nil
+	return artifactsEvent(b, build, rpms), edges, nil
+}
+
+// buildrootEdges asks the hub what the build was built against: the RPMs
+// installed in each buildroot its RPMs were built in (one listRPMs per
+// buildroot, one per architecture's task), as dependency edges
+// build:NVR --buildroot--> rpm:<file name>, sorted, with ids derived
+// from the COMPLETE event's, so a re-sent message gives the same events.
+// An RPM's own build is then reached through the produced-by edge that
+// its build's enrichment records.
+func (e *Enricher) buildrootEdges(ctx context.Context, b *avro.BuildEvent, rpms []RPM) ([]avro.Record, error) {
+	var roots []int64
+	for _, r := range rpms {
+		if r.BuildrootID != 0 && !slices.Contains(roots, r.BuildrootID) {
+			roots = append(roots, r.BuildrootID)
+		}
+	}
+	slices.Sort(roots)
+	var names []string
+	for _, id := range roots {
+		var in []RPM
+		err := e.retry(ctx, "listRPMs", b.NVR, func() (err error) {
+			in, err = e.cfg.Client.ListBuildrootRPMs(ctx, id)
+			return err
+		})
+		if err != nil {
+			return nil, fmt.Errorf("buildroot %d: %w", id, err)
+		}
+		for _, r := range in {
+			names = append(names, r.FileName())
+		}
+	}
+	slices.Sort(names)
+	names = slices.Compact(names)
+	out := make([]avro.Record, len(names))
+	for i, n := range names {
+		out[i] = &avro.DependencyEdge{
+			Envelope: avro.Envelope{ID: b.ID + BuildrootIDSuffix + n, Source: b.Source, EventTime: b.EventTime, Origin: b.Origin},
+			FromType: "build", FromID: b.NVR, Relation: avro.RelBuildroot, ToType: "rpm", ToID: n,
+		}
+	}
+	return out, nil
 }
 
 // artifactsEvent is the build event recording the RPMs of the COMPLETE

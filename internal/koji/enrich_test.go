@@ -50,11 +50,15 @@ func newFakeHub(t *testing.T, answer func(method, param string) (int, string)) *
 			http.Error(w, "want POST text/xml", http.StatusBadRequest)
 			return
 		}
-		if err := xml.NewDecoder(r.Body).Decode(&call); err != nil || len(call.Params) != 1 {
+		if err := xml.NewDecoder(r.Body).Decode(&call); err != nil || len(call.Params) == 0 {
 			http.Error(w, "bad call", http.StatusBadRequest)
 			return
 		}
-		param := call.Params[0].Value
+		var ps []string
+		for _, p := range call.Params {
+			ps = append(ps, p.Value)
+		}
+		param := strings.Join(ps, ",")
 		h.mu.Lock()
 		h.calls = append(h.calls, call.Method+"("+param+")")
 		h.mu.Unlock()
@@ -84,8 +88,13 @@ func (h *fakeHub) called() []string {
 	return slices.Clone(h.calls)
 }
 
-// recorded answers the recorded getBuild and listRPMs of xz.
-func recorded(method, _ string) (int, string) {
+// recorded answers the recorded getBuild and listRPMs of xz, and a
+// listRPMs of a buildroot (componentBuildrootID, the fourth parameter)
+// with two RPMs. (The recorded RPMs name nine buildroots, one each.)
+func recorded(method, param string) (int, string) {
+	if method == "listRPMs" && strings.HasPrefix(param, "<nil/>,<nil/>,<nil/>,") {
+		return http.StatusOK, "listRPMs-buildroot.xml"
+	}
 	return http.StatusOK, method + ".xml"
 }
 
@@ -107,6 +116,13 @@ func TestClientCalls(t *testing.T) {
 	}
 	if got := hub.called(); !slices.Equal(got, []string{"getBuild(<int>2601003</int>)", "listRPMs(<int>2601003</int>)"}) {
 		t.Errorf("calls %v", got)
+	}
+	in, err := c.ListBuildrootRPMs(ctx, rpms[0].BuildrootID)
+	if err != nil || len(in) != 2 || in[0].FileName() != "glibc-devel-2.41-1.fc42.x86_64.rpm" || rpms[0].BuildrootID != 57000000 {
+		t.Fatalf("listRPMs of a buildroot: %v %+v", err, in)
+	}
+	if got := hub.called(); got[2] != "listRPMs(<nil/>,<nil/>,<nil/>,<int>57000000</int>)" {
+		t.Errorf("buildroot call %v", got)
 	}
 	if _, err := NewClient("koji.example.org/kojihub", time.Second, nil); err == nil {
 		t.Error("a hub URL without a scheme was taken")
@@ -208,8 +224,17 @@ func TestEnrichRecordsTheRPMList(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	e := newEnricher(t, hub, reg)
 	out, err := e.EnrichAll(context.Background(), []avro.Record{complete("m1"), &avro.SignEvent{}})
-	if err != nil || len(out) != 1 {
-		t.Fatalf("%v %d events", err, len(out))
+	if err != nil || len(out) != 3 {
+		t.Fatalf("%v %d events, want the RPM list and two buildroot edges", err, len(out))
+	}
+	// What the build was built against: the RPMs of its buildroots, once
+	// each, sorted.
+	for i, want := range []string{"gcc-15.0.1-0.9.fc42.x86_64.rpm", "glibc-devel-2.41-1.fc42.x86_64.rpm"} {
+		d, ok := out[1+i].(*avro.DependencyEdge)
+		if !ok || d.FromType != "build" || d.FromID != "xz-5.6.3-2.fc42" || d.Relation != avro.RelBuildroot ||
+			d.ToType != "rpm" || d.ToID != want || d.ID != "m1"+BuildrootIDSuffix+want || d.Source != "koji/primary" {
+			t.Errorf("edge %d: %+v", i, out[1+i])
+		}
 	}
 	ev := out[0].(*avro.BuildEvent)
 	got, err := avro.MarshalJSON(ev)
@@ -288,7 +313,7 @@ func TestEnrichOutcomes(t *testing.T) {
 		{"another build under the id", recorded, func(b *avro.BuildEvent) { b.NVR = "xz-5.6.3-1.fc42" }, 1, OutcomeFailed, ErrMismatch},
 		{"unknown to the hub", func(string, string) (int, string) { return 200, "getBuild-none.xml" }, nil, 1, OutcomeFailed, ErrNoBuild},
 		{"a fault is not retried", func(string, string) (int, string) { return 200, "fault-generic.xml" }, nil, 1, OutcomeFailed, nil},
-		{"by NVR without a build id", recorded, func(b *avro.BuildEvent) { b.BuildID = 0 }, 2, OutcomeEnriched, nil},
+		{"by NVR without a build id", recorded, func(b *avro.BuildEvent) { b.BuildID = 0 }, 2 + 9, OutcomeEnriched, nil},
 		{"no RPMs (an image build)", func(m, _ string) (int, string) {
 			if m == "listRPMs" {
 				return 200, noRPMs

@@ -48,6 +48,8 @@ func encodeCall(method string, params ...any) ([]byte, error) {
 	for _, p := range params {
 		b.WriteString("<param>\n<value>")
 		switch v := p.(type) {
+		case nil:
+			b.WriteString("<nil/>") // Koji's hub allows none (koji/xmlrpcplus.py)
 		case int:
 			writeInt(&b, int64(v))
 		case int64:
