@@ -1,6 +1,9 @@
 package avro
 
-import "time"
+import (
+	"strings"
+	"time"
+)
 
 // Record is one event or decision of the factory2 contract. Every record
 // type has exactly one Avro schema (its current version, see Schemas) and
@@ -540,6 +543,29 @@ const (
 	RelMadeFrom   = "made-from"   // a product is made from a compose
 	RelProvidedBy = "provided-by" // a virtual package (Debian Provides) by a package that provides it
 )
+
+// SplitNVR splits name-version-release at its last two dashes; ok is
+// false when nvr has fewer than two, or nothing before them.
+func SplitNVR(nvr string) (name, version, release string, ok bool) {
+	i := strings.LastIndexByte(nvr, '-')
+	if i <= 0 {
+		return "", "", "", false
+	}
+	j := strings.LastIndexByte(nvr[:i], '-')
+	if j <= 0 {
+		return "", "", "", false
+	}
+	return nvr[:j], nvr[j+1 : i], nvr[i+1:], true
+}
+
+// PackageOf is the name of an NVR (what precedes its last two dashes),
+// or nvr itself when it is not one.
+func PackageOf(nvr string) string {
+	if n, _, _, ok := SplitNVR(nvr); ok {
+		return n
+	}
+	return nvr
+}
 
 // NodeKey is the key of a graph node: type, a colon, id.
 func NodeKey(typ, id string) string { return typ + ":" + id }

@@ -374,7 +374,7 @@ func (p *Processor) member(c *processors.Context, in *processors.Input, r *avro.
 		Tags: r.Tags, SignedKeys: r.SignedKeys, Gating: r.Gating, EventID: r.ID,
 	}
 	if m.Package == "" {
-		m.Package = packageName(m.NVR)
+		m.Package = avro.PackageOf(m.NVR)
 	}
 	m.Blockers = cs.Def.blockers(m)
 	if err := p.place(c, cs, old, m); err != nil {
@@ -393,7 +393,7 @@ func (p *Processor) place(c *processors.Context, cs *composeState, old, m *membe
 	pk.Candidates = slices.DeleteFunc(pk.Candidates, func(x candidate) bool { return x.NVR == m.NVR })
 	if cand, ok := cs.Def.candidate(m); ok {
 		pk.Candidates = append(pk.Candidates, cand)
-		slices.SortFunc(pk.Candidates, func(x, y candidate) int { return cmpStrings(x.NVR, y.NVR) })
+		slices.SortFunc(pk.Candidates, func(x, y candidate) int { return strings.Compare(x.NVR, y.NVR) })
 	}
 	cur := pk.best()
 	prev := pk.Current
@@ -466,7 +466,7 @@ func (cs *composeState) add(c *processors.Context, m *member, d *definition) err
 		cs.Counts[t]++
 	}
 	// Into the listing if it belongs among the first ones.
-	i, _ := slices.BinarySearchFunc(cs.Listed, m.NVR, func(l listed, nvr string) int { return cmpStrings(l.NVR, nvr) })
+	i, _ := slices.BinarySearchFunc(cs.Listed, m.NVR, func(l listed, nvr string) int { return strings.Compare(l.NVR, nvr) })
 	if i < len(cs.Listed) || (len(cs.Listed) < 2*MaxListedBlockers && !cs.Refill && int64(len(cs.Listed)) == cs.Blocked-1) {
 		cs.Listed = slices.Insert(cs.Listed, i, listed{NVR: m.NVR, Blockers: m.Blockers})
 		if len(cs.Listed) > 2*MaxListedBlockers {
@@ -510,7 +510,7 @@ func (cs *composeState) remove(c *processors.Context, m *member) error {
 			delete(cs.Counts, t)
 		}
 	}
-	if i, ok := slices.BinarySearchFunc(cs.Listed, m.NVR, func(l listed, nvr string) int { return cmpStrings(l.NVR, nvr) }); ok {
+	if i, ok := slices.BinarySearchFunc(cs.Listed, m.NVR, func(l listed, nvr string) int { return strings.Compare(l.NVR, nvr) }); ok {
 		cs.Listed = slices.Delete(cs.Listed, i, i+1)
 		if int64(len(cs.Listed)) < min(MaxListedBlockers, cs.Blocked) {
 			cs.Refill = true
@@ -721,10 +721,10 @@ func (p *Processor) emitReady(c *processors.Context, cs *composeState, at time.T
 		return err
 	}
 	slices.SortFunc(manifest, func(x, y avro.ManifestEntry) int {
-		if c := cmpStrings(x.Package, y.Package); c != 0 {
+		if c := strings.Compare(x.Package, y.Package); c != 0 {
 			return c
 		}
-		return cmpStrings(x.NVR, y.NVR)
+		return strings.Compare(x.NVR, y.NVR)
 	})
 	env := avro.Envelope{Source: "factory2/" + Name, EventTime: at, IngestTime: at}
 	derived := []string{cs.Def.EventID}
@@ -800,7 +800,7 @@ func (p *Processor) emitReadiness(c *processors.Context, cs *composeState, trigg
 	for t, n := range cs.Counts {
 		counts = append(counts, avro.BlockerCount{Type: t, Count: n})
 	}
-	slices.SortFunc(counts, func(x, y avro.BlockerCount) int { return cmpStrings(x.Type, y.Type) })
+	slices.SortFunc(counts, func(x, y avro.BlockerCount) int { return strings.Compare(x.Type, y.Type) })
 	ready := cs.ready()
 	summary := fmt.Sprintf("ready: %d builds", cs.Members)
 	if !ready {
@@ -873,32 +873,26 @@ func (p *Processor) compose(c *processors.Context, id string) (*composeState, er
 // Flush implements processors.Flusher.
 func (p *Processor) Flush(c *processors.Context) error {
 	for key, v := range c.TxnCache() {
+		var dirty *bool
 		switch s := v.(type) {
 		case *composeState:
-			if !s.dirty {
-				continue
-			}
-			b, err := json.Marshal(s)
-			if err != nil {
-				return err
-			}
-			if err := c.Put(StoreComposes, []byte(key), b); err != nil {
-				return err
-			}
-			s.dirty = false
+			dirty = &s.dirty
 		case *gate:
-			if !s.dirty {
-				continue
-			}
-			b, err := json.Marshal(s)
-			if err != nil {
-				return err
-			}
-			if err := c.Put(StoreComposes, []byte(key), b); err != nil {
-				return err
-			}
-			s.dirty = false
+			dirty = &s.dirty
+		default:
+			continue
 		}
+		if !*dirty {
+			continue
+		}
+		b, err := json.Marshal(v)
+		if err != nil {
+			return err
+		}
+		if err := c.Put(StoreComposes, []byte(key), b); err != nil {
+			return err
+		}
+		*dirty = false
 	}
 	return nil
 }

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"path"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/factory2/factory2/avro"
@@ -164,18 +163,4 @@ func inWindow(m, start, end int) bool {
 		return m >= start && m < end
 	}
 	return m >= start || m < end
-}
-
-// packageName returns the name of an NVR: what precedes its last two
-// dashes.
-func packageName(nvr string) string {
-	i := strings.LastIndexByte(nvr, '-')
-	if i <= 0 {
-		return nvr
-	}
-	j := strings.LastIndexByte(nvr[:i], '-')
-	if j <= 0 {
-		return nvr
-	}
-	return nvr[:j]
 }

@@ -91,10 +91,10 @@ func (p *Processor) gating(c *processors.Context, in *processors.Input, r *avro.
 		Unsatisfied: r.Unsatisfied[:min(len(r.Unsatisfied), maxGateRequirements)],
 	}
 	cmp := func(x, y gateDecision) int {
-		if c := cmpStrings(x.DecisionContext, y.DecisionContext); c != 0 {
+		if c := strings.Compare(x.DecisionContext, y.DecisionContext); c != 0 {
 			return c
 		}
-		return cmpStrings(x.ProductVersion, y.ProductVersion)
+		return strings.Compare(x.ProductVersion, y.ProductVersion)
 	}
 	i, found := slices.BinarySearchFunc(g.Decisions, d, cmp)
 	if found {

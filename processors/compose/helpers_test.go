@@ -200,7 +200,7 @@ func (pl *pipeline) sendView(nvr string, change func(v *avro.ComposeMember)) []*
 	}
 	v := pl.views[nvr]
 	if v == nil {
-		v = &avro.ComposeMember{NVR: nvr, Package: packageName(nvr)}
+		v = &avro.ComposeMember{NVR: nvr, Package: avro.PackageOf(nvr)}
 		pl.views[nvr] = v
 	}
 	change(v)

@@ -111,7 +111,7 @@ func (m *Members) view(c *processors.Context, v *avro.ComposeMember) error {
 	*b = build{NVR: v.NVR, Package: v.Package, BuildID: v.BuildID, State: v.State, Seq: b.Seq + 1,
 		Tags: v.Tags, SignedKeys: v.SignedKeys, Gating: v.Gating}
 	if b.Package == "" {
-		b.Package = packageName(b.NVR)
+		b.Package = avro.PackageOf(b.NVR)
 	}
 	if err := storeBuild(c, b); err != nil {
 		return err
@@ -130,16 +130,6 @@ func (m *Members) view(c *processors.Context, v *avro.ComposeMember) error {
 		}
 	}
 	return nil
-}
-
-func cmpStrings(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 func hasAnyTag(have []avro.MemberTag, want []string) bool {
@@ -283,7 +273,7 @@ func loadBuild(c *processors.Context, nvr string) (*build, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &build{NVR: nvr, Package: packageName(nvr)}
+	b := &build{NVR: nvr, Package: avro.PackageOf(nvr)}
 	if ok {
 		if err := json.Unmarshal(v, b); err != nil {
 			return nil, fmt.Errorf("compose-members: build %s: %w", nvr, err)

@@ -4,6 +4,8 @@ import (
 	"slices"
 	"strings"
 	"sync"
+
+	"github.com/factory2/factory2/avro"
 )
 
 // Graph is the dependency graph in memory: every live edge, in both
@@ -57,7 +59,7 @@ func (g *Graph) nodeLocked(key string) uint32 {
 	g.out = append(g.out, nil)
 	g.in = append(g.in, nil)
 	if typ, id, ok := strings.Cut(key, ":"); ok && typ == "build" {
-		p := packageOf(id)
+		p := avro.PackageOf(id)
 		g.builds[p] = append(g.builds[p], i)
 	}
 	return i
@@ -152,18 +154,4 @@ func (g *Graph) Builds(pkg string) []string {
 	}
 	slices.Sort(out)
 	return out
-}
-
-// packageOf returns the name of an NVR: what precedes its last two
-// dashes.
-func packageOf(nvr string) string {
-	i := strings.LastIndexByte(nvr, '-')
-	if i <= 0 {
-		return nvr
-	}
-	j := strings.LastIndexByte(nvr[:i], '-')
-	if j <= 0 {
-		return nvr
-	}
-	return nvr[:j]
 }

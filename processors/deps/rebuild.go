@@ -1,6 +1,7 @@
 package deps
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -161,7 +162,7 @@ type target struct {
 func (p *Rebuild) decide(c *processors.Context, v *avro.ComposeMember, why string) error {
 	pkg := v.Package
 	if pkg == "" {
-		pkg = packageOf(v.NVR)
+		pkg = avro.PackageOf(v.NVR)
 	}
 	var targets []target
 	seen := map[string]bool{}
@@ -300,15 +301,10 @@ func compareNVR(a, b string) int {
 }
 
 func versionRelease(nvr string) (v, r string) {
-	i := strings.LastIndexByte(nvr, '-')
-	if i < 0 {
-		return nvr, ""
+	if _, v, r, ok := avro.SplitNVR(nvr); ok {
+		return v, r
 	}
-	j := strings.LastIndexByte(nvr[:i], '-')
-	if j < 0 {
-		return nvr[:i], nvr[i+1:]
-	}
-	return nvr[j+1 : i], nvr[i+1:]
+	return nvr, ""
 }
 
 // rpmvercmp compares version strings as RPM does: alternating runs of
@@ -364,7 +360,7 @@ func rpmvercmp(a, b string) int {
 		if digit {
 			ra, rb = strings.TrimLeft(ra, "0"), strings.TrimLeft(rb, "0")
 			if len(ra) != len(rb) {
-				return cmpInt(len(ra), len(rb))
+				return cmp.Compare(len(ra), len(rb))
 			}
 		}
 		if c := strings.Compare(ra, rb); c != 0 {
@@ -384,14 +380,4 @@ func run(s string, digit bool) (string, string) {
 
 func isAlnum(r rune) bool {
 	return r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z'
-}
-
-func cmpInt(a, b int) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }

@@ -49,7 +49,7 @@ func (k *rebuildTask) view(v *avro.ComposeMember) []*avro.RebuildDecision {
 }
 
 func signedAndGated(nvr string) *avro.ComposeMember {
-	return &avro.ComposeMember{Envelope: avro.Envelope{ID: "view-" + nvr}, NVR: nvr, Package: packageOf(nvr), State: avro.StateComplete,
+	return &avro.ComposeMember{Envelope: avro.Envelope{ID: "view-" + nvr}, NVR: nvr, Package: avro.PackageOf(nvr), State: avro.StateComplete,
 		SignedKeys: []string{"105ef944"}, Gating: []avro.MemberGating{{DecisionContext: "bodhi_update_push_stable", Satisfied: true}}}
 }
 

@@ -93,7 +93,8 @@ func (p *Processor) Process(c *processors.Context, in *processors.Input) error {
 		return applyError(err) // !changed: a duplicate, or an older fact than the state holds
 	}
 	cs.size += grow
-	p.emit(c, cs, p.decisions(in.Key, cs, cs.s, in.Record.Env()))
+	outs, view := p.decisions(in.Key, cs, cs.s, in.Record.Env())
+	p.emit(c, cs, outs, view)
 	return nil
 }
 
@@ -125,7 +126,7 @@ func (p *Processor) applyChecked(c *processors.Context, in *processors.Input, cs
 	if err != nil || !changed {
 		return applyError(err)
 	}
-	outs := p.decisions(in.Key, cs, s, in.Record.Env())
+	outs, view := p.decisions(in.Key, cs, s, in.Record.Env())
 	after, err := s.MarshalBinary()
 	if err != nil {
 		return fmt.Errorf("gating: encoding subject %s: %w", in.Key, err)
@@ -134,8 +135,8 @@ func (p *Processor) applyChecked(c *processors.Context, in *processors.Input, cs
 		return processors.Reject("gating: subject %s would take %d bytes with this record, over the limit of %d bytes per subject; it keeps its %d bytes",
 			in.Key, len(after), max, len(before))
 	}
-	cs.s, cs.size, cs.view = s, len(after), viewFingerprint(s)
-	p.emit(c, cs, outs)
+	cs.s, cs.size = s, len(after)
+	p.emit(c, cs, outs, view)
 	return nil
 }
 
@@ -159,9 +160,9 @@ func subjectOf(r avro.Record) (id string, ok bool) {
 
 // decisions returns the decisions of s (the subject of key, cs or the copy
 // of it that will replace it) that changed after trigger, and the build
-// view when it changed; it records them in s.
-func (p *Processor) decisions(key []byte, cs *cachedSubject, s *Subject, trigger *avro.Envelope) []processors.Output {
-	var outs []processors.Output
+// view when it changed; it records them in s. view is s's build view
+// fingerprint, for emit.
+func (p *Processor) decisions(key []byte, cs *cachedSubject, s *Subject, trigger *avro.Envelope) (outs []processors.Output, view uint64) {
 	for _, d := range p.engine.Gating(s, trigger) {
 		outs = append(outs, processors.Output{Topic: p.gating, Key: key, Record: d})
 	}
@@ -172,25 +173,26 @@ func (p *Processor) decisions(key []byte, cs *cachedSubject, s *Subject, trigger
 		}
 		outs = append(outs, processors.Output{Topic: topic, Key: key, Record: r})
 	}
-	if fp := viewFingerprint(s); fp != cs.view {
+	view = viewFingerprint(s)
+	if view != cs.view {
 		if v := p.engine.buildView(s, trigger); v != nil {
 			outs = append(outs, processors.Output{Topic: p.builds, Key: key, Record: v})
 		}
 	}
-	return outs
+	return outs, view
 }
 
-// emit emits outs, decisions of the cached subject cs, and marks cs to be
-// stored when the transaction commits (Flush).
-func (p *Processor) emit(c *processors.Context, cs *cachedSubject, outs []processors.Output) {
+// emit emits outs, decisions of the cached subject cs whose build view
+// fingerprints to view, and marks cs to be stored when the transaction
+// commits (Flush).
+func (p *Processor) emit(c *processors.Context, cs *cachedSubject, outs []processors.Output, view uint64) {
 	for _, o := range outs {
 		c.Emit(o.Topic, o.Key, o.Record)
 		if o.Topic != p.builds {
 			cs.size += recordBound(o.Record)
 		}
 	}
-	cs.view = viewFingerprint(cs.s)
-	cs.dirty = true
+	cs.view, cs.dirty = view, true
 }
 
 // cachedSubject is a subject decoded once per transaction.

@@ -151,7 +151,8 @@ func (p *Processor) reevaluate(c *processors.Context, key []byte, trigger *avro.
 	}
 	// Decisions are not refused for size: the bound is kept by refusing
 	// events (see Process).
-	p.emit(c, cs, p.decisions(key, cs, cs.s, trigger))
+	outs, view := p.decisions(key, cs, cs.s, trigger)
+	p.emit(c, cs, outs, view)
 	return nil
 }
 

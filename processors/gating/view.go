@@ -2,7 +2,6 @@ package gating
 
 import (
 	"hash/maphash"
-	"strings"
 
 	"github.com/factory2/factory2/avro"
 )
@@ -69,7 +68,7 @@ func (e *Engine) buildView(s *Subject, trigger *avro.Envelope) *avro.ComposeMemb
 	v := &avro.ComposeMember{
 		Envelope: e.deriveEnvelope(SourceGating, trigger, "build-view", s.ID),
 		NVR:      s.ID,
-		Package:  nvrName(s.ID),
+		Package:  packageName(s.ID),
 		BuildID:  s.Build.BuildID,
 		State:    s.Build.State,
 	}
@@ -105,17 +104,4 @@ func allWaiting(rs []avro.Requirement) bool {
 		}
 	}
 	return true
-}
-
-// nvrName returns the name of an NVR: what precedes its last two dashes.
-func nvrName(nvr string) string {
-	i := strings.LastIndexByte(nvr, '-')
-	if i <= 0 {
-		return nvr
-	}
-	j := strings.LastIndexByte(nvr[:i], '-')
-	if j <= 0 {
-		return nvr
-	}
-	return nvr[:j]
 }
