@@ -178,3 +178,48 @@ func TestInflightCap(t *testing.T) {
 		t.Errorf("after the cap cleared: %s", resp.Status)
 	}
 }
+
+// TestShutdownClosesConnectionsThatSentNothing: browsers open connections
+// ahead of need. One that has sent no request must not hold up a
+// graceful shutdown (net/http counts it busy for its first 5s, the whole
+// grace period, and Run would report a timeout).
+func TestShutdownClosesConnectionsThatSentNothing(t *testing.T) {
+	srv, err := Listen("127.0.0.1:0", prometheus.NewRegistry(), slog.New(slog.DiscardHandler), DefaultOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	// A request first, so the server is serving when the idle
+	// connection opens.
+	resp, err := client(t).Get(srv.URL() + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	conn, err := net.Dial("tcp", strings.TrimPrefix(srv.URL(), "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	// Wait until the server has accepted it: a read that times out
+	// means it is open and silent.
+	_ = conn.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+	if _, err := conn.Read(make([]byte, 1)); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("fresh connection: %v", err)
+	}
+	start := time.Now()
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Run with a connection that sent nothing: %v", err)
+		}
+		if d := time.Since(start); d > 3*time.Second {
+			t.Errorf("shutdown took %s", d)
+		}
+	case <-time.After(patience):
+		t.Fatal("Run did not return")
+	}
+}
