@@ -19,6 +19,7 @@ import (
 	"github.com/factory2/factory2/avro"
 	"github.com/factory2/factory2/internal/config"
 	"github.com/factory2/factory2/internal/httpapi"
+	"github.com/factory2/factory2/internal/overview"
 	"github.com/factory2/factory2/processors"
 	"github.com/factory2/factory2/processors/compose"
 	"github.com/factory2/factory2/processors/deps"
@@ -44,6 +45,8 @@ type pipeline struct {
 	// graph is the dependency graph every instance holds, for trace
 	// queries and rebuild decisions.
 	graph *deps.Table
+	// overview is the page served at /.
+	overview *overview.Overview
 }
 
 // listenHTTP binds the HTTP server with everything a process serves:
@@ -76,6 +79,7 @@ func (p *pipeline) listenHTTP() (srv *httpapi.Server, close func(), err error) {
 	}
 	compose.NewAPI(p.composes).Register(srv)
 	deps.NewAPI(p.graph).Register(srv)
+	p.overview.Register(srv)
 	return srv, ing.Close, nil
 }
 
@@ -137,7 +141,18 @@ func newPipeline(cfg config.Config, log *slog.Logger) (*pipeline, error) {
 	if err != nil {
 		return nil, err
 	}
+	p.overview, err = overview.New(overview.Config{Brokers: cfg.Brokers, Catalog: cat, Codec: codec,
+		Composes: p.composes, Graph: p.graph, Describe: describe, Logger: log})
+	if err != nil {
+		return nil, err
+	}
 	return p, nil
+}
+
+// describe words a record on the overview page as watch prints it.
+func describe(r avro.Record) overview.Line {
+	l := recordText(r)
+	return overview.Line{Kind: l.Kind, Subject: l.Subject, Verdict: l.Verdict, Reason: l.Reason}
 }
 
 func (p *pipeline) runnerConfig() processors.Config {
@@ -259,6 +274,7 @@ func (p *pipeline) run(ctx context.Context, srv *httpapi.Server) error {
 	}
 	g.Go(func() error { return p.composes.Run(gctx) })
 	g.Go(func() error { return p.graph.Run(gctx) })
+	g.Go(func() error { return p.overview.Run(gctx) })
 	if srv != nil {
 		g.Go(func() error { return srv.Run(gctx) })
 	}
