@@ -2,19 +2,24 @@ package overview
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/factory2/factory2/avro"
+	"github.com/factory2/factory2/internal/httpapi"
 	"github.com/factory2/factory2/processors/compose"
 	"github.com/factory2/factory2/processors/deps"
 	"github.com/factory2/factory2/topics"
@@ -610,5 +615,35 @@ func TestDurationForPeople(t *testing.T) {
 		if got := duration(d); got != want {
 			t.Errorf("duration(%s) = %q, want %q", d, got, want)
 		}
+	}
+}
+
+// A stream outlives the server's read and write timeouts: on httpapi's
+// server with timeouts of 300ms, a decision made a second after the
+// stream opened still arrives on it.
+func TestStreamOutlivesServerTimeouts(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.Heartbeat = time.Hour })
+	srv, err := httpapi.Listen("127.0.0.1:0", prometheus.NewRegistry(), slog.New(slog.DiscardHandler),
+		httpapi.Options{ReadTimeout: 300 * time.Millisecond, WriteTimeout: 300 * time.Millisecond, MaxInflightRequests: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.o.Register(srv)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	h.srv.URL = srv.URL()
+	_, r := openStream(t, h, "", "")
+	r.next()                // retry
+	time.Sleep(time.Second) // past both timeouts; nothing to wait on but the clock
+	h.feed(t, t0, gating("late-1-1", t0, true))
+	if d := decisionOf(t, r.next()); d.Subject != "late-1-1" {
+		t.Errorf("got %+v", d)
 	}
 }
