@@ -132,7 +132,7 @@ func (a *app) runDev(ctx context.Context, o devOpts) error {
 	}
 	defer closeHTTP()
 	a.say("factory2 dev: embedded Kafka broker at %s (any Kafka client can connect)", broker.Addr())
-	a.say("factory2 dev: HTTP server at %s (try %s/healthz, %s/metrics)", srv.URL(), srv.URL(), srv.URL())
+	a.say("factory2 dev: HTTP server at %s: open %s/ in a browser for the overview page (also %s/healthz, %s/metrics)", srv.URL(), srv.URL(), srv.URL(), srv.URL())
 	a.say("factory2 dev: %s; the broker's log and the state are kept under %s (remove it to start afresh); topics %s*",
 		plural(len(p.runners), "processor"), displayDir(o.dataDir), p.cat.Prefix())
 
