@@ -45,6 +45,7 @@ type hub struct {
 	max     int
 	buffer  int
 	closed  bool
+	dropped int64 // streams dropped for falling behind
 }
 
 // stream is one live stream's subscription.
@@ -74,6 +75,7 @@ func (h *hub) publish(d Decision) {
 		case s.ch <- d:
 		default:
 			h.dropLocked(s)
+			h.dropped++
 		}
 	}
 }
@@ -148,4 +150,11 @@ func (h *hub) streamCount() int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return len(h.streams)
+}
+
+// droppedCount is the number of streams dropped for falling behind.
+func (h *hub) droppedCount() int64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.dropped
 }

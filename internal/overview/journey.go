@@ -151,6 +151,13 @@ func (j *journeys) get(nvr string) (*Journey, bool) {
 	return e.Value.(*journeyRow).journey(), true
 }
 
+// count is the number of journeys kept.
+func (j *journeys) count() int {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.lru.Len()
+}
+
 // latest lists the NVRs of the n most recently changed journeys.
 func (j *journeys) latest(n int) []string {
 	j.mu.Lock()

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/factory2/factory2/avro"
@@ -47,6 +48,9 @@ type Config struct {
 	// its type and subject only.
 	Describe func(avro.Record) Line
 	Logger   *slog.Logger
+	// Registerer, when set, takes the page's metrics
+	// (factory2_overview_*).
+	Registerer prometheus.Registerer
 
 	// Lookback is how far back (by record timestamp) the Overview starts
 	// reading when it starts: 24h by default.
@@ -144,6 +148,24 @@ type Overview struct {
 	hub      *hub
 	journeys *journeys
 	topics   []string
+	skipped  prometheus.Counter
+}
+
+// register adds the page's metrics to reg.
+func (o *Overview) register(reg prometheus.Registerer) error {
+	const ns, sub = "factory2", "overview"
+	return errors.Join(
+		reg.Register(o.skipped),
+		reg.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "streams",
+			Help: "Live decision streams (browsers with the page open)."},
+			func() float64 { return float64(o.hub.streamCount()) })),
+		reg.Register(prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "streams_dropped_total",
+			Help: "Decision streams dropped for falling behind (the browser reconnects and catches up)."},
+			func() float64 { return float64(o.hub.droppedCount()) })),
+		reg.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "journeys",
+			Help: "Build journeys kept (at most the configured bound)."},
+			func() float64 { return float64(o.journeys.count()) })),
+	)
 }
 
 // New returns the Overview of cfg.
@@ -157,6 +179,13 @@ func New(cfg Config) (*Overview, error) {
 		log:      cfg.Logger.With("component", "overview"),
 		hub:      newHub(cfg.RecentDecisions, cfg.MaxStreams, cfg.StreamBuffer),
 		journeys: newJourneys(cfg.MaxBuilds),
+		skipped: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "factory2", Subsystem: "overview", Name: "records_skipped_total",
+			Help: "Records the overview page could not decode and left out."}),
+	}
+	if cfg.Registerer != nil {
+		if err := o.register(cfg.Registerer); err != nil {
+			return nil, fmt.Errorf("overview: metrics: %w", err)
+		}
 	}
 	for _, alias := range []string{
 		topics.EventsBuild, topics.EventsSign, topics.EventsTest,
@@ -225,6 +254,7 @@ func (o *Overview) Run(ctx context.Context) error {
 func (o *Overview) apply(r *kgo.Record) {
 	rec, err := o.cfg.Codec.Decode(r.Value)
 	if err != nil {
+		o.skipped.Inc()
 		o.log.Debug("skipping a record that does not decode", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "err", err)
 		return
 	}

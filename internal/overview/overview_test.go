@@ -440,6 +440,34 @@ type routes []string
 
 func (r *routes) Handle(p string, _ http.Handler) { *r = append(*r, p) }
 
+func TestMetrics(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	h := newHarness(t, func(c *Config) { c.Registerer = reg })
+	h.feed(t, t0, gating("a-1-1", t0, true), gating("b-1-1", t0, true))
+	h.o.apply(&kgo.Record{Topic: "t", Value: []byte("not avro")})
+	_, r := openStream(t, h, "", "")
+	r.next()
+	want := map[string]float64{
+		"factory2_overview_records_skipped_total": 1, "factory2_overview_streams": 1,
+		"factory2_overview_streams_dropped_total": 0, "factory2_overview_journeys": 2,
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		m := mf.GetMetric()[0]
+		v := m.GetGauge().GetValue() + m.GetCounter().GetValue()
+		if w, ok := want[mf.GetName()]; !ok || v != w {
+			t.Errorf("%s = %v, want %v (known: %v)", mf.GetName(), v, w, ok)
+		}
+		delete(want, mf.GetName())
+	}
+	if len(want) > 0 {
+		t.Errorf("missing metrics: %v", want)
+	}
+}
+
 func TestNewReportsEveryMissingPart(t *testing.T) {
 	_, err := New(Config{})
 	for _, want := range []string{"no brokers", "no topic catalog", "no codec", "no compose table", "no dependency graph"} {
@@ -588,7 +616,7 @@ func TestSlowStreamIsDroppedNotWaitedFor(t *testing.T) {
 		t.Fatal("the stream that kept up was dropped")
 	default:
 	}
-	if hb.streamCount() != 1 || got != 5 {
+	if hb.streamCount() != 1 || got != 5 || hb.droppedCount() != 1 {
 		t.Errorf("%d streams, %d read", hb.streamCount(), got)
 	}
 	// The ring keeps the latest 10, newest first.
