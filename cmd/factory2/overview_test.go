@@ -60,6 +60,10 @@ func TestOverviewPageInBrowser(t *testing.T) {
 	b.Screenshot("2-overview-live")
 	b.WaitText("#live", "live", time.Second) // still connected
 
+	// The composes and the recent builds follow, refreshed by the page.
+	b.WaitText("#composes td", sample.ComposeID, 30*time.Second)
+	b.WaitText("#builds li", sample.Passing, 30*time.Second)
+
 	// A reload renders the same decisions on the server.
 	live := b.Count("#decision-rows tr")
 	b.Navigate(base + "/")

@@ -34,6 +34,7 @@ type Handler interface {
 //	/composes/{id}          a compose and its blockers
 //	/trace?node=type:id     the dependency trace as a graph
 //	/find?q=...             the page of a node key, compose id or NVR
+//	/parts/{name}           a section of the overview (composes, builds), refreshed by its script
 //	/static/...             the embedded script and style sheet
 //	/api/v1/decisions       the recent decisions (JSON)
 //	/api/v1/builds/{nvr}    a build's journey (JSON)
@@ -45,6 +46,7 @@ func (o *Overview) Register(mux Handler) {
 	mux.Handle("GET /composes/{id}", http.HandlerFunc(o.compose))
 	mux.Handle("GET /trace", http.HandlerFunc(o.trace))
 	mux.Handle("GET /find", http.HandlerFunc(o.find))
+	mux.Handle("GET /parts/{name}", http.HandlerFunc(o.part))
 	mux.Handle("GET /static/", http.StripPrefix("/static/", cacheable(http.FileServerFS(static))))
 	mux.Handle("GET /api/v1/decisions", http.HandlerFunc(o.decisionsJSON))
 	mux.Handle("GET /api/v1/builds/{nvr}", http.HandlerFunc(o.buildJSON))
@@ -96,7 +98,17 @@ type page struct {
 	Error string
 }
 
-func (o *Overview) index(w http.ResponseWriter, _ *http.Request) {
+// indexData is what the overview page shows.
+type indexData struct {
+	page
+	Decisions      []Decision
+	Last           int64
+	Composes       []compose.Overview
+	ComposeLoading string
+	Builds         []string
+}
+
+func (o *Overview) indexData() indexData {
 	composes, err := o.cfg.Composes.List()
 	var loading string
 	if err != nil {
@@ -107,16 +119,26 @@ func (o *Overview) index(w http.ResponseWriter, _ *http.Request) {
 	if len(decisions) > 0 {
 		last = decisions[0].Seq
 	}
-	render(w, http.StatusOK, "index.html", struct {
-		page
-		Decisions      []Decision
-		Last           int64
-		Composes       []compose.Overview
-		ComposeLoading string
-		Builds         []string
-		Stages         []string
-	}{page: page{Title: "Pipeline overview", Nav: "overview"}, Decisions: decisions, Last: last,
-		Composes: composes, ComposeLoading: loading, Builds: o.journeys.latest(20), Stages: Stages})
+	return indexData{page: page{Title: "Pipeline overview", Nav: "overview"}, Decisions: decisions, Last: last,
+		Composes: composes, ComposeLoading: loading, Builds: o.journeys.latest(recentBuilds)}
+}
+
+// recentBuilds is how many builds the overview lists.
+const recentBuilds = 20
+
+func (o *Overview) index(w http.ResponseWriter, _ *http.Request) {
+	render(w, http.StatusOK, "index.html", o.indexData())
+}
+
+// part renders one section of the overview (composes, builds), for the
+// page's script to refresh it when decisions come.
+func (o *Overview) part(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	if name != "composes" && name != "builds" {
+		http.NotFound(w, r)
+		return
+	}
+	render(w, http.StatusOK, name, o.indexData())
 }
 
 func (o *Overview) build(w http.ResponseWriter, r *http.Request) {

@@ -183,6 +183,22 @@ func TestIndexShowsDecisionsNewestFirstAndComposes(t *testing.T) {
 	}
 }
 
+// The sections the page's script refreshes render alone.
+func TestParts(t *testing.T) {
+	h := newHarness(t, nil)
+	h.cmp.list = []compose.Overview{{ComposeID: "fedora-42-updates"}}
+	h.feed(t, t0, &avro.BuildEvent{Envelope: env("b1", t0), Kind: avro.BuildStateChange, NVR: "bash-1-1", State: avro.StateComplete})
+	for name, want := range map[string]string{"composes": `href="/composes/fedora-42-updates"`, "builds": `href="/builds/bash-1-1"`} {
+		code, _, body := h.get(t, "/parts/"+name)
+		if code != http.StatusOK || !strings.HasPrefix(body, `<section id="`+name+`">`) || !strings.Contains(body, want) || strings.Contains(body, "<html") {
+			t.Errorf("/parts/%s: %d\n%s", name, code, body)
+		}
+	}
+	if code, _, _ := h.get(t, "/parts/head"); code != http.StatusNotFound {
+		t.Errorf("/parts/head: %d, want 404 (only the sections render alone)", code)
+	}
+}
+
 func TestIndexWhileComposesLoadAndWithNothing(t *testing.T) {
 	h := newHarness(t, nil)
 	h.cmp.err = &compose.LoadingError{Read: 1, Total: 5}

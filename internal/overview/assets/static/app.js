@@ -44,5 +44,26 @@
     while (rows.children.length > keep) rows.lastElementChild.remove();
     const none = document.getElementById("no-decisions");
     if (none) none.remove();
+    refreshSoon();
   });
+
+  // The composes and the recent builds change with the decisions: the
+  // server renders them again, at most once a second.
+  let timer = null;
+  const refreshSoon = () => {
+    if (timer) return;
+    timer = setTimeout(() => {
+      timer = null;
+      for (const name of ["composes", "builds"]) {
+        fetch("/parts/" + name, { cache: "no-store" })
+          .then((r) => (r.ok ? r.text() : Promise.reject(r.status)))
+          .then((html) => {
+            const old = document.getElementById(name);
+            const fresh = new DOMParser().parseFromString(html, "text/html").getElementById(name);
+            if (old && fresh) old.replaceWith(fresh);
+          })
+          .catch(() => {}); // the next decision tries again
+      }
+    }, 1000);
+  };
 })();
