@@ -225,7 +225,13 @@ func (o *Overview) Run(ctx context.Context) error {
 		}
 		var ferr error
 		fs.EachError(func(t string, p int32, err error) {
-			if ferr == nil && !errors.Is(err, context.Canceled) {
+			switch {
+			case errors.Is(err, context.Canceled):
+			case errors.As(err, new(*kgo.ErrDataLoss)):
+				// Records gone to retention: the client reads on from
+				// the log start, which is all the page needs.
+				o.log.Info("records lost to retention or truncation; reading on", "topic", t, "partition", p, "err", err)
+			case ferr == nil:
 				ferr = fmt.Errorf("%s/%d: %w", t, p, err)
 			}
 		})
