@@ -114,28 +114,6 @@ func newMetrics() *metrics {
 	}
 }
 
-// Label values of the counters that only grow on trouble. zeroLabels
-// exports them at zero from the start: a series that appears with its first
-// increment hides that increment from rate() and increase(), so an alert
-// on dead letters or aborts would miss the first ones.
-var (
-	deadLetterKinds = []string{"decode", "rejected", "poison"}
-	abortCauses     = []string{"kafka", "poison", "punctuation"}
-)
-
-// zeroLabels creates the dead-letter series of every input alias and kind,
-// and the abort series of every cause, at zero.
-func (m *metrics) zeroLabels(inputAliases []string) {
-	for _, a := range inputAliases {
-		for _, k := range deadLetterKinds {
-			m.deadLettered.WithLabelValues(a, k)
-		}
-	}
-	for _, c := range abortCauses {
-		m.aborts.WithLabelValues(c)
-	}
-}
-
 func (m *metrics) each(fn func(prometheus.Collector)) {
 	for _, c := range []prometheus.Collector{m.processed, m.emitted, m.deadLettered, m.commits, m.changelogRecords, m.restoredRecords, m.tasks, m.processSeconds, m.commitSeconds,
 		m.aborts, m.consecutiveAborts, m.lastCommit, m.restoring, m.quarantined, m.waiting, m.sessions, m.lag, m.endLookups, m.carried} {

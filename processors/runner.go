@@ -288,7 +288,6 @@ func NewRunner(spec Spec, cfg Config) (*Runner, error) {
 		}
 	}
 	r.metrics = newMetrics()
-	r.metrics.zeroLabels(r.inputAliases())
 	r.stateMetrics = state.NewCollector("factory2")
 	if cfg.Registerer != nil {
 		reg := prometheus.WrapRegistererWith(prometheus.Labels{"processor": spec.Name}, cfg.Registerer)
@@ -1571,15 +1570,6 @@ func (r *Runner) ensureRestored(ctx context.Context, p int32) error {
 }
 
 // alias shortens a full topic name to its catalog alias for metric labels.
-// inputAliases are the aliases of the runner's inputs.
-func (r *Runner) inputAliases() []string {
-	var out []string
-	for _, t := range r.spec.Inputs {
-		out = append(out, r.alias(t))
-	}
-	return out
-}
-
 func (r *Runner) alias(topic string) string {
 	if s, ok := r.cfg.Catalog.Lookup(topic); ok {
 		return s.Alias
