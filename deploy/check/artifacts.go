@@ -38,9 +38,11 @@ func LoadRules(path string) (*rulefmt.RuleGroups, error) {
 	return groups, nil
 }
 
-// RuleUses returns the metric names of every rule's expression.
-func RuleUses(groups *rulefmt.RuleGroups) ([]Use, error) {
+// RuleUses returns the metric names and the labels of every rule's
+// expression.
+func RuleUses(groups *rulefmt.RuleGroups) ([]Use, []LabelUse, error) {
 	var uses []Use
+	var lus []LabelUse
 	p := newParser()
 	for _, g := range groups.Groups {
 		for _, r := range g.Rules {
@@ -50,14 +52,22 @@ func RuleUses(groups *rulefmt.RuleGroups) ([]Use, error) {
 			}
 			names, err := MetricNames(p, r.Expr)
 			if err != nil {
-				return nil, fmt.Errorf("group %s, %s: %w", g.Name, where, err)
+				return nil, nil, fmt.Errorf("group %s, %s: %w", g.Name, where, err)
 			}
 			for _, n := range names {
 				uses = append(uses, Use{Name: n, Where: where})
 			}
+			ls, err := LabelUses(p, r.Expr)
+			if err != nil {
+				return nil, nil, err
+			}
+			for _, l := range ls {
+				l.Where = where
+				lus = append(lus, l)
+			}
 		}
 	}
-	return uses, nil
+	return uses, lus, nil
 }
 
 // Dashboard is what the checks read of a Grafana dashboard.
@@ -143,18 +153,31 @@ func (d *Dashboard) AllPanels() []Panel {
 	return out
 }
 
-// DashboardUses returns the metric names of every panel query and every
-// query variable.
-func DashboardUses(d *Dashboard) ([]Use, error) {
+// DashboardUses returns the metric names and the labels of every panel
+// query and every query variable.
+func DashboardUses(d *Dashboard) ([]Use, []LabelUse, error) {
 	var uses []Use
+	var lus []LabelUse
 	p := newParser()
 	add := func(where, query string) error {
-		names, err := MetricNames(p, GrafanaPromQL(query))
+		promql := GrafanaPromQL(query)
+		names, err := MetricNames(p, promql)
 		if err != nil {
 			return fmt.Errorf("%s: %s: %w", where, query, err)
 		}
 		for _, n := range names {
 			uses = append(uses, Use{Name: n, Where: where})
+		}
+		ls, err := LabelUses(p, promql)
+		if err != nil {
+			return err
+		}
+		if l := LabelValuesLabel(query); l != "" && !slices.Contains(targetLabels, l) {
+			ls = append(ls, LabelUse{Label: l, Metrics: names})
+		}
+		for _, l := range ls {
+			l.Where = where
+			lus = append(lus, l)
 		}
 		return nil
 	}
@@ -163,26 +186,26 @@ func DashboardUses(d *Dashboard) ([]Use, error) {
 			continue
 		}
 		if err := add(fmt.Sprintf("variable $%s", v.Name), v.QueryString()); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	for _, pn := range d.AllPanels() {
 		for _, t := range pn.Targets {
 			if err := add(fmt.Sprintf("panel %q query %s", pn.Title, t.RefID), t.Expr); err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 		}
 	}
-	return uses, nil
+	return uses, lus, nil
 }
 
 // Missing lists the uses whose name is not in exposed, as lines "name
 // (where, where)", sorted. synthesized are names Prometheus makes itself
 // rather than scraping (up).
-func Missing(uses []Use, exposed map[string]bool, synthesized ...string) []string {
+func Missing(uses []Use, exposed Exposed, synthesized ...string) []string {
 	where := map[string][]string{}
 	for _, u := range uses {
-		if exposed[u.Name] || slices.Contains(synthesized, u.Name) {
+		if exposed.Has(u.Name) || slices.Contains(synthesized, u.Name) {
 			continue
 		}
 		if !slices.Contains(where[u.Name], u.Where) {
@@ -192,6 +215,28 @@ func Missing(uses []Use, exposed map[string]bool, synthesized ...string) []strin
 	var out []string
 	for n, ws := range where {
 		out = append(out, fmt.Sprintf("%s (%s)", n, strings.Join(ws, ", ")))
+	}
+	slices.Sort(out)
+	return out
+}
+
+// MissingLabels lists the label uses no exposed series of their metrics
+// carries, as lines "label L on metrics (where, where)", sorted. A use none
+// of whose metrics is exposed is left to Missing.
+func MissingLabels(uses []LabelUse, exposed Exposed) []string {
+	where := map[string][]string{}
+	for _, u := range uses {
+		if !slices.ContainsFunc(u.Metrics, exposed.Has) || exposed.HasLabel(u.Label, u.Metrics) {
+			continue
+		}
+		k := fmt.Sprintf("label %s on %s", u.Label, strings.Join(u.Metrics, " or "))
+		if !slices.Contains(where[k], u.Where) {
+			where[k] = append(where[k], u.Where)
+		}
+	}
+	var out []string
+	for k, ws := range where {
+		out = append(out, fmt.Sprintf("%s (%s)", k, strings.Join(ws, ", ")))
 	}
 	slices.Sort(out)
 	return out

@@ -75,7 +75,7 @@ func TestMetricsExported(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ruleUses, err := RuleUses(groups)
+	ruleUses, ruleLabels, err := RuleUses(groups)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,14 +83,17 @@ func TestMetricsExported(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dashUses, err := DashboardUses(d)
+	dashUses, dashLabels, err := DashboardUses(d)
 	if err != nil {
 		t.Fatal(err)
 	}
 
-	exposed := ExposedNames(scrapeSample(t))
-	if !exposed["factory2_processor_tasks"] || !exposed["go_goroutines"] {
-		t.Fatalf("the scrape has no factory2_processor_tasks or go_goroutines: not factory2's /metrics? names: %v", exposed)
+	exposed, err := ParseExposed(scrapeSample(t))
+	if err != nil {
+		t.Fatalf("/metrics: %v", err)
+	}
+	if !exposed.Has("factory2_processor_tasks") || !exposed.Has("go_goroutines") {
+		t.Fatalf("the scrape has no factory2_processor_tasks or go_goroutines: not factory2's /metrics? names: %v", keys(exposed))
 	}
 	// up is Prometheus' own series of each scrape, not the binary's.
 	if missing := Missing(ruleUses, exposed, "up"); len(missing) > 0 {
@@ -101,13 +104,21 @@ func TestMetricsExported(t *testing.T) {
 		t.Errorf("deploy/grafana/factory2.json uses %d metrics the binary does not export (after the sample):\n  %s",
 			len(missing), strings.Join(missing, "\n  "))
 	}
+	if missing := MissingLabels(ruleLabels, exposed); len(missing) > 0 {
+		t.Errorf("deploy/prometheus/alerts.yml uses %d labels the binary's series do not have:\n  %s",
+			len(missing), strings.Join(missing, "\n  "))
+	}
+	if missing := MissingLabels(dashLabels, exposed); len(missing) > 0 {
+		t.Errorf("deploy/grafana/factory2.json uses %d labels the binary's series do not have:\n  %s",
+			len(missing), strings.Join(missing, "\n  "))
+	}
 }
 
 // TestMissing: a name used but not exposed is reported with every place
 // that uses it; Prometheus' own series are not.
 func TestMissing(t *testing.T) {
 	uses := []Use{{"a", "alert A"}, {"b", "alert A"}, {"b", "panel P"}, {"b", "panel P"}, {"up", "alert D"}, {"c", "alert C"}}
-	got := Missing(uses, map[string]bool{"a": true}, "up")
+	got := Missing(uses, Exposed{"a": {}}, "up")
 	want := []string{"b (alert A, panel P)", "c (alert C)"}
 	if strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Errorf("Missing = %q, want %q", got, want)

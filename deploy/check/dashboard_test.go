@@ -55,7 +55,7 @@ func TestDashboard(t *testing.T) {
 			}
 		}
 	}
-	uses, err := DashboardUses(d)
+	uses, _, err := DashboardUses(d)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package check
 
 import (
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -49,28 +50,76 @@ func TestGrafanaPromQL(t *testing.T) {
 	}
 }
 
-// TestExposedNames: series names of an exposition, histograms as their
-// three series, comments and blank lines skipped.
-func TestExposedNames(t *testing.T) {
+// TestParseExposed: series names of an exposition with their label
+// names, histograms as their three series, comments and blank lines
+// skipped, quoted values with commas, braces and escapes read whole.
+func TestParseExposed(t *testing.T) {
 	text := `# HELP a_seconds Time.
 # TYPE a_seconds histogram
-a_seconds_bucket{le="1"} 2
-a_seconds_bucket{le="+Inf"} 3
-a_seconds_sum 1.5
-a_seconds_count 3
+a_seconds_bucket{kind="x",le="1"} 2
+a_seconds_bucket{kind="x",le="+Inf"} 3
+a_seconds_sum{kind="x"} 1.5
+a_seconds_count{kind="x"} 3
 
 # TYPE up_total counter
 up_total 7
-b{x="y z"} 1
+b{x="y, z=\"}\" w",route="GET /a\\b"} 1
 `
-	got := ExposedNames(text)
-	want := []string{"a_seconds_bucket", "a_seconds_count", "a_seconds_sum", "b", "up_total"}
-	var names []string
-	for n := range got {
-		names = append(names, n)
+	ex, err := ParseExposed(text)
+	if err != nil {
+		t.Fatal(err)
 	}
-	slices.Sort(names)
-	if !slices.Equal(names, want) {
-		t.Errorf("ExposedNames = %v, want %v", names, want)
+	got := map[string][]string{}
+	for name, ls := range ex {
+		got[name] = keys(ls)
+		if got[name] == nil {
+			got[name] = []string{}
+		}
+	}
+	want := map[string][]string{
+		"a_seconds_bucket": {"kind", "le"}, "a_seconds_sum": {"kind"}, "a_seconds_count": {"kind"},
+		"up_total": {}, "b": {"route", "x"},
+	}
+	if len(got) != len(want) {
+		t.Errorf("ParseExposed = %v, want %v", got, want)
+	}
+	for name, w := range want {
+		if !slices.Equal(got[name], w) {
+			t.Errorf("%s: labels %v, want %v", name, got[name], w)
+		}
+	}
+	if _, err := ParseExposed("a{x=\"1} 2\n"); err == nil {
+		t.Errorf("unterminated label value: no error")
+	}
+}
+
+// TestLabelUses: the labels of matchers, by (...) and on (...) are found
+// with the metrics that must carry them; job and instance, without (...)
+// and __name__ are not.
+func TestLabelUses(t *testing.T) {
+	p := newParser()
+	uses, err := LabelUses(p, `sum by (job, processor, reason) (rate(a_total{job="f", topic="t"}[5m]))
+		> on (instance, processor) group_left sum without (x) (b)
+		and {__name__="c"}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, u := range uses {
+		got = append(got, u.Label+":"+strings.Join(u.Metrics, "|"))
+	}
+	slices.Sort(got)
+	got = slices.Compact(got) // by (processor) and on (processor) both need it on a_total
+	want := []string{"processor:a_total", "processor:b", "reason:a_total", "topic:a_total"}
+	if !slices.Equal(got, want) {
+		t.Errorf("LabelUses = %v, want %v", got, want)
+	}
+	ex := Exposed{"a_total": {"processor": true, "topic": true, "kind": true}, "b": {}}
+	missing := MissingLabels(append(uses, LabelUse{Label: "x", Metrics: []string{"gone"}}), ex)
+	if !slices.Equal(missing, []string{"label processor on b ()", "label reason on a_total ()"}) {
+		t.Errorf("MissingLabels = %q", missing)
+	}
+	if l := LabelValuesLabel(`label_values(a{job="x"}, processor)`); l != "processor" {
+		t.Errorf("LabelValuesLabel = %q", l)
 	}
 }

@@ -53,7 +53,7 @@ func TestAlertRules(t *testing.T) {
 			t.Errorf("no alert %s", want)
 		}
 	}
-	uses, err := RuleUses(groups)
+	uses, _, err := RuleUses(groups)
 	if err != nil {
 		t.Fatal(err)
 	}
