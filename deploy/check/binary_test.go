@@ -69,7 +69,8 @@ func TestMain(m *testing.M) {
 // deploy/grafana/factory2.json use is one the binary exports. The binary
 // runs the sample pipeline on its embedded broker (`factory2 dev
 // --sample`), with HTTPS when it supports it (so the TLS series exist),
-// and its /metrics is scraped once the sample is processed.
+// and its /metrics is scraped once the sample is processed and its probes
+// answered.
 func TestMetricsExported(t *testing.T) {
 	groups, err := LoadRules(deployPath("prometheus", "alerts.yml"))
 	if err != nil {
@@ -181,6 +182,18 @@ func scrapeSample(t *testing.T) string {
 		url = "https://" + strings.TrimPrefix(strings.TrimPrefix(url, "http://"), "https://")
 	}
 
+	// As the kubelet would: /healthz must answer 200 (live), and both
+	// probes' requests show in the HTTP request metrics.
+	for _, probe := range []string{"/healthz", "/readyz"} {
+		resp, err := client.Get(url + probe)
+		if err != nil {
+			t.Fatalf("GET %s%s: %v", url, probe, err)
+		}
+		resp.Body.Close()
+		if probe == "/healthz" && resp.StatusCode != http.StatusOK {
+			t.Errorf("GET %s%s: %s once the sample is processed, want 200", url, probe, resp.Status)
+		}
+	}
 	body := scrape(t, client, url)
 	if tlsOn {
 		// The certificate reload counter shows once a SIGHUP reloaded the
