@@ -25,6 +25,7 @@ deps: ## Install missing tools (Java 17, Maven, gcc), Go modules and the Kafka j
 .PHONY: vet
 vet: ## go vet, and fail listing any Go file that gofmt would change
 	$(GO) vet ./...
+	cd deploy/check && $(GO) vet ./...
 	@unformatted="$$(git ls-files --cached --others --exclude-standard -- '*.go' ':!:*testdata/*' | \
 		while read -r f; do [ ! -e "$$f" ] || echo "$$f"; done | xargs -r gofmt -l)"; \
 	if [ -n "$$unformatted" ]; then echo "gofmt -w needed on:"; echo "$$unformatted"; exit 1; fi

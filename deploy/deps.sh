@@ -3,8 +3,8 @@
 # Java 17+, Maven, gcc (for go test -race), lz4 and chromium (the overview page's browser
 # test drives it headless) from Debian packages, apt's package
 # lists (internal/debian's tests read the machine's own Packages index, which apt keeps
-# lz4-compressed), the Go modules, and the Apache Kafka jars (deploy/kafka/kafka.sh
-# fetch). Non-interactive; safe to rerun.
+# lz4-compressed), the Go modules (the binary's and deploy/check's), and the Apache
+# Kafka jars (deploy/kafka/kafka.sh fetch). Non-interactive; safe to rerun.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -76,4 +76,5 @@ command -v go >/dev/null || {
 	exit 1
 }
 go mod download
+(cd deploy/check && go mod download) # deploy/'s tests: a module of their own
 deploy/kafka/kafka.sh fetch

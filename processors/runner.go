@@ -288,7 +288,7 @@ func NewRunner(spec Spec, cfg Config) (*Runner, error) {
 		}
 	}
 	r.metrics = newMetrics()
-	r.stateMetrics = state.NewCollector("factory2_state")
+	r.stateMetrics = state.NewCollector("factory2")
 	if cfg.Registerer != nil {
 		reg := prometheus.WrapRegistererWith(prometheus.Labels{"processor": spec.Name}, cfg.Registerer)
 		if err := reg.Register(r.metrics); err != nil {

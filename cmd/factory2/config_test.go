@@ -178,3 +178,33 @@ func deleteTopics(t *testing.T, brokers, names []string) {
 		t.Logf("deleting topics: %v", err)
 	}
 }
+
+// TestServeInstanceID: serve's --instance-id, else FACTORY2_INSTANCE_ID,
+// overrides the file's instance_id (what a StatefulSet sets from the pod
+// name), and is validated like it.
+func TestServeInstanceID(t *testing.T) {
+	load := func(args ...string) (config.Config, error) {
+		t.Helper()
+		a := &app{configPath: exampleConfig}
+		if err := a.serveCmd().ParseFlags(args); err != nil {
+			t.Fatal(err)
+		}
+		return a.config()
+	}
+	if cfg, err := load(); err != nil || cfg.InstanceID != "factory2-1" {
+		t.Errorf("no flag: instance_id %q, %v; want the file's factory2-1", cfg.InstanceID, err)
+	}
+	if cfg, err := load("--instance-id", "factory2-2"); err != nil || cfg.InstanceID != "factory2-2" {
+		t.Errorf("--instance-id factory2-2: instance_id %q, %v", cfg.InstanceID, err)
+	}
+	t.Setenv("FACTORY2_INSTANCE_ID", "factory2-7")
+	if cfg, err := load(); err != nil || cfg.InstanceID != "factory2-7" {
+		t.Errorf("FACTORY2_INSTANCE_ID=factory2-7: instance_id %q, %v", cfg.InstanceID, err)
+	}
+	if cfg, err := load("--instance-id", "factory2-3"); err != nil || cfg.InstanceID != "factory2-3" {
+		t.Errorf("flag and env: instance_id %q, %v; want the flag's", cfg.InstanceID, err)
+	}
+	if _, err := load("--instance-id", "a/b"); err == nil || !strings.Contains(err.Error(), `instance_id "a/b"`) {
+		t.Errorf("--instance-id a/b: %v, want an instance_id error", err)
+	}
+}

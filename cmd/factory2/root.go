@@ -27,6 +27,7 @@ type app struct {
 	configPath string
 	logLevel   string
 	brokers    string
+	instanceID string // serve's --instance-id: overrides the config's instance_id
 }
 
 // newRoot builds the command tree. We use cobra (with pflag) rather than
@@ -88,6 +89,9 @@ func (a *app) config() (config.Config, error) {
 	}
 	if a.brokers != "" {
 		cfg.Brokers = splitList(a.brokers)
+	}
+	if a.instanceID != "" {
+		cfg.InstanceID = a.instanceID
 	}
 	return cfg, cfg.Validate()
 }

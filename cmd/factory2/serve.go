@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"os"
 
 	"github.com/spf13/cobra"
 )
@@ -14,13 +15,19 @@ func (a *app) serveCmd() *cobra.Command {
 		Long: `Run every processor of this binary against the Kafka cluster of --brokers or
 --config, with the HTTP server (health, metrics, APIs). Run several instances
 with distinct instance_id values to share the partitions; each restores the
-state of the partitions it is given from their changelogs.`,
+state of the partitions it is given from their changelogs.
+
+--instance-id (or FACTORY2_INSTANCE_ID) overrides the file's instance_id, so
+that one configuration serves every replica: a Kubernetes StatefulSet sets it
+from the pod name (deploy/k8s).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return a.runServe(cmd.Context(), ensure)
 		},
 	}
 	a.addBrokersFlag(cmd)
+	cmd.Flags().StringVar(&a.instanceID, "instance-id", os.Getenv("FACTORY2_INSTANCE_ID"),
+		"`name` of this instance, overriding instance_id of --config (env FACTORY2_INSTANCE_ID)")
 	cmd.Flags().BoolVar(&ensure, "ensure-topics", true, "create missing topics before starting")
 	return cmd
 }

@@ -48,7 +48,7 @@ var docs = map[string]keyDoc{
 		"The default is where `factory2 dev` listens; `make kafka-up` listens on 127.0.0.1:29092."},
 	"instance_id": {def: "the host name", doc: "Names this process among the instances of a deployment: stable across restarts, " +
 		"unique among live instances, no spaces or slashes. It prefixes the transactional ids, so a restarted " +
-		"instance fences its previous incarnation."},
+		"instance fences its previous incarnation. `factory2 serve --instance-id` and FACTORY2_INSTANCE_ID override it."},
 
 	"topics.prefix":     {doc: "Prefix of every topic name (factory2.events.build, ...)."},
 	"topics.partitions": {doc: "Partitions of every topic. The key (NVR, compose id) picks the partition, so this bounds how many tasks process a topic at once."},
