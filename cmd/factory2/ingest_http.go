@@ -80,7 +80,7 @@ func newIngestProducer(cfg config.Config, suffix string) (*ingest.Producer, erro
 // http.write_timeout (plus the commit, bounded by the transaction
 // timeout); the answer then gets a full http.write_timeout of its own.
 func registerIngest(srv *httpapi.Server, cfg config.Config, ing *ingest.Producer, opts ...ingestOpt) {
-	srv.Handle("POST /api/v1/events", ingestHandler(cfg, ing, opts...))
+	srv.HandleWrite("POST /api/v1/events", ingestHandler(cfg, ing, opts...))
 }
 
 // ingestOpt is an optional part of the ingestion endpoint.

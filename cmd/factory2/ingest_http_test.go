@@ -192,6 +192,9 @@ func TestRegisterIngest(t *testing.T) {
 	if !slices.Contains(srv.Routes(), "POST /api/v1/events") {
 		t.Fatalf("routes %v", srv.Routes())
 	}
+	if c := srv.RouteClasses()["POST /api/v1/events"]; c != httpapi.Write {
+		t.Fatalf("POST /api/v1/events is a %s route, want write (the events token)", c)
+	}
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() { done <- srv.Run(ctx) }()
