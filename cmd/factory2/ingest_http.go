@@ -96,6 +96,12 @@ func withEnricher(en *koji.Enricher, log *slog.Logger) ingestOpt {
 	return func(s *ingestServer) { s.enricher, s.log = en, log }
 }
 
+// withMetrics counts, in m, the events the endpoint commits and the
+// requests it refuses.
+func withMetrics(m *ingest.Metrics) ingestOpt {
+	return func(s *ingestServer) { s.metrics = m }
+}
+
 // ingestHandler is the handler registerIngest registers.
 func ingestHandler(cfg config.Config, ing *ingest.Producer, opts ...ingestOpt) http.Handler {
 	cat, catErr := catalog(cfg)
@@ -124,6 +130,32 @@ type ingestServer struct {
 	// (withEnricher).
 	enricher *koji.Enricher
 	log      *slog.Logger
+	// metrics counts events committed and requests refused; nil: not
+	// counted (withMetrics).
+	metrics *ingest.Metrics
+}
+
+// reject answers status with {"error": msg} and counts the refusal.
+func (s *ingestServer) reject(w http.ResponseWriter, status int, msg string) {
+	s.metrics.Rejected(rejectReason(status))
+	ingestError(w, status, msg)
+}
+
+// rejectReason is the ingest.RejectReasons label of an answer status.
+func rejectReason(status int) string {
+	switch status {
+	case http.StatusUnauthorized, http.StatusForbidden:
+		return "unauthorized"
+	case http.StatusUnsupportedMediaType:
+		return "unsupported_media_type"
+	case http.StatusRequestEntityTooLarge:
+		return "too_large"
+	case http.StatusRequestTimeout:
+		return "timeout"
+	case http.StatusBadRequest:
+		return "invalid"
+	}
+	return "unavailable"
 }
 
 func (s *ingestServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -136,6 +168,7 @@ func (s *ingestServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		reserve = s.cfg.MaxBodyBytes
 	}
 	if !s.budget.TryAcquire(reserve) {
+		s.metrics.Rejected("busy")
 		httpapi.Unavailable(w, fmt.Sprintf("ingestion busy: the request bodies in flight fill http.max_inflight_body_bytes (%d bytes); retry later", s.cfg.MaxInflightBodyBytes))
 		return
 	}
@@ -156,31 +189,31 @@ func (s *ingestServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (s *ingestServer) admit(w http.ResponseWriter, r *http.Request) bool {
 	switch {
 	case s.cfg.Token == "":
-		ingestError(w, http.StatusServiceUnavailable, "ingestion disabled: set http.token")
+		s.reject(w, http.StatusServiceUnavailable, "ingestion disabled: set http.token")
 		return false
 	case s.catErr != nil:
-		ingestError(w, http.StatusServiceUnavailable, "ingestion disabled: "+s.catErr.Error())
+		s.reject(w, http.StatusServiceUnavailable, "ingestion disabled: "+s.catErr.Error())
 		return false
 	case s.ing == nil:
-		ingestError(w, http.StatusServiceUnavailable, "ingestion disabled: no producer")
+		s.reject(w, http.StatusServiceUnavailable, "ingestion disabled: no producer")
 		return false
 	}
 	given, ok := bearer(r)
 	if !ok {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="factory2"`)
-		ingestError(w, http.StatusUnauthorized, "missing bearer token: send Authorization: Bearer <http.token>")
+		s.reject(w, http.StatusUnauthorized, "missing bearer token: send Authorization: Bearer <http.token>")
 		return false
 	}
 	if subtle.ConstantTimeCompare([]byte(given), []byte(s.cfg.Token)) != 1 {
-		ingestError(w, http.StatusForbidden, "wrong bearer token")
+		s.reject(w, http.StatusForbidden, "wrong bearer token")
 		return false
 	}
 	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || !jsonMediaType(mt) {
-		ingestError(w, http.StatusUnsupportedMediaType, "Content-Type must be application/json (or application/x-ndjson, application/jsonl)")
+		s.reject(w, http.StatusUnsupportedMediaType, "Content-Type must be application/json (or application/x-ndjson, application/jsonl)")
 		return false
 	}
 	if r.ContentLength > s.cfg.MaxBodyBytes {
-		ingestError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body of %d bytes exceeds http.max_body_bytes (%d)", r.ContentLength, s.cfg.MaxBodyBytes))
+		s.reject(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body of %d bytes exceeds http.max_body_bytes (%d)", r.ContentLength, s.cfg.MaxBodyBytes))
 		return false
 	}
 	return true
@@ -194,11 +227,11 @@ func (s *ingestServer) readBody(w http.ResponseWriter, r *http.Request) ([]byte,
 	case err == nil:
 		return body, true
 	case errors.As(err, &tooBig):
-		ingestError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body exceeds http.max_body_bytes (%d)", s.cfg.MaxBodyBytes))
+		s.reject(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body exceeds http.max_body_bytes (%d)", s.cfg.MaxBodyBytes))
 	case errors.Is(err, os.ErrDeadlineExceeded):
-		ingestError(w, http.StatusRequestTimeout, fmt.Sprintf("body not received within http.read_timeout (%s)", s.cfg.ReadTimeout))
+		s.reject(w, http.StatusRequestTimeout, fmt.Sprintf("body not received within http.read_timeout (%s)", s.cfg.ReadTimeout))
 	default:
-		ingestError(w, http.StatusBadRequest, "reading body: "+err.Error())
+		s.reject(w, http.StatusBadRequest, "reading body: "+err.Error())
 	}
 	return nil, false
 }
@@ -212,18 +245,18 @@ func (s *ingestServer) parse(w http.ResponseWriter, r *http.Request, body []byte
 	switch format := q.Get("format"); format {
 	case "", "json":
 		if q.Has("topic") {
-			ingestError(w, http.StatusBadRequest, "topic is for format=message")
+			s.reject(w, http.StatusBadRequest, "topic is for format=message")
 			return nil, false
 		}
 		events, err = p.ParseJSON(body)
 	case "message":
 		events, err = p.ParseMessages(body, q.Get("topic"))
 	default:
-		ingestError(w, http.StatusBadRequest, fmt.Sprintf("format %q: want json or message", format))
+		s.reject(w, http.StatusBadRequest, fmt.Sprintf("format %q: want json or message", format))
 		return nil, false
 	}
 	if err != nil {
-		ingestError(w, http.StatusBadRequest, err.Error())
+		s.reject(w, http.StatusBadRequest, err.Error())
 		return nil, false
 	}
 	return events, true
@@ -255,16 +288,17 @@ func (s *ingestServer) produce(w http.ResponseWriter, r *http.Request, events []
 	var warning string
 	switch {
 	case errors.As(err, &big):
+		s.metrics.Rejected("too_large")
 		ingestJSON(w, http.StatusRequestEntityTooLarge, tooLargeAnswer{Error: withLimitHint(err).Error(),
 			Event: big.Index, Line: big.Line, Element: big.Element, Size: big.Size, MaxBytes: big.Max})
 		return
 	case errors.As(err, &bad):
-		ingestError(w, http.StatusBadRequest, err.Error())
+		s.reject(w, http.StatusBadRequest, err.Error())
 		return
 	case errors.Is(err, ingest.ErrNotVisible): // committed: accepted
 		warning = err.Error()
 	case err != nil:
-		ingestError(w, http.StatusServiceUnavailable, err.Error())
+		s.reject(w, http.StatusServiceUnavailable, err.Error())
 		return
 	}
 	answer := struct {
@@ -277,6 +311,8 @@ func (s *ingestServer) produce(w http.ResponseWriter, r *http.Request, events []
 	if enrichErr != nil {
 		answer.EnrichError = enrichErr.Error() + "; send the messages again to retry (the same events result)"
 	}
+	s.metrics.Committed(res)
+	s.metrics.Committed(enriched)
 	ingestJSON(w, http.StatusAccepted, answer)
 }
 

@@ -22,6 +22,7 @@ import (
 	"github.com/factory2/factory2/avro"
 	"github.com/factory2/factory2/internal/config"
 	"github.com/factory2/factory2/internal/httpapi"
+	"github.com/factory2/factory2/internal/ingest"
 	"github.com/factory2/factory2/processors"
 	"github.com/factory2/factory2/processors/compose"
 	"github.com/factory2/factory2/processors/deps"
@@ -79,7 +80,12 @@ func (p *pipeline) listenHTTP() (srv *httpapi.Server, close func(), err error) {
 		ing.Close()
 		return nil, nil, err
 	}
-	registerIngest(srv, p.cfg, ing, withEnricher(en, p.log))
+	im, err := ingest.NewMetrics(p.reg)
+	if err != nil {
+		ing.Close()
+		return nil, nil, err
+	}
+	registerIngest(srv, p.cfg, ing, withEnricher(en, p.log), withMetrics(im))
 	srv.SetCheck(p.health)
 	for i, s := range p.specs {
 		if s.Name == gating.Name {
