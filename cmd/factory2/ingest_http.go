@@ -11,7 +11,6 @@ import (
 	"mime"
 	"net/http"
 	"os"
-	"strings"
 	"time"
 
 	"golang.org/x/sync/semaphore"
@@ -53,8 +52,10 @@ func newIngestProducer(cfg config.Config, suffix string) (*ingest.Producer, erro
 // with ?format=message, bus messages (&topic= gives the topic of a bare
 // body); ?source= gives events without one a source. Content-Type must be
 // JSON (application/json, application/x-ndjson, application/jsonl). The
-// request needs "Authorization: Bearer <http.token>"; with no token
-// configured the endpoint answers 503 and accepts nothing.
+// request needs "Authorization: Bearer <http.token>", checked by the
+// server before the handler runs (a write route, see httpapi.Auth); with
+// no token configured the endpoint answers 403 and accepts nothing. The
+// handler checks the token again, so it is safe wherever it is mounted.
 //
 // Memory is bounded before any body is read: a request reserves its
 // Content-Length (http.max_body_bytes when it sends none) out of
@@ -198,7 +199,7 @@ func (s *ingestServer) admit(w http.ResponseWriter, r *http.Request) bool {
 		s.reject(w, http.StatusServiceUnavailable, "ingestion disabled: no producer")
 		return false
 	}
-	given, ok := bearer(r)
+	given, ok := httpapi.Bearer(r)
 	if !ok {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="factory2"`)
 		s.reject(w, http.StatusUnauthorized, "missing bearer token: send Authorization: Bearer <http.token>")
@@ -334,16 +335,6 @@ func withLimitHint(err error) error {
 		return fmt.Errorf("%w (ingest.max_event_bytes)", err)
 	}
 	return err
-}
-
-// bearer returns the token of an "Authorization: Bearer <token>" header.
-func bearer(r *http.Request) (string, bool) {
-	scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return "", false
-	}
-	tok = strings.TrimSpace(tok)
-	return tok, tok != ""
 }
 
 func jsonMediaType(mt string) bool {
