@@ -6,6 +6,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/factory2/factory2/avro"
 	"github.com/factory2/factory2/topics"
 )
 
@@ -218,30 +219,63 @@ func readCounter(c prometheus.Counter) float64 {
 	return m.GetCounter().GetValue()
 }
 
-// decisionOut is an output of the runner that is a decision topic, with
-// its metrics.
-type decisionOut struct {
-	topic   string // full name, as Output.Topic gives it
+// decisionKinds are the metrics of one decision kind.
+type decisionKinds struct {
 	kind    string
 	count   prometheus.Counter
 	latency prometheus.Observer
 }
 
+// decisionOut is an output of the runner that is a decision topic: the
+// kinds of decision it carries are slots kinds[first:first+n] of the
+// runner's decisionKinds.
+type decisionOut struct {
+	topic string // full name, as Output.Topic gives it
+	first int
+	// composeKinds: the topic carries ComposeReadyDecision, whose Kind
+	// tells three decisions apart (ready, readiness, gate).
+	composeKinds bool
+}
+
+// slot returns the decisionKinds index of a decision rec on d.
+func (d *decisionOut) slot(rec avro.Record) int {
+	if d.composeKinds {
+		if c, ok := rec.(*avro.ComposeReadyDecision); ok {
+			switch c.Kind {
+			case avro.ComposeReadiness:
+				return d.first + 1
+			case avro.ComposeGate:
+				return d.first + 2
+			}
+		}
+	}
+	return d.first
+}
+
 // initDecisionOuts finds the decision topics among the spec's outputs
-// and resolves their metrics once.
+// and resolves the metrics of their kinds once.
 func (r *Runner) initDecisionOuts() {
 	for _, o := range r.spec.Outputs {
 		s, ok := r.cfg.Catalog.Lookup(o)
 		if !ok || s.Role != topics.Decision {
 			continue
 		}
-		kind := decisionKind(s.Alias)
-		r.decisionOuts = append(r.decisionOuts, decisionOut{
-			topic:   o,
-			kind:    kind,
-			count:   r.metrics.decisions.WithLabelValues(kind),
-			latency: r.metrics.decisionLatency.WithLabelValues(kind),
-		})
+		d := decisionOut{topic: o, first: len(r.decisionKinds)}
+		kinds := []string{decisionKind(s.Alias)}
+		if s.Alias == topics.DecisionsComposeReady {
+			// The compose processor's three decisions, told apart by
+			// ComposeReadyDecision.Kind ("" in version 1: ready).
+			d.composeKinds = true
+			kinds = []string{"compose_ready", "compose_readiness", "compose_gate"}
+		}
+		for _, k := range kinds {
+			r.decisionKinds = append(r.decisionKinds, decisionKinds{
+				kind:    k,
+				count:   r.metrics.decisions.WithLabelValues(k),
+				latency: r.metrics.decisionLatency.WithLabelValues(k),
+			})
+		}
+		r.decisionOuts = append(r.decisionOuts, d)
 	}
 }
 

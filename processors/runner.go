@@ -184,9 +184,11 @@ type Runner struct {
 
 	metrics      *metrics
 	stateMetrics *state.Collector
-	// decisionOuts are the outputs that are decision topics, with their
-	// metrics resolved once: emit finds an output by a scan of these few.
-	decisionOuts []decisionOut
+	// decisionOuts are the outputs that are decision topics, and
+	// decisionKinds the metrics of the kinds they carry, resolved once:
+	// emit finds an output by a scan of these few.
+	decisionOuts  []decisionOut
+	decisionKinds []decisionKinds
 	// retention is the changelogs' delete.retention.ms, by topic.
 	retention map[string]time.Duration
 	// topicIDs are the topics' ids (for requests the runner builds).
@@ -296,8 +298,8 @@ func NewRunner(spec Spec, cfg Config) (*Runner, error) {
 	for _, in := range spec.Inputs {
 		inputs = append(inputs, r.alias(in))
 	}
-	kinds := make([]string, len(r.decisionOuts))
-	for i, d := range r.decisionOuts {
+	kinds := make([]string, len(r.decisionKinds))
+	for i, d := range r.decisionKinds {
 		kinds[i] = d.kind
 	}
 	r.metrics.preinit(inputs, kinds, len(spec.Stores) > 0)
@@ -1126,8 +1128,8 @@ func (r *Runner) emitFor(t *task) func(Output) {
 		}
 		t.emittedCounter(o.Topic).Inc()
 		for i := range r.decisionOuts {
-			if r.decisionOuts[i].topic == o.Topic {
-				t.noteDecision(i, src)
+			if d := &r.decisionOuts[i]; d.topic == o.Topic {
+				t.noteDecision(d.slot(o.Record), src)
 				break
 			}
 		}

@@ -79,7 +79,7 @@ type task struct {
 	drainErr  error
 	current   *kgo.Record
 	emitted   map[string]prometheus.Counter
-	// decisions holds, per decision output (Runner.decisionOuts, by
+	// decisions holds, per decision kind (Runner.decisionKinds, by
 	// index), the timestamps of the inputs that caused the decisions
 	// emitted in the open transaction (zero for a punctuation's): counted
 	// and observed once the transaction commits.
@@ -103,7 +103,7 @@ func (r *Runner) openTask(p int32) (*task, error) {
 		lag:       map[string]int64{},
 		position:  map[string]int64{},
 		queues:    newQueues(r.spec.Inputs),
-		decisions: make([][]time.Time, len(r.decisionOuts)),
+		decisions: make([][]time.Time, len(r.decisionKinds)),
 	}
 	for _, q := range t.queues {
 		q.processed = r.metrics.processed.WithLabelValues(r.alias(q.topic))
@@ -242,7 +242,7 @@ func (t *task) countDecisions(now time.Time) {
 		if len(caused) == 0 {
 			continue
 		}
-		d := &t.r.decisionOuts[i]
+		d := &t.r.decisionKinds[i]
 		d.count.Add(float64(len(caused)))
 		for _, ts := range caused {
 			if !ts.IsZero() {
@@ -252,7 +252,7 @@ func (t *task) countDecisions(now time.Time) {
 	}
 }
 
-// noteDecision records a decision to output i, caused by src (nil: by a
+// noteDecision records a decision of kind i, caused by src (nil: by a
 // punctuation), until the transaction ends.
 func (t *task) noteDecision(i int, src *kgo.Record) {
 	var ts time.Time

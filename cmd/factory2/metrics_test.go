@@ -50,6 +50,8 @@ func TestPipelineMetrics(t *testing.T) {
 		{"factory2_decisions_total", map[string]string{"processor": "gating", "kind": "autosign"}},
 		{"factory2_decisions_total", map[string]string{"processor": "gating", "kind": "signed"}},
 		{"factory2_decisions_total", map[string]string{"processor": "compose", "kind": "compose_ready"}},
+		{"factory2_decisions_total", map[string]string{"processor": "compose", "kind": "compose_readiness"}},
+		{"factory2_decisions_total", map[string]string{"processor": "compose", "kind": "compose_gate"}},
 		{"factory2_decisions_total", map[string]string{"processor": "rebuild", "kind": "rebuild"}},
 		{"factory2_decision_latency_seconds", map[string]string{"processor": "gating", "kind": "gating"}},
 		{"factory2_processor_records_dead_lettered_total", map[string]string{"processor": "gating", "topic": "events.build", "reason": "decode"}},
