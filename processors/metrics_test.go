@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -175,9 +176,25 @@ func TestRunnerMetrics(t *testing.T) {
 	}
 }
 
-// TestRestoreRemainingRecords: a runner that restores its state from the
-// changelog counts restored records, and restore_remaining_records is
-// back at 0 when it is done.
+// gatedRestore is the counter, with a StateValidator that holds the
+// restore at its first changelog record until gate is closed, having
+// closed entered.
+type gatedRestore struct {
+	counter
+	once    *sync.Once
+	entered chan struct{}
+	gate    chan struct{}
+}
+
+func (g gatedRestore) ValidateState(string, []byte, []byte) error {
+	g.once.Do(func() { close(g.entered) })
+	<-g.gate
+	return nil
+}
+
+// TestRestoreRemainingRecords: while a runner restores its state from
+// the changelog, restore_remaining_records says how much is left; it is
+// back at 0 once the restore is done.
 func TestRestoreRemainingRecords(t *testing.T) {
 	f := newFixture(t, 1)
 	first := f.runner(t, "a", t.TempDir())
@@ -190,8 +207,25 @@ func TestRestoreRemainingRecords(t *testing.T) {
 	}
 
 	reg := prometheus.NewRegistry()
-	second := f.runner(t, "a", t.TempDir(), func(_ *processors.Spec, c *processors.Config) { c.Registerer = reg })
+	g := gatedRestore{counter: counter{out: f.out}, once: new(sync.Once), entered: make(chan struct{}), gate: make(chan struct{})}
+	second := f.runner(t, "a", t.TempDir(), func(s *processors.Spec, c *processors.Config) {
+		c.Registerer = reg
+		s.New = func(int32) processors.Processor { return g }
+	})
 	start(t, second)
+	select {
+	case <-g.entered:
+	case <-time.After(60 * time.Second):
+		close(g.gate)
+		t.Fatal("the restore never started")
+	}
+	remaining, _ := series(t, reg, "factory2_processor_restore_remaining_records", nil)
+	restoring, _ := series(t, reg, "factory2_processor_tasks_restoring", nil)
+	close(g.gate)
+	// 20 records in 20 transactions at most, each with its commit marker.
+	if remaining < 20 || remaining > 40 || restoring != 1 {
+		t.Errorf("during the restore: %v records remaining (want 20 to 40), %v tasks restoring (want 1)", remaining, restoring)
+	}
 	f.produce(t, 20, 21, 20)
 	f.waitOutputs(t, 21)
 	kafkatest.WaitFor(t, 30*time.Second, func() error {

@@ -170,12 +170,12 @@ func (t *task) markSynced(store string, asOf time.Time) error {
 func (t *task) restoreStore(ctx context.Context, store, topic string, from, end int64, asOf time.Time) error {
 	begin := time.Now()
 	t.r.log.Info("restoring state from changelog", "task", t.label, "store", store, "from", from, "to", end, "records_max", end-from)
-	t.r.metrics.restoring.Inc()
-	defer t.r.metrics.restoring.Dec()
 	// left is what this restore adds to restore_remaining_records.
 	left := max(0, end-from)
 	t.r.metrics.restoreRemaining.Add(float64(left))
 	defer func() { t.r.metrics.restoreRemaining.Sub(float64(left)) }()
+	t.r.metrics.restoring.Inc()
+	defer t.r.metrics.restoring.Dec()
 	cl, err := kgo.NewClient(append([]kgo.Opt{
 		kgo.SeedBrokers(t.r.cfg.Brokers...),
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {t.partition: kgo.NewOffset().At(from)}}),
