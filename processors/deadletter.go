@@ -4,11 +4,15 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/factory2/factory2/avro"
 )
 
 // Dead-letter headers. Every dead letter says why (reason, kind), where
@@ -50,9 +54,11 @@ type deadLetter struct {
 }
 
 // deadLetterRecord sends rec to the dead-letter topic, in the open
-// transaction, with headers saying why, where from and when.
-func (r *Runner) deadLetterRecord(rec *kgo.Record, kind, reason string) {
-	r.metrics.deadLettered.WithLabelValues(r.alias(rec.Topic), kind).Inc()
+// transaction, with headers saying why (kind, reason), where from and
+// when. metric is the reason label it is counted under (one of
+// deadLetterReasons).
+func (r *Runner) deadLetterRecord(rec *kgo.Record, kind, metric, reason string) {
+	r.metrics.deadLettered.WithLabelValues(r.alias(rec.Topic), metric).Inc()
 	r.log.Warn("dead-lettering record", "topic", rec.Topic, "partition", rec.Partition, "offset", rec.Offset, "kind", kind, "reason", truncate(reason, 512))
 	r.produceDeadLetter(deadLetter{
 		kind: kind, reason: reason,
@@ -133,4 +139,34 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return s[:n] + "…"
+}
+
+// suspect is an input record to dead-letter when it comes round again:
+// reason is why (the header), metric the reason label it is counted
+// under.
+type suspect struct{ reason, metric string }
+
+// errOutputTooLarge is wrapped by the error of an output over its
+// record limit.
+var errOutputTooLarge = errors.New("output over the record limit")
+
+// decodeReason is the dead-letter reason of a record that did not
+// decode: unknown_schema when its writer schema is unknown, else decode.
+func decodeReason(err error) string {
+	if errors.As(err, new(*avro.UnknownSchemaError)) {
+		return "unknown_schema"
+	}
+	return "decode"
+}
+
+// poisonReason is the dead-letter reason of a record processing failed
+// for: too_large when its output or state exceeds a record limit (ours
+// or Kafka's), else poison.
+func poisonReason(err error) string {
+	switch {
+	case errors.Is(err, errOutputTooLarge), errors.As(err, new(*ValueTooLargeError)),
+		errors.Is(err, kerr.MessageTooLarge), errors.Is(err, kerr.RecordListTooLarge):
+		return "too_large"
+	}
+	return "poison"
 }

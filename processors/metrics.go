@@ -1,8 +1,13 @@
 package processors
 
 import (
+	"strings"
+
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+
+	"github.com/factory2/factory2/avro"
+	"github.com/factory2/factory2/topics"
 )
 
 // metrics of one runner. Labels are bounded: topic aliases from the
@@ -28,9 +33,38 @@ type metrics struct {
 	lag               *prometheus.GaugeVec
 	endLookups        prometheus.Counter
 	carried           prometheus.Counter
+
+	rebalances       *prometheus.CounterVec
+	restoreRemaining prometheus.Gauge
+	decisions        *prometheus.CounterVec
+	decisionLatency  *prometheus.HistogramVec
 }
 
-func newMetrics() *metrics {
+// Label values of the runner's bounded label sets, exported from the
+// start (at 0) so that rate() and increase() see every series from a
+// fresh process on.
+var (
+	// abortCauses are the causes of factory2_processor_transaction_aborts_total.
+	abortCauses = []string{"kafka", "poison", "punctuation"}
+	// deadLetterReasons are the reasons of
+	// factory2_processor_records_dead_lettered_total for an input topic:
+	// decode (not an Avro record of the contract), unknown_schema (a
+	// writer schema this binary does not know), rejected (the processor
+	// refused it: RejectError), too_large (its output or state exceeds a
+	// record limit), poison (processing it failed on every try). The
+	// changelog's only reason is quarantined (a restore refused a state
+	// value).
+	deadLetterReasons = []string{"decode", "unknown_schema", "rejected", "too_large", "poison"}
+	// rebalanceEvents are the events of factory2_processor_rebalances_total.
+	rebalanceEvents = []string{"assigned", "revoked", "lost"}
+)
+
+// decisionBuckets span 1ms to about 65s: a decision normally follows its
+// event within a commit interval; a minute is an outage.
+var decisionBuckets = prometheus.ExponentialBuckets(0.001, 2, 17)
+
+// newMetrics returns the metrics of the runner of consumer group group.
+func newMetrics(group string) *metrics {
 	const ns = "factory2_processor"
 	return &metrics{
 		processed: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -43,8 +77,8 @@ func newMetrics() *metrics {
 		}, []string{"topic"}),
 		deadLettered: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Name: "records_dead_lettered_total",
-			Help: "Input records sent to the dead-letter topic, by input topic alias and kind (decode, rejected).",
-		}, []string{"topic", "kind"}),
+			Help: "Input records sent to the dead-letter topic, by input topic alias and reason (decode, unknown_schema, rejected, too_large, poison; quarantined for topic=changelog).",
+		}, []string{"topic", "reason"}),
 		commits: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Name: "transactions_total",
 			Help: "Transactions ended, by outcome (committed, aborted).",
@@ -101,7 +135,8 @@ func newMetrics() *metrics {
 		}),
 		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: ns, Name: "task_lag_records",
-			Help: "Per assigned task: offsets between its inputs' last stable offsets and its position, summed over its input partitions (transaction markers count).",
+			Help:        "Per assigned task (input partition) of the consumer group: offsets between its inputs' last stable offsets and its position, summed over its input topics (transaction markers count).",
+			ConstLabels: prometheus.Labels{"group": group},
 		}, []string{"partition"}),
 		endLookups: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: ns, Name: "input_end_lookups_total",
@@ -111,12 +146,56 @@ func newMetrics() *metrics {
 			Namespace: ns, Name: "records_carried_over_total",
 			Help: "Records fetched but still queued by the merge when a transaction committed: the transaction commits the offset of the first of them, and the next one processes them.",
 		}),
+		rebalances: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Name: "rebalances_total",
+			Help: "Consumer group rebalance callbacks that moved partitions, by event (assigned, revoked, lost: taken away without a chance to commit).",
+		}, []string{"event"}),
+		restoreRemaining: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: ns, Name: "restore_remaining_records",
+			Help: "Changelog offsets the restoring tasks still have to read (0 when none restores).",
+		}),
+		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "factory2_decisions_total",
+			Help: "Decisions committed (visible to read_committed consumers), by kind (the decision topic: gating, autosign, signed, compose_ready, rebuild). Aborted transactions are not counted.",
+		}, []string{"kind"}),
+		decisionLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "factory2_decision_latency_seconds",
+			Help:    "From the Kafka timestamp of the input record that caused a decision (when its event was ingested; decisions carry their cause's timestamp downstream) to the commit that made the decision visible, by kind. Replayed old events show as large latencies.",
+			Buckets: decisionBuckets,
+		}, []string{"kind"}),
 	}
+}
+
+// preinit creates the series of the runner's known label values, so they
+// export 0 before anything happens. inputs are the input topic aliases;
+// kinds the decision kinds; changelog whether the runner has stores.
+func (m *metrics) preinit(inputs, kinds []string, changelog bool) {
+	for _, c := range abortCauses {
+		m.aborts.WithLabelValues(c)
+	}
+	for _, t := range inputs {
+		for _, r := range deadLetterReasons {
+			m.deadLettered.WithLabelValues(t, r)
+		}
+	}
+	if changelog {
+		m.deadLettered.WithLabelValues("changelog", "quarantined")
+	}
+	for _, e := range rebalanceEvents {
+		m.rebalances.WithLabelValues(e)
+	}
+	for _, k := range kinds {
+		m.decisions.WithLabelValues(k)
+		m.decisionLatency.WithLabelValues(k)
+	}
+	m.commits.WithLabelValues("committed")
+	m.commits.WithLabelValues("aborted")
 }
 
 func (m *metrics) each(fn func(prometheus.Collector)) {
 	for _, c := range []prometheus.Collector{m.processed, m.emitted, m.deadLettered, m.commits, m.changelogRecords, m.restoredRecords, m.tasks, m.processSeconds, m.commitSeconds,
-		m.aborts, m.consecutiveAborts, m.lastCommit, m.restoring, m.quarantined, m.waiting, m.sessions, m.lag, m.endLookups, m.carried} {
+		m.aborts, m.consecutiveAborts, m.lastCommit, m.restoring, m.quarantined, m.waiting, m.sessions, m.lag, m.endLookups, m.carried,
+		m.rebalances, m.restoreRemaining, m.decisions, m.decisionLatency} {
 		fn(c)
 	}
 }
@@ -138,4 +217,70 @@ func readCounter(c prometheus.Counter) float64 {
 		return 0
 	}
 	return m.GetCounter().GetValue()
+}
+
+// decisionKinds are the metrics of one decision kind.
+type decisionKinds struct {
+	kind    string
+	count   prometheus.Counter
+	latency prometheus.Observer
+}
+
+// decisionOut is an output of the runner that is a decision topic: the
+// kinds of decision it carries are slots kinds[first:first+n] of the
+// runner's decisionKinds.
+type decisionOut struct {
+	topic string // full name, as Output.Topic gives it
+	first int
+	// composeKinds: the topic carries ComposeReadyDecision, whose Kind
+	// tells three decisions apart (ready, readiness, gate).
+	composeKinds bool
+}
+
+// slot returns the decisionKinds index of a decision rec on d.
+func (d *decisionOut) slot(rec avro.Record) int {
+	if d.composeKinds {
+		if c, ok := rec.(*avro.ComposeReadyDecision); ok {
+			switch c.Kind {
+			case avro.ComposeReadiness:
+				return d.first + 1
+			case avro.ComposeGate:
+				return d.first + 2
+			}
+		}
+	}
+	return d.first
+}
+
+// initDecisionOuts finds the decision topics among the spec's outputs
+// and resolves the metrics of their kinds once.
+func (r *Runner) initDecisionOuts() {
+	for _, o := range r.spec.Outputs {
+		s, ok := r.cfg.Catalog.Lookup(o)
+		if !ok || s.Role != topics.Decision {
+			continue
+		}
+		d := decisionOut{topic: o, first: len(r.decisionKinds)}
+		kinds := []string{decisionKind(s.Alias)}
+		if s.Alias == topics.DecisionsComposeReady {
+			// The compose processor's three decisions, told apart by
+			// ComposeReadyDecision.Kind ("" in version 1: ready).
+			d.composeKinds = true
+			kinds = []string{"compose_ready", "compose_readiness", "compose_gate"}
+		}
+		for _, k := range kinds {
+			r.decisionKinds = append(r.decisionKinds, decisionKinds{
+				kind:    k,
+				count:   r.metrics.decisions.WithLabelValues(k),
+				latency: r.metrics.decisionLatency.WithLabelValues(k),
+			})
+		}
+		r.decisionOuts = append(r.decisionOuts, d)
+	}
+}
+
+// decisionKind is the kind label of decision topic alias:
+// "decisions.compose-ready" is compose_ready.
+func decisionKind(alias string) string {
+	return strings.ReplaceAll(strings.TrimPrefix(alias, "decisions."), "-", "_")
 }

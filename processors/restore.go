@@ -170,6 +170,10 @@ func (t *task) markSynced(store string, asOf time.Time) error {
 func (t *task) restoreStore(ctx context.Context, store, topic string, from, end int64, asOf time.Time) error {
 	begin := time.Now()
 	t.r.log.Info("restoring state from changelog", "task", t.label, "store", store, "from", from, "to", end, "records_max", end-from)
+	// left is what this restore adds to restore_remaining_records.
+	left := max(0, end-from)
+	t.r.metrics.restoreRemaining.Add(float64(left))
+	defer func() { t.r.metrics.restoreRemaining.Sub(float64(left)) }()
 	t.r.metrics.restoring.Inc()
 	defer t.r.metrics.restoring.Dec()
 	cl, err := kgo.NewClient(append([]kgo.Opt{
@@ -234,6 +238,10 @@ func (t *task) restoreStore(ctx context.Context, store, topic string, from, end 
 			return fmt.Errorf("processors: %s: restoring: %w", t.label, werr)
 		}
 		t.r.beat()
+		if now := max(0, end-pos); now < left {
+			t.r.metrics.restoreRemaining.Sub(float64(left - now))
+			left = now
+		}
 		if time.Since(lastCheckpoint) >= restoreCheckpointEvery && pos < end {
 			// The store now matches the changelog up to pos, as it
 			// was when its last record was written: that is the time

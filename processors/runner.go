@@ -184,6 +184,11 @@ type Runner struct {
 
 	metrics      *metrics
 	stateMetrics *state.Collector
+	// decisionOuts are the outputs that are decision topics, and
+	// decisionKinds the metrics of the kinds they carry, resolved once:
+	// emit finds an output by a scan of these few.
+	decisionOuts  []decisionOut
+	decisionKinds []decisionKinds
 	// retention is the changelogs' delete.retention.ms, by topic.
 	retention map[string]time.Duration
 	// topicIDs are the topics' ids (for requests the runner builds).
@@ -231,7 +236,7 @@ type Runner struct {
 	txnProduced atomic.Int64
 	// suspects are input records whose processing failed for a reason
 	// tied to them: when polled again they are dead-lettered instead.
-	suspects map[recordRef]string
+	suspects map[recordRef]suspect
 	// outLimits are the outputs' own record limits, where the catalog
 	// gives one above MaxRecordBytes.
 	outLimits map[string]int
@@ -267,7 +272,7 @@ func NewRunner(spec Spec, cfg Config) (*Runner, error) {
 		owned:      map[string]map[int32]bool{},
 		retention:  map[string]time.Duration{},
 		topicIDs:   map[string][16]byte{},
-		suspects:   map[recordRef]string{},
+		suspects:   map[recordRef]suspect{},
 		retry:      backoff{min: cfg.RetryBackoff, max: cfg.MaxRetryBackoff},
 	}
 	r.health.started = time.Now()
@@ -287,7 +292,17 @@ func NewRunner(spec Spec, cfg Config) (*Runner, error) {
 			cfg.Catalog.RaiseRecordLimit(t, n)
 		}
 	}
-	r.metrics = newMetrics()
+	r.metrics = newMetrics(r.group)
+	r.initDecisionOuts()
+	var inputs []string
+	for _, in := range spec.Inputs {
+		inputs = append(inputs, r.alias(in))
+	}
+	kinds := make([]string, len(r.decisionKinds))
+	for i, d := range r.decisionKinds {
+		kinds[i] = d.kind
+	}
+	r.metrics.preinit(inputs, kinds, len(spec.Stores) > 0)
 	r.stateMetrics = state.NewCollector("factory2")
 	if cfg.Registerer != nil {
 		reg := prometheus.WrapRegistererWith(prometheus.Labels{"processor": spec.Name}, cfg.Registerer)
@@ -722,7 +737,7 @@ func (r *Runner) failed(ctx context.Context, err error) error {
 		return err
 	case errors.As(err, &pe) && pe.src != nil:
 		// Blamed on one record: reprocess at once, dead-lettering it.
-		r.suspects[*pe.src] = pe.err.Error()
+		r.suspects[*pe.src] = suspect{reason: pe.err.Error(), metric: poisonReason(pe.err)}
 		r.countAbort("poison")
 		r.log.Warn("an input record cannot be processed; dead-lettering it", "record", pe.src.String(), "reason", pe.err)
 		return nil
@@ -944,16 +959,16 @@ func (r *Runner) processOne(t *task, q *inputQueue) error {
 	t.processed++
 	ref := refOf(rec)
 	t.lastRef = ref
-	if reason, ok := r.suspects[ref]; ok {
+	if s, ok := r.suspects[ref]; ok {
 		// Not deleted: if this transaction aborts, the record comes
 		// round again and is dead-lettered again. Suspects behind the
 		// committed position are dropped at commit.
-		r.deadLetterRecord(rec, "poison", reason)
+		r.deadLetterRecord(rec, "poison", s.metric, s.reason)
 		return nil
 	}
 	v, err := r.cfg.Codec.Decode(rec.Value)
 	if err != nil {
-		r.deadLetterRecord(rec, "decode", err.Error())
+		r.deadLetterRecord(rec, "decode", decodeReason(err), err.Error())
 		return nil
 	}
 	in := &Input{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset, Key: rec.Key, Timestamp: rec.Timestamp, Record: v}
@@ -963,7 +978,7 @@ func (r *Runner) processOne(t *task, q *inputQueue) error {
 	var rej *RejectError
 	switch {
 	case errors.As(err, &rej):
-		r.deadLetterRecord(rec, "rejected", rej.Reason)
+		r.deadLetterRecord(rec, "rejected", "rejected", rej.Reason)
 		return nil
 	case err != nil && classify(err) == fatal:
 		return err
@@ -1108,10 +1123,16 @@ func (r *Runner) emitFor(t *task) func(Output) {
 			limit = l
 		}
 		if n := len(o.Key) + len(v); n > limit {
-			r.setProduceErr(r.blame(src, fmt.Errorf("processors: %s: output to %s is %d bytes, over the %d-byte record limit", t.label, o.Topic, n, limit)))
+			r.setProduceErr(r.blame(src, fmt.Errorf("processors: %s: output to %s is %d bytes, over the %d-byte record limit: %w", t.label, o.Topic, n, limit, errOutputTooLarge)))
 			return
 		}
 		t.emittedCounter(o.Topic).Inc()
+		for i := range r.decisionOuts {
+			if d := &r.decisionOuts[i]; d.topic == o.Topic {
+				t.noteDecision(d.slot(o.Record), src)
+				break
+			}
+		}
 		rec := &kgo.Record{Topic: o.Topic, Partition: o.Partition, Key: o.Key, Value: v}
 		if src != nil {
 			// The trigger's time: a processor downstream orders
@@ -1396,6 +1417,7 @@ func (r *Runner) assigned(_ context.Context, _ *kgo.Client, assigned map[string]
 		}
 	}
 	r.metrics.tasks.Set(float64(len(r.tasks)))
+	r.metrics.rebalances.WithLabelValues("assigned").Inc()
 	r.health.joined()
 }
 
@@ -1413,6 +1435,9 @@ func (r *Runner) lost(_ context.Context, _ *kgo.Client, lost map[string][]int32)
 func (r *Runner) closeTasks(m map[string][]int32, why string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if len(m) > 0 {
+		r.metrics.rebalances.WithLabelValues(why).Inc()
+	}
 	for t, ps := range m {
 		for _, p := range ps {
 			delete(r.owned[t], p)

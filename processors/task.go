@@ -79,6 +79,11 @@ type task struct {
 	drainErr  error
 	current   *kgo.Record
 	emitted   map[string]prometheus.Counter
+	// decisions holds, per decision kind (Runner.decisionKinds, by
+	// index), the timestamps of the inputs that caused the decisions
+	// emitted in the open transaction (zero for a punctuation's): counted
+	// and observed once the transaction commits.
+	decisions [][]time.Time
 
 	mu sync.Mutex
 	// clEnd is one past the offset of the last changelog record per store
@@ -98,6 +103,7 @@ func (r *Runner) openTask(p int32) (*task, error) {
 		lag:       map[string]int64{},
 		position:  map[string]int64{},
 		queues:    newQueues(r.spec.Inputs),
+		decisions: make([][]time.Time, len(r.decisionKinds)),
 	}
 	for _, q := range t.queues {
 		q.processed = r.metrics.processed.WithLabelValues(r.alias(q.topic))
@@ -141,6 +147,9 @@ func (t *task) resetPending() {
 	t.batch.Reset()
 	clear(t.ctx.cache)
 	clear(t.inNext)
+	for i := range t.decisions {
+		t.decisions[i] = t.decisions[i][:0]
+	}
 	t.mu.Lock()
 	clear(t.clEnd)
 	t.mu.Unlock()
@@ -190,6 +199,7 @@ func (t *task) produceChangelog(ctx context.Context) {
 // batch. It runs only after the Kafka transaction committed: Pebble is a
 // cache of the changelog, never ahead of it.
 func (t *task) applyCommitted(now time.Time) error {
+	t.countDecisions(now)
 	for topic, off := range t.inNext {
 		if err := t.batch.SetOffset(inOffsetName(topic), off); err != nil {
 			return err
@@ -223,6 +233,33 @@ func (t *task) applyCommitted(now time.Time) error {
 	}
 	t.resetPending()
 	return nil
+}
+
+// countDecisions counts the decisions of the transaction that committed
+// at now, and observes their latency from the input that caused each.
+func (t *task) countDecisions(now time.Time) {
+	for i, caused := range t.decisions {
+		if len(caused) == 0 {
+			continue
+		}
+		d := &t.r.decisionKinds[i]
+		d.count.Add(float64(len(caused)))
+		for _, ts := range caused {
+			if !ts.IsZero() {
+				d.latency.Observe(max(0, now.Sub(ts).Seconds()))
+			}
+		}
+	}
+}
+
+// noteDecision records a decision of kind i, caused by src (nil: by a
+// punctuation), until the transaction ends.
+func (t *task) noteDecision(i int, src *kgo.Record) {
+	var ts time.Time
+	if src != nil {
+		ts = src.Timestamp
+	}
+	t.decisions[i] = append(t.decisions[i], ts)
 }
 
 // hasWrites reports whether the open transaction changed the task's state

@@ -11,7 +11,6 @@ import (
 	"mime"
 	"net/http"
 	"os"
-	"strings"
 	"time"
 
 	"golang.org/x/sync/semaphore"
@@ -53,8 +52,10 @@ func newIngestProducer(cfg config.Config, suffix string) (*ingest.Producer, erro
 // with ?format=message, bus messages (&topic= gives the topic of a bare
 // body); ?source= gives events without one a source. Content-Type must be
 // JSON (application/json, application/x-ndjson, application/jsonl). The
-// request needs "Authorization: Bearer <http.token>"; with no token
-// configured the endpoint answers 503 and accepts nothing.
+// request needs "Authorization: Bearer <http.token>", checked by the
+// server before the handler runs (a write route, see httpapi.Auth); with
+// no token configured the endpoint answers 403 and accepts nothing. The
+// handler checks the token again, so it is safe wherever it is mounted.
 //
 // Memory is bounded before any body is read: a request reserves its
 // Content-Length (http.max_body_bytes when it sends none) out of
@@ -80,7 +81,7 @@ func newIngestProducer(cfg config.Config, suffix string) (*ingest.Producer, erro
 // http.write_timeout (plus the commit, bounded by the transaction
 // timeout); the answer then gets a full http.write_timeout of its own.
 func registerIngest(srv *httpapi.Server, cfg config.Config, ing *ingest.Producer, opts ...ingestOpt) {
-	srv.Handle("POST /api/v1/events", ingestHandler(cfg, ing, opts...))
+	srv.HandleWrite("POST /api/v1/events", ingestHandler(cfg, ing, opts...))
 }
 
 // ingestOpt is an optional part of the ingestion endpoint.
@@ -94,6 +95,12 @@ type ingestOpt func(*ingestServer)
 // log too). A nil en changes nothing.
 func withEnricher(en *koji.Enricher, log *slog.Logger) ingestOpt {
 	return func(s *ingestServer) { s.enricher, s.log = en, log }
+}
+
+// withMetrics counts, in m, the events the endpoint commits and the
+// requests it refuses.
+func withMetrics(m *ingest.Metrics) ingestOpt {
+	return func(s *ingestServer) { s.metrics = m }
 }
 
 // ingestHandler is the handler registerIngest registers.
@@ -124,6 +131,32 @@ type ingestServer struct {
 	// (withEnricher).
 	enricher *koji.Enricher
 	log      *slog.Logger
+	// metrics counts events committed and requests refused; nil: not
+	// counted (withMetrics).
+	metrics *ingest.Metrics
+}
+
+// reject answers status with {"error": msg} and counts the refusal.
+func (s *ingestServer) reject(w http.ResponseWriter, status int, msg string) {
+	s.metrics.Rejected(rejectReason(status))
+	ingestError(w, status, msg)
+}
+
+// rejectReason is the ingest.RejectReasons label of an answer status.
+func rejectReason(status int) string {
+	switch status {
+	case http.StatusUnauthorized, http.StatusForbidden:
+		return "unauthorized"
+	case http.StatusUnsupportedMediaType:
+		return "unsupported_media_type"
+	case http.StatusRequestEntityTooLarge:
+		return "too_large"
+	case http.StatusRequestTimeout:
+		return "timeout"
+	case http.StatusBadRequest:
+		return "invalid"
+	}
+	return "unavailable"
 }
 
 func (s *ingestServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -136,6 +169,7 @@ func (s *ingestServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		reserve = s.cfg.MaxBodyBytes
 	}
 	if !s.budget.TryAcquire(reserve) {
+		s.metrics.Rejected("busy")
 		httpapi.Unavailable(w, fmt.Sprintf("ingestion busy: the request bodies in flight fill http.max_inflight_body_bytes (%d bytes); retry later", s.cfg.MaxInflightBodyBytes))
 		return
 	}
@@ -156,31 +190,31 @@ func (s *ingestServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (s *ingestServer) admit(w http.ResponseWriter, r *http.Request) bool {
 	switch {
 	case s.cfg.Token == "":
-		ingestError(w, http.StatusServiceUnavailable, "ingestion disabled: set http.token")
+		s.reject(w, http.StatusServiceUnavailable, "ingestion disabled: set http.token")
 		return false
 	case s.catErr != nil:
-		ingestError(w, http.StatusServiceUnavailable, "ingestion disabled: "+s.catErr.Error())
+		s.reject(w, http.StatusServiceUnavailable, "ingestion disabled: "+s.catErr.Error())
 		return false
 	case s.ing == nil:
-		ingestError(w, http.StatusServiceUnavailable, "ingestion disabled: no producer")
+		s.reject(w, http.StatusServiceUnavailable, "ingestion disabled: no producer")
 		return false
 	}
-	given, ok := bearer(r)
+	given, ok := httpapi.Bearer(r)
 	if !ok {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="factory2"`)
-		ingestError(w, http.StatusUnauthorized, "missing bearer token: send Authorization: Bearer <http.token>")
+		s.reject(w, http.StatusUnauthorized, "missing bearer token: send Authorization: Bearer <http.token>")
 		return false
 	}
 	if subtle.ConstantTimeCompare([]byte(given), []byte(s.cfg.Token)) != 1 {
-		ingestError(w, http.StatusForbidden, "wrong bearer token")
+		s.reject(w, http.StatusForbidden, "wrong bearer token")
 		return false
 	}
 	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || !jsonMediaType(mt) {
-		ingestError(w, http.StatusUnsupportedMediaType, "Content-Type must be application/json (or application/x-ndjson, application/jsonl)")
+		s.reject(w, http.StatusUnsupportedMediaType, "Content-Type must be application/json (or application/x-ndjson, application/jsonl)")
 		return false
 	}
 	if r.ContentLength > s.cfg.MaxBodyBytes {
-		ingestError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body of %d bytes exceeds http.max_body_bytes (%d)", r.ContentLength, s.cfg.MaxBodyBytes))
+		s.reject(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body of %d bytes exceeds http.max_body_bytes (%d)", r.ContentLength, s.cfg.MaxBodyBytes))
 		return false
 	}
 	return true
@@ -194,11 +228,11 @@ func (s *ingestServer) readBody(w http.ResponseWriter, r *http.Request) ([]byte,
 	case err == nil:
 		return body, true
 	case errors.As(err, &tooBig):
-		ingestError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body exceeds http.max_body_bytes (%d)", s.cfg.MaxBodyBytes))
+		s.reject(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body exceeds http.max_body_bytes (%d)", s.cfg.MaxBodyBytes))
 	case errors.Is(err, os.ErrDeadlineExceeded):
-		ingestError(w, http.StatusRequestTimeout, fmt.Sprintf("body not received within http.read_timeout (%s)", s.cfg.ReadTimeout))
+		s.reject(w, http.StatusRequestTimeout, fmt.Sprintf("body not received within http.read_timeout (%s)", s.cfg.ReadTimeout))
 	default:
-		ingestError(w, http.StatusBadRequest, "reading body: "+err.Error())
+		s.reject(w, http.StatusBadRequest, "reading body: "+err.Error())
 	}
 	return nil, false
 }
@@ -212,18 +246,18 @@ func (s *ingestServer) parse(w http.ResponseWriter, r *http.Request, body []byte
 	switch format := q.Get("format"); format {
 	case "", "json":
 		if q.Has("topic") {
-			ingestError(w, http.StatusBadRequest, "topic is for format=message")
+			s.reject(w, http.StatusBadRequest, "topic is for format=message")
 			return nil, false
 		}
 		events, err = p.ParseJSON(body)
 	case "message":
 		events, err = p.ParseMessages(body, q.Get("topic"))
 	default:
-		ingestError(w, http.StatusBadRequest, fmt.Sprintf("format %q: want json or message", format))
+		s.reject(w, http.StatusBadRequest, fmt.Sprintf("format %q: want json or message", format))
 		return nil, false
 	}
 	if err != nil {
-		ingestError(w, http.StatusBadRequest, err.Error())
+		s.reject(w, http.StatusBadRequest, err.Error())
 		return nil, false
 	}
 	return events, true
@@ -255,16 +289,17 @@ func (s *ingestServer) produce(w http.ResponseWriter, r *http.Request, events []
 	var warning string
 	switch {
 	case errors.As(err, &big):
+		s.metrics.Rejected("too_large")
 		ingestJSON(w, http.StatusRequestEntityTooLarge, tooLargeAnswer{Error: withLimitHint(err).Error(),
 			Event: big.Index, Line: big.Line, Element: big.Element, Size: big.Size, MaxBytes: big.Max})
 		return
 	case errors.As(err, &bad):
-		ingestError(w, http.StatusBadRequest, err.Error())
+		s.reject(w, http.StatusBadRequest, err.Error())
 		return
 	case errors.Is(err, ingest.ErrNotVisible): // committed: accepted
 		warning = err.Error()
 	case err != nil:
-		ingestError(w, http.StatusServiceUnavailable, err.Error())
+		s.reject(w, http.StatusServiceUnavailable, err.Error())
 		return
 	}
 	answer := struct {
@@ -277,6 +312,8 @@ func (s *ingestServer) produce(w http.ResponseWriter, r *http.Request, events []
 	if enrichErr != nil {
 		answer.EnrichError = enrichErr.Error() + "; send the messages again to retry (the same events result)"
 	}
+	s.metrics.Committed(res)
+	s.metrics.Committed(enriched)
 	ingestJSON(w, http.StatusAccepted, answer)
 }
 
@@ -298,16 +335,6 @@ func withLimitHint(err error) error {
 		return fmt.Errorf("%w (ingest.max_event_bytes)", err)
 	}
 	return err
-}
-
-// bearer returns the token of an "Authorization: Bearer <token>" header.
-func bearer(r *http.Request) (string, bool) {
-	scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return "", false
-	}
-	tok = strings.TrimSpace(tok)
-	return tok, tok != ""
 }
 
 func jsonMediaType(mt string) bool {

@@ -52,7 +52,12 @@ type ingestResponse struct {
 
 func TestIngestHTTP(t *testing.T) {
 	e, ing := newTestIngest(t)
-	srv := httptest.NewServer(ingestHandler(e.cfg, ing))
+	reg := prometheus.NewRegistry()
+	metrics, err := ingest.NewMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(ingestHandler(e.cfg, ing, withMetrics(metrics)))
 	defer srv.Close()
 	disabledCfg := e.cfg
 	disabledCfg.HTTP.Token = ""
@@ -72,6 +77,9 @@ func TestIngestHTTP(t *testing.T) {
 		body                          io.Reader
 	}
 	var accepted []string // ids of the events accepted
+	// What the metrics must say: events committed by type, refusals by
+	// reason (of the server with metrics).
+	wantEvents, wantRejected := map[string]float64{}, map[string]float64{}
 	for _, tc := range []struct {
 		name   string
 		req    request
@@ -138,6 +146,9 @@ func TestIngestHTTP(t *testing.T) {
 				t.Fatalf("body %s: %v", body, err)
 			}
 			if tc.status != 202 {
+				if tc.req.url == "" {
+					wantRejected[map[int]string{400: "invalid", 401: "unauthorized", 403: "unauthorized", 413: "too_large", 415: "unsupported_media_type"}[tc.status]]++
+				}
 				if r.Error == "" {
 					t.Errorf("no error in %s", body)
 				}
@@ -154,8 +165,23 @@ func TestIngestHTTP(t *testing.T) {
 					t.Errorf("produced %+v", p)
 				}
 				accepted = append(accepted, p.ID)
+				wantEvents[p.Type]++
 			}
 		})
+	}
+
+	for _, kind := range ingest.EventTypes {
+		if got := gathered(t, reg, "factory2_ingest_events_total", "kind", kind); got != wantEvents[kind] {
+			t.Errorf("factory2_ingest_events_total{kind=%q} = %v, want %v", kind, got, wantEvents[kind])
+		}
+	}
+	for _, reason := range ingest.RejectReasons {
+		if got := gathered(t, reg, "factory2_ingest_rejected_total", "reason", reason); got != wantRejected[reason] {
+			t.Errorf("factory2_ingest_rejected_total{reason=%q} = %v, want %v", reason, got, wantRejected[reason])
+		}
+	}
+	if wantEvents["build"] == 0 || wantRejected["invalid"] == 0 {
+		t.Fatalf("the cases committed no build or refused nothing as invalid: %v %v", wantEvents, wantRejected)
 	}
 
 	// Exactly the accepted events are in the log: nothing of the rejected
@@ -192,6 +218,9 @@ func TestRegisterIngest(t *testing.T) {
 	if !slices.Contains(srv.Routes(), "POST /api/v1/events") {
 		t.Fatalf("routes %v", srv.Routes())
 	}
+	if c := srv.RouteClasses()["POST /api/v1/events"]; c != httpapi.Write {
+		t.Fatalf("POST /api/v1/events is a %s route, want write (the events token)", c)
+	}
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() { done <- srv.Run(ctx) }()
@@ -225,4 +254,27 @@ func TestRegisterIngest(t *testing.T) {
 	if resp.StatusCode != http.StatusMethodNotAllowed {
 		t.Fatalf("GET: %s", resp.Status)
 	}
+}
+
+// gathered returns the value of the counter name{label=value} in reg.
+func gathered(t *testing.T, reg *prometheus.Registry, name, label, value string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == label && l.GetValue() == value {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	t.Fatalf("no series %s{%s=%q}", name, label, value)
+	return 0
 }

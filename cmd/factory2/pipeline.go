@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -19,6 +22,7 @@ import (
 	"github.com/factory2/factory2/avro"
 	"github.com/factory2/factory2/internal/config"
 	"github.com/factory2/factory2/internal/httpapi"
+	"github.com/factory2/factory2/internal/ingest"
 	"github.com/factory2/factory2/internal/overview"
 	"github.com/factory2/factory2/processors"
 	"github.com/factory2/factory2/processors/compose"
@@ -47,13 +51,24 @@ type pipeline struct {
 	graph *deps.Table
 	// overview is the page served at /.
 	overview *overview.Overview
+	// cert is the HTTP server's TLS certificate, reloaded on SIGHUP; nil
+	// without TLS.
+	cert *httpapi.Certificate
 }
 
 // listenHTTP binds the HTTP server with everything a process serves:
 // health, metrics, event ingestion and the processors' query APIs. close
 // releases the ingestion producer.
 func (p *pipeline) listenHTTP() (srv *httpapi.Server, close func(), err error) {
-	srv, err = httpapi.Listen(p.cfg.HTTP.Addr, p.reg, p.log, p.cfg.HTTP.ServerOptions())
+	opts := p.cfg.HTTP.ServerOptions()
+	opts.Registerer = p.reg
+	if h := p.cfg.HTTP; h.TLSCertFile != "" || h.TLSKeyFile != "" {
+		if p.cert, err = httpapi.NewCertificate(h.TLSCertFile, h.TLSKeyFile, p.log, p.reg); err != nil {
+			return nil, nil, err
+		}
+		opts.TLS = p.cert
+	}
+	srv, err = httpapi.Listen(p.cfg.HTTP.Addr, p.reg, p.log, opts)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -68,7 +83,12 @@ func (p *pipeline) listenHTTP() (srv *httpapi.Server, close func(), err error) {
 		ing.Close()
 		return nil, nil, err
 	}
-	registerIngest(srv, p.cfg, ing, withEnricher(en, p.log))
+	im, err := ingest.NewMetrics(p.reg)
+	if err != nil {
+		ing.Close()
+		return nil, nil, err
+	}
+	registerIngest(srv, p.cfg, ing, withEnricher(en, p.log), withMetrics(im))
 	srv.SetCheck(p.health)
 	for i, s := range p.specs {
 		if s.Name == gating.Name {
@@ -278,5 +298,25 @@ func (p *pipeline) run(ctx context.Context, srv *httpapi.Server) error {
 	if srv != nil {
 		g.Go(func() error { return srv.Run(gctx) })
 	}
+	if p.cert != nil {
+		g.Go(func() error { reloadOnHangup(gctx, p.cert); return nil })
+	}
 	return g.Wait()
+}
+
+// reloadOnHangup reloads cert on every SIGHUP until ctx is done. A failed
+// reload keeps the previous certificate (Certificate.Reload logs and
+// counts it); the process goes on.
+func reloadOnHangup(ctx context.Context, cert *httpapi.Certificate) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			_ = cert.Reload() // logged and counted by Reload; the old pair stays
+		}
+	}
 }

@@ -119,9 +119,25 @@ type Processing struct {
 // HTTP configures the HTTP server (API, metrics, overview page).
 type HTTP struct {
 	Addr string `yaml:"addr"`
-	// Token is the bearer token required by POST /api/v1/events. Empty
-	// disables event ingestion over HTTP.
+	// Token is the bearer token of the write routes: POST /api/v1/events.
+	// Empty disables event ingestion over HTTP (403).
 	Token string `yaml:"token"`
+	// AdminToken (http.admin_token) is the bearer token of the admin
+	// routes (/debug/pprof/). Empty disables them (403).
+	AdminToken string `yaml:"admin_token"`
+	// ReadToken (http.read_token) is the bearer token of the read routes
+	// (queries, /metrics, the overview page) when ProtectReads is set;
+	// the events and admin tokens are accepted there too.
+	ReadToken string `yaml:"read_token"`
+	// ProtectReads (http.protect_reads, default false: reads are open)
+	// makes the read routes need a token. /healthz and /readyz stay
+	// open.
+	ProtectReads bool `yaml:"protect_reads"`
+	// TLSCertFile and TLSKeyFile (http.tls_cert_file, http.tls_key_file:
+	// both or neither) are the PEM certificate (chain) and key the server
+	// presents; with them it speaks HTTPS only. SIGHUP reloads both.
+	TLSCertFile string `yaml:"tls_cert_file"`
+	TLSKeyFile  string `yaml:"tls_key_file"`
 	// MaxBodyBytes limits request bodies.
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
 	// ReadTimeout (http.read_timeout, default 30s) bounds reading a whole
@@ -156,6 +172,12 @@ func (h HTTP) ServerOptions() httpapi.Options {
 		WriteTimeout:        h.WriteTimeout,
 		IdleTimeout:         h.IdleTimeout,
 		MaxInflightRequests: h.MaxInflightRequests,
+		Auth: httpapi.Auth{
+			EventsToken:  h.Token,
+			AdminToken:   h.AdminToken,
+			ReadToken:    h.ReadToken,
+			ProtectReads: h.ProtectReads,
+		},
 	}
 }
 
@@ -431,6 +453,21 @@ func (h HTTP) validate() []error {
 	}
 	if h.MaxInflightBodyBytes < h.MaxBodyBytes {
 		errs = append(errs, fmt.Errorf("http.max_inflight_body_bytes %d: at least http.max_body_bytes (%d)", h.MaxInflightBodyBytes, h.MaxBodyBytes))
+	}
+	if (h.TLSCertFile == "") != (h.TLSKeyFile == "") {
+		errs = append(errs, errors.New("http.tls_cert_file and http.tls_key_file: set both (HTTPS) or neither (plain HTTP)"))
+	}
+	if h.ProtectReads && h.ReadToken == "" {
+		errs = append(errs, errors.New("http.protect_reads: needs http.read_token (or set protect_reads: false to leave reads open)"))
+	}
+	tokens := map[string]string{"http.token": h.Token, "http.admin_token": h.AdminToken, "http.read_token": h.ReadToken}
+	for _, k := range []string{"http.token", "http.admin_token", "http.read_token"} {
+		if t := tokens[k]; t != strings.TrimSpace(t) || strings.ContainsAny(t, " \t\r\n") {
+			errs = append(errs, fmt.Errorf("%s: must not contain spaces or line breaks (it is sent as Authorization: Bearer <token>)", k))
+		}
+	}
+	if h.AdminToken != "" && (h.AdminToken == h.Token || h.AdminToken == h.ReadToken) {
+		errs = append(errs, errors.New("http.admin_token: must differ from http.token and http.read_token, or a writer or reader could administer"))
 	}
 	return errs
 }

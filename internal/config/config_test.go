@@ -183,6 +183,15 @@ func TestLoadBad(t *testing.T) {
 			"composes[3] (fedora-42-updates): cadence: window_start and window_end go together",
 			"composes[4] (eln): cadence: window_start and window_end are both 03:00",
 		},
+		"http-security.bad.yml": {
+			"http.tls_cert_file and http.tls_key_file: set both",
+			"http.admin_token: must differ from http.token",
+			"http.read_token: must not contain spaces",
+		},
+		"http-protect.bad.yml": {
+			"http.tls_cert_file and http.tls_key_file: set both",
+			"http.protect_reads: needs http.read_token",
+		},
 		"invalid.bad.yml": {
 			`"nohostport"`, "instance_id", "partitions 0", "commit_interval 0s",
 			"http.addr", "signing rule no-key: key_id is required",
@@ -243,6 +252,26 @@ func TestLoadHTTPBounds(t *testing.T) {
 	}
 	if err := Default().Validate(); err != nil {
 		t.Fatalf("defaults: %v", err)
+	}
+}
+
+// TestLoadHTTPSecurity: the tokens, the read switch and the TLS files
+// load, and the tokens become the server's route-class tokens.
+func TestLoadHTTPSecurity(t *testing.T) {
+	cfg, err := Load("testdata/http-security.good.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := cfg.HTTP
+	if h.TLSCertFile != "/etc/factory2/tls.crt" || h.TLSKeyFile != "/etc/factory2/tls.key" {
+		t.Errorf("TLS files %q %q", h.TLSCertFile, h.TLSKeyFile)
+	}
+	a := h.ServerOptions().Auth
+	if a.EventsToken != "events-token" || a.AdminToken != "admin-token" || a.ReadToken != "read-token" || !a.ProtectReads {
+		t.Errorf("server auth %+v", a)
+	}
+	if d := Default().HTTP; d.ProtectReads || d.AdminToken != "" || d.TLSCertFile != "" {
+		t.Errorf("defaults must leave reads open, admin off, TLS off: %+v", d)
 	}
 }
 

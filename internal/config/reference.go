@@ -74,7 +74,16 @@ var docs = map[string]keyDoc{
 		"more committed (Kafka Streams' max.task.idle.ms); 0 waits for nothing not yet produced, negative never waits."},
 
 	"http.addr":  {doc: "Address of the API, /metrics, /healthz, /readyz and the overview page, host:port."},
-	"http.token": {doc: "Bearer token POST /api/v1/events requires; empty disables event ingestion over HTTP."},
+	"http.token": {doc: "Bearer token of the write routes (POST /api/v1/events); empty disables event ingestion over HTTP (403)."},
+	"http.admin_token": {doc: "Bearer token of the admin routes (/debug/pprof/); empty disables them (403). " +
+		"Must differ from http.token and http.read_token."},
+	"http.read_token": {doc: "Bearer token of the read routes (queries, /metrics, the overview page) when http.protect_reads " +
+		"is set; http.token and http.admin_token are accepted there too."},
+	"http.protect_reads": {doc: "Make the read routes, /metrics included, need a bearer token (http.read_token); " +
+		"false leaves them open. /healthz and /readyz are always open."},
+	"http.tls_cert_file": {doc: "PEM certificate (chain) the HTTP server presents; with http.tls_key_file (both or neither) " +
+		"it serves HTTPS only. SIGHUP reloads both files; a bad pair is refused and the old one kept."},
+	"http.tls_key_file": {doc: "PEM private key of http.tls_cert_file."},
 	"http.max_body_bytes": {doc: "Largest request body, in bytes; also what an ingestion request without " +
 		"Content-Length reserves."},
 	"http.read_timeout":  {doc: "Bounds reading a whole request, body included."},

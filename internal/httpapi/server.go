@@ -1,6 +1,13 @@
 // Package httpapi is factory2's HTTP server: health, Prometheus metrics,
 // and the APIs the processors and ingestion register on it.
 //
+// Every route belongs to a Class that says which bearer token it needs
+// (see [Auth]): Handle registers a read route, HandleWrite a write route
+// (event ingestion), HandleAdmin an admin route (/debug/pprof/). The
+// server checks the token before the handler runs. /healthz and /readyz
+// are always open; /metrics is a read route. With [Options.TLS] the
+// server speaks HTTPS only, with a certificate reloadable while serving.
+//
 // The server bounds what clients can hold: each request must arrive
 // within a read timeout and be answered within a write timeout, idle
 // keep-alive connections are closed, and at most a fixed number of
@@ -17,6 +24,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -48,8 +56,20 @@ type Options struct {
 	IdleTimeout time.Duration
 	// MaxInflightRequests caps the requests to handlers registered with
 	// Handle that are served at once; a request beyond it gets 503 with
-	// Retry-After and is not read. /healthz and /metrics are not counted.
+	// Retry-After and is not read. /healthz, /readyz, /metrics and admin
+	// routes are not counted, so probes, scrapes and an operator's
+	// profiling still get through a saturated server.
 	MaxInflightRequests int
+	// Auth holds the tokens of the route classes. The zero value opens
+	// reads and disables write and admin routes.
+	Auth Auth
+	// TLS, when set, makes the server speak HTTPS with its certificate.
+	TLS *Certificate
+	// Registerer, when set, receives the server's request metrics:
+	// factory2_http_requests_total{route,code} and
+	// factory2_http_request_seconds{route}, route being the registered
+	// pattern.
+	Registerer prometheus.Registerer
 }
 
 // DefaultOptions returns the bounds of a factory2 server: 30s to read a
@@ -73,24 +93,70 @@ type Server struct {
 	opts     Options
 	inflight chan struct{} // one token per request in flight; nil: no cap
 	routes   []string
+	classes  []Class                  // of routes, by index
+	requests *prometheus.CounterVec   // nil: no request metrics
+	seconds  *prometheus.HistogramVec // nil: no request metrics
 }
 
 // Listen binds addr ("127.0.0.1:8080"; port 0 picks one) and serves
-// /healthz and /metrics (from gatherer), within the bounds of opts.
+// /healthz, /readyz, /metrics (from gatherer) and /debug/pprof/ (admin),
+// within the bounds of opts.
 func Listen(addr string, gatherer prometheus.Gatherer, log *slog.Logger, opts Options) (*Server, error) {
+	if opts.Auth.ProtectReads && opts.Auth.ReadToken == "" {
+		return nil, errors.New("httpapi: protecting reads needs a read token (set http.read_token or unset http.protect_reads)")
+	}
+	s := &Server{mux: http.NewServeMux(), log: log, opts: opts}
+	if opts.Registerer != nil {
+		if err := s.registerMetrics(opts.Registerer); err != nil {
+			return nil, err
+		}
+	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("httpapi: cannot listen on %s (choose another with --http-addr): %w", addr, err)
 	}
-	s := &Server{mux: http.NewServeMux(), ln: ln, log: log, opts: opts}
+	s.ln = ln
 	if opts.MaxInflightRequests > 0 {
 		s.inflight = make(chan struct{}, opts.MaxInflightRequests)
 	}
 	// Probes and scrapes bypass the in-flight cap.
-	s.handle("GET /healthz", s.probe(func(st Status) (bool, string) { return st.Live, "ok" }))
-	s.handle("GET /readyz", s.probe(func(st Status) (bool, string) { return st.Ready, "ready" }))
-	s.handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
+	s.handle("GET /healthz", open, s.probe(func(st Status) (bool, string) { return st.Live, "ok" }))
+	s.handle("GET /readyz", open, s.probe(func(st Status) (bool, string) { return st.Ready, "ready" }))
+	s.handle("GET /metrics", Read, promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
+	s.registerPprof()
 	return s, nil
+}
+
+// registerPprof serves net/http/pprof under /debug/pprof/ as admin
+// routes: profiles show code paths and can cost CPU, so only holders of
+// the admin token get them. A CPU profile or trace must fit in
+// http.write_timeout (pprof refuses a longer ?seconds=).
+func (s *Server) registerPprof() {
+	s.HandleAdmin("GET /debug/pprof/", http.HandlerFunc(pprof.Index))
+	s.HandleAdmin("GET /debug/pprof/cmdline", http.HandlerFunc(pprof.Cmdline))
+	s.HandleAdmin("GET /debug/pprof/profile", http.HandlerFunc(pprof.Profile))
+	s.HandleAdmin("GET /debug/pprof/symbol", http.HandlerFunc(pprof.Symbol))
+	s.HandleAdmin("POST /debug/pprof/symbol", http.HandlerFunc(pprof.Symbol))
+	s.HandleAdmin("GET /debug/pprof/trace", http.HandlerFunc(pprof.Trace))
+}
+
+// registerMetrics creates and registers the request metrics.
+func (s *Server) registerMetrics(reg prometheus.Registerer) error {
+	s.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "factory2_http_requests_total",
+		Help: "HTTP requests answered, by route (the registered pattern, e.g. \"POST /api/v1/events\") and status code. Requests matching no route are not counted.",
+	}, []string{"route", "code"})
+	s.seconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "factory2_http_request_seconds",
+		Help:    "Time to answer an HTTP request, by route; a streaming answer counts until it ends.",
+		Buckets: prometheus.ExponentialBuckets(1e-4, 4, 10),
+	}, []string{"route"})
+	for _, c := range []prometheus.Collector{s.requests, s.seconds} {
+		if err := reg.Register(c); err != nil {
+			return fmt.Errorf("httpapi: registering request metrics: %w", err)
+		}
+	}
+	return nil
 }
 
 // Status is what /healthz and /readyz report.
@@ -132,15 +198,42 @@ func (s *Server) probe(ok func(Status) (bool, string)) http.Handler {
 	})
 }
 
-// Handle registers h for pattern (net/http's ServeMux syntax, with
-// method). Requests to h count against Options.MaxInflightRequests.
+// Handle registers h as a read route for pattern (net/http's ServeMux
+// syntax, with method): open, or behind the read token when
+// Auth.ProtectReads is set. A route that changes state must use
+// HandleWrite or HandleAdmin instead. Requests to h count against
+// Options.MaxInflightRequests.
 func (s *Server) Handle(pattern string, h http.Handler) {
-	s.handle(pattern, s.capped(h))
+	s.handle(pattern, Read, s.capped(h))
 }
 
-func (s *Server) handle(pattern string, h http.Handler) {
+// HandleWrite registers h as a write route for pattern: it needs the
+// events token (Auth.EventsToken). Requests count against
+// Options.MaxInflightRequests.
+func (s *Server) HandleWrite(pattern string, h http.Handler) {
+	s.handle(pattern, Write, s.capped(h))
+}
+
+// HandleAdmin registers h as an admin route for pattern: it needs the
+// admin token (Auth.AdminToken), and is disabled (403) without one.
+// Admin requests are not capped, so an operator can look into a
+// saturated server.
+func (s *Server) HandleAdmin(pattern string, h http.Handler) {
+	s.handle(pattern, Admin, h)
+}
+
+// handle registers h for pattern behind the token check of class c,
+// counted in the request metrics under the route pattern.
+func (s *Server) handle(pattern string, c Class, h http.Handler) {
+	h = s.opts.Auth.guard(c, h)
+	if s.requests != nil {
+		route := prometheus.Labels{"route": pattern}
+		h = promhttp.InstrumentHandlerCounter(s.requests.MustCurryWith(route),
+			promhttp.InstrumentHandlerDuration(s.seconds.MustCurryWith(route), h))
+	}
 	s.mux.Handle(pattern, h)
 	s.routes = append(s.routes, pattern)
+	s.classes = append(s.classes, c)
 }
 
 // capped serves h only while fewer than MaxInflightRequests requests are
@@ -172,8 +265,22 @@ func Unavailable(w http.ResponseWriter, msg string) {
 // Routes lists the registered patterns, in registration order.
 func (s *Server) Routes() []string { return s.routes }
 
-// URL is the server's base URL.
-func (s *Server) URL() string { return "http://" + s.ln.Addr().String() }
+// RouteClasses returns the class of each registered pattern.
+func (s *Server) RouteClasses() map[string]Class {
+	m := make(map[string]Class, len(s.routes))
+	for i, r := range s.routes {
+		m[r] = s.classes[i]
+	}
+	return m
+}
+
+// URL is the server's base URL: https when it serves TLS.
+func (s *Server) URL() string {
+	if s.opts.TLS != nil {
+		return "https://" + s.ln.Addr().String()
+	}
+	return "http://" + s.ln.Addr().String()
+}
 
 // Run serves until ctx is done, then shuts down gracefully (5s).
 func (s *Server) Run(ctx context.Context) error {
@@ -198,7 +305,12 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(s.ln) }()
+	if s.opts.TLS != nil {
+		srv.TLSConfig = s.opts.TLS.tlsConfig()
+		go func() { errc <- srv.ServeTLS(s.ln, "", "") }()
+	} else {
+		go func() { errc <- srv.Serve(s.ln) }()
+	}
 	select {
 	case err := <-errc:
 		return fmt.Errorf("httpapi: %w", err)

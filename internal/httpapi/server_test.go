@@ -31,6 +31,13 @@ func start(t *testing.T, opts Options, register func(*Server)) *Server {
 		t.Fatal(err)
 	}
 	register(srv)
+	run(t, srv)
+	return srv
+}
+
+// run runs srv until the test ends.
+func run(t *testing.T, srv *Server) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Run(ctx) }()
@@ -40,7 +47,6 @@ func start(t *testing.T, opts Options, register func(*Server)) *Server {
 			t.Errorf("Run: %v", err)
 		}
 	})
-	return srv
 }
 
 // client returns an HTTP client of its own, closed when the test ends.

@@ -1,0 +1,204 @@
+package main
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"log/slog"
+	"math/big"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/factory2/factory2/internal/config"
+	"github.com/factory2/factory2/internal/httpapi"
+)
+
+// writePair writes a self-signed certificate and its key to dir.
+func writePair(t *testing.T, dir string, serial int64) (certFile, keyFile string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: "test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), DNSNames: []string{"test"}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile = filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return certFile, keyFile
+}
+
+// TestReloadOnHangup: SIGHUP makes the serving process reload its TLS
+// certificate.
+func TestReloadOnHangup(t *testing.T) {
+	// Catch SIGHUP in the test too: until reloadOnHangup has registered,
+	// a SIGHUP must not end the test binary.
+	guard := make(chan os.Signal, 16)
+	signal.Notify(guard, syscall.SIGHUP)
+	defer signal.Stop(guard)
+
+	dir := t.TempDir()
+	certFile, keyFile := writePair(t, dir, 1)
+	reg := prometheus.NewRegistry()
+	cert, err := httpapi.NewCertificate(certFile, keyFile, slog.New(slog.DiscardHandler), reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writePair(t, dir, 2)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { defer close(done); reloadOnHangup(ctx, cert) }()
+	defer func() { cancel(); <-done }()
+
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+		if n, err := testutil.GatherAndCount(reg, "factory2_http_tls_reloads_total"); err != nil || n == 0 {
+			t.Fatalf("reload metric: %d series, %v", n, err)
+		}
+		got, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if reloadsOK(got) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("SIGHUP never reloaded the certificate")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if s, _ := cert.GetCertificate(nil); s.Leaf.SerialNumber.Int64() != 2 {
+		t.Fatalf("serves certificate %d after SIGHUP, want 2", s.Leaf.SerialNumber.Int64())
+	}
+}
+
+// reloadsOK reads factory2_http_tls_reloads_total{result="ok"}.
+func reloadsOK(mfs []*dto.MetricFamily) float64 {
+	for _, mf := range mfs {
+		if mf.GetName() != "factory2_http_tls_reloads_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "result" && strings.EqualFold(l.GetValue(), "ok") {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return 0
+}
+
+// TestServeHTTPSecurity: the server serve builds from the configuration
+// speaks HTTPS with the configured pair, checks each route class's token,
+// and registers every processor query API as a read route.
+func TestServeHTTPSecurity(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile := writePair(t, dir, 7)
+	cfg := config.Default()
+	cfg.HTTP.Addr = "127.0.0.1:0"
+	cfg.State.Dir = t.TempDir()
+	cfg.HTTP.TLSCertFile, cfg.HTTP.TLSKeyFile = certFile, keyFile
+	cfg.HTTP.Token, cfg.HTTP.AdminToken, cfg.HTTP.ReadToken, cfg.HTTP.ProtectReads = "w-token", "a-token", "r-token", true
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	p, err := newPipeline(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, closeHTTP, err := p.listenHTTP()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeHTTP()
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	if !strings.HasPrefix(srv.URL(), "https://") {
+		t.Fatalf("URL %s, want https", srv.URL())
+	}
+	for route, class := range srv.RouteClasses() {
+		want := httpapi.Read
+		switch {
+		case route == "POST /api/v1/events":
+			want = httpapi.Write
+		case strings.Contains(route, "/debug/pprof/"):
+			want = httpapi.Admin
+		case route == "GET /healthz" || route == "GET /readyz":
+			continue
+		}
+		if class != want {
+			t.Errorf("%s is a %s route, want %s", route, class, want)
+		}
+	}
+
+	cert, _ := p.cert.GetCertificate(nil)
+	pool := x509.NewCertPool()
+	pool.AddCert(cert.Leaf)
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: "test"}}
+	defer tr.CloseIdleConnections()
+	cl := &http.Client{Transport: tr, Timeout: 30 * time.Second}
+	for _, c := range []struct {
+		method, path, tok string
+		want              int
+	}{
+		{"GET", "/healthz", "", 200},
+		{"GET", "/metrics", "", 401},
+		{"GET", "/metrics", "r-token", 200},
+		{"GET", "/api/v1/composes", "", 401},
+		{"GET", "/api/v1/composes", "nope", 403},
+		{"GET", "/debug/pprof/", "r-token", 403},
+		{"GET", "/debug/pprof/", "a-token", 200},
+		{"POST", "/api/v1/events", "r-token", 403},
+		{"POST", "/api/v1/events", "", 401},
+	} {
+		req, err := http.NewRequestWithContext(t.Context(), c.method, srv.URL()+c.path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.tok != "" {
+			req.Header.Set("Authorization", "Bearer "+c.tok)
+		}
+		resp, err := cl.Do(req)
+		if err != nil {
+			t.Fatalf("%s %s: %v", c.method, c.path, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != c.want {
+			t.Errorf("%s %s with %q: %s, want %d", c.method, c.path, c.tok, resp.Status, c.want)
+		}
+	}
+}
