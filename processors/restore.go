@@ -172,8 +172,7 @@ func (t *task) restoreStore(ctx context.Context, store, topic string, from, end 
 	t.r.log.Info("restoring state from changelog", "task", t.label, "store", store, "from", from, "to", end, "records_max", end-from)
 	t.r.metrics.restoring.Inc()
 	defer t.r.metrics.restoring.Dec()
-	cl, err := kgo.NewClient(append([]kgo.Opt{
-		kgo.SeedBrokers(t.r.cfg.Brokers...),
+	cl, err := NewClient(t.r.cfg.Brokers, t.r.cfg.ClientOpts,
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {t.partition: kgo.NewOffset().At(from)}}),
 		// Only committed changelog data: an aborted transaction's
 		// records never reach the store.
@@ -182,8 +181,8 @@ func (t *task) restoreStore(ctx context.Context, store, topic string, from, end 
 		// position can reach the end offset, which is one past the
 		// last transaction's commit marker.
 		kgo.KeepControlRecords(),
-		kgo.FetchMaxBytes(64 << 20),
-	}, t.r.cfg.ClientOpts...)...)
+		kgo.FetchMaxBytes(64<<20),
+	)
 	if err != nil {
 		return err
 	}

@@ -77,7 +77,8 @@ func (a *app) addBrokersFlag(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&a.brokers, "brokers", def, "Kafka bootstrap `host:port,...` (env FACTORY2_BROKERS; default from --config, else "+config.DefaultBrokers+")")
 }
 
-// config loads --config (or the defaults) and applies flag overrides.
+// config loads --config (or the defaults) and applies the overrides of
+// flags and environment (--brokers, FACTORY2_KAFKA_USERNAME).
 func (a *app) config() (config.Config, error) {
 	cfg := config.Default()
 	if a.configPath != "" {
@@ -88,6 +89,9 @@ func (a *app) config() (config.Config, error) {
 	}
 	if a.brokers != "" {
 		cfg.Brokers = splitList(a.brokers)
+	}
+	if u := os.Getenv(config.EnvKafkaUsername); u != "" {
+		cfg.Kafka.SASL.Username = u
 	}
 	return cfg, cfg.Validate()
 }

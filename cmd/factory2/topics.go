@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/factory2/factory2/internal/config"
+	"github.com/factory2/factory2/internal/kclient"
 	"github.com/factory2/factory2/topics"
 )
 
@@ -164,10 +165,11 @@ func catalog(cfg config.Config) (*topics.Catalog, error) {
 	return topics.New(cfg.Topics.Catalog())
 }
 
-// kafkaClient connects to cfg.Brokers and fails fast, with a clear error,
-// when no broker answers.
+// kafkaClient connects to cfg.Brokers, secured by cfg.Kafka (TLS, SASL),
+// and fails fast, with a clear error, when no broker answers or the
+// brokers refuse its credentials.
 func kafkaClient(ctx context.Context, cfg config.Config, opts ...kgo.Opt) (*kgo.Client, error) {
-	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(cfg.Brokers...)}, opts...)...)
+	cl, err := kclient.New(cfg.Brokers, cfg.Kafka, opts...)
 	if err != nil {
 		return nil, err
 	}
