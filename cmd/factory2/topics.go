@@ -13,6 +13,8 @@ import (
 
 	"github.com/factory2/factory2/internal/config"
 	"github.com/factory2/factory2/internal/kclient"
+	"github.com/factory2/factory2/processors"
+	"github.com/factory2/factory2/processors/deps"
 	"github.com/factory2/factory2/topics"
 )
 
@@ -59,7 +61,7 @@ partitions and replication, and what it holds. Changes nothing.
 		c.Flags().DurationVar(&timeout, "timeout", 30*time.Second, "give up after this long")
 		addOutputFlag(c.Flags(), &output)
 	}
-	cmd.AddCommand(ensure, describe)
+	cmd.AddCommand(ensure, describe, a.topicsACLsCmd())
 	return cmd
 }
 
@@ -76,7 +78,7 @@ func (a *app) runTopics(ctx context.Context, timeout time.Duration, output strin
 	if err != nil {
 		return err
 	}
-	cfg, cat, err := a.configAndCatalog()
+	cfg, cat, _, err := a.configAndFullCatalog()
 	if err != nil {
 		return err
 	}
@@ -163,6 +165,28 @@ func writeTopicsText(w io.Writer, st []topics.Status) error {
 // processor this binary runs.
 func catalog(cfg config.Config) (*topics.Catalog, error) {
 	return topics.New(cfg.Topics.Catalog())
+}
+
+// configAndFullCatalog is configAndCatalog with the changelogs of every
+// processor this binary runs, which a runner adds when it is built: what
+// `topics ensure` must create for `serve --ensure-topics=false` (the
+// processors' principal may not create topics), and what `topics acls`
+// grants. It builds the gating engine, so it needs the policies.
+func (a *app) configAndFullCatalog() (config.Config, *topics.Catalog, []processors.Spec, error) {
+	cfg, cat, err := a.configAndCatalog()
+	if err != nil {
+		return cfg, nil, nil, err
+	}
+	specs, _, err := processorSpecs(cfg, cat, deps.NewGraph())
+	if err != nil {
+		return cfg, nil, nil, err
+	}
+	for _, s := range specs {
+		for _, store := range s.Stores {
+			cat.AddChangelog(s.Name, store) // as processors.NewRunner does
+		}
+	}
+	return cfg, cat, specs, nil
 }
 
 // kafkaClient connects to cfg.Brokers, secured by cfg.Kafka (TLS, SASL),
