@@ -343,6 +343,9 @@ func (e *secureEnv) testPipeline(t *testing.T) {
 	}
 	e.checkMetrics(t, srv.url)
 	srv.stop(t)
+	if !strings.Contains(srv.logs.String(), "restoring state from changelog") {
+		t.Errorf("the restarted serve restored no store from its changelog; its log:\n%s", srv.logs)
+	}
 
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -9,6 +11,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/factory2/factory2/internal/config"
@@ -201,6 +204,14 @@ func kafkaClient(ctx context.Context, cfg config.Config, opts ...kgo.Opt) (*kgo.
 	defer cancel()
 	if err := cl.Ping(pctx); err != nil {
 		cl.Close()
+		var unknownCA x509.UnknownAuthorityError
+		switch {
+		case errors.Is(err, kerr.SaslAuthenticationFailed):
+			return nil, fmt.Errorf("the Kafka brokers at %v refuse the credentials of user %q (kafka.sasl; %s overrides the user): %w",
+				cfg.Brokers, cfg.Kafka.SASL.Username, config.EnvKafkaUsername, err)
+		case errors.As(err, &unknownCA):
+			return nil, fmt.Errorf("the Kafka brokers at %v present a certificate that kafka.tls.ca_file does not trust: %w", cfg.Brokers, err)
+		}
 		return nil, fmt.Errorf("no Kafka broker answers at %v (start one with `factory2 dev` or `make kafka-up`, or pass --brokers): %w", cfg.Brokers, err)
 	}
 	return cl, nil
