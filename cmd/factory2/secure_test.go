@@ -353,21 +353,52 @@ func (e *secureEnv) testPipeline(t *testing.T) {
 	must(t, err)
 	recs, err := processors.ReadCommitted(ctx, adminCfg.Brokers, p.decisionTopics(), kopts...)
 	must(t, err)
-	var got []string
-	for _, r := range recs {
-		got = append(got, decisionLine(t, watchRecord(p.cat, p.codec, r)))
+	lines := make([]watchLine, len(recs))
+	for i, r := range recs {
+		lines[i] = watchRecord(p.cat, p.codec, r)
 	}
-	slices.Sort(got)
+	got := decisionSet(t, lines)
 	if !slices.Equal(got, want) {
 		t.Errorf("decisions in read_committed differ from the reference run's (%d, want %d):\n%s",
 			len(got), len(want), lineDiff(got, want))
 	}
 }
 
-// decisionLine is what must match between runs: topic, key and record
-// without its ingest_time; partitions, offsets and the times records were
-// written differ.
-func decisionLine(t *testing.T, l watchLine) string {
+// decisionSet is what must match between two runs of the sample, sorted:
+// every decision (topic, key, record without its ingest_time), but of
+// compose-ready only the last of each compose. A compose's readiness
+// while its members load from several partitions ("2 of 3 partitions
+// have sent") depends on the order the partitions are read in, which
+// differs between runs; its final readiness does not. It fails t if a
+// decision id appears twice: each decision is made exactly once.
+func decisionSet(t *testing.T, lines []watchLine) []string {
+	t.Helper()
+	var out []string
+	ids := map[string]bool{}
+	lastCompose := map[string]string{}
+	for _, l := range lines {
+		line, id := decisionLine(t, l)
+		if ids[id] {
+			t.Errorf("decision %s is in %s twice: %s", id, l.Topic, line)
+		}
+		ids[id] = true
+		if strings.HasSuffix(l.Topic, topics.DecisionsComposeReady) {
+			lastCompose[l.Key] = line
+			continue
+		}
+		out = append(out, line)
+	}
+	for _, line := range lastCompose {
+		out = append(out, line)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// decisionLine is l as decisionSet compares it: topic, key and record
+// without its ingest_time (partitions, offsets and the times records were
+// written differ between runs); and the decision's id.
+func decisionLine(t *testing.T, l watchLine) (line, id string) {
 	t.Helper()
 	var rec map[string]any
 	if err := json.Unmarshal(l.Record, &rec); err != nil {
@@ -376,7 +407,8 @@ func decisionLine(t *testing.T, l watchLine) string {
 	delete(rec, "ingest_time")
 	j, err := json.Marshal(rec) // map keys sorted
 	must(t, err)
-	return l.Topic + " " + l.Key + " " + string(j)
+	id, _ = rec["id"].(string)
+	return l.Topic + " " + l.Key + " " + string(j), id
 }
 
 // lineDiff lists the lines only one of two sorted lists has, or that
@@ -403,7 +435,7 @@ func lineDiff(got, want []string) string {
 
 // referenceDecisions runs the sample through `factory2 dev` with the
 // same configuration (its embedded broker, no security) and returns its
-// decision lines, sorted.
+// decisionSet.
 func (e *secureEnv) referenceDecisions(t *testing.T) []string {
 	t.Helper()
 	stdout, stderr, err := evCLIWithin(t, 4*time.Minute, "--config", e.config, "dev", "--exit-after-sample",
@@ -411,16 +443,15 @@ func (e *secureEnv) referenceDecisions(t *testing.T) []string {
 	if err != nil {
 		t.Fatalf("reference run: dev: %v\n%s", err, stderr)
 	}
-	var lines []string
+	var lines []watchLine
 	for l := range strings.Lines(stdout) {
 		var w watchLine
 		if err := json.Unmarshal([]byte(l), &w); err != nil {
 			t.Fatalf("reference run: %q: %v", l, err)
 		}
-		lines = append(lines, decisionLine(t, w))
+		lines = append(lines, w)
 	}
-	slices.Sort(lines)
-	return lines
+	return decisionSet(t, lines)
 }
 
 // emitStep emits one step of the sample as JSON events with `factory2
