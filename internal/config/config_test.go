@@ -183,6 +183,11 @@ func TestLoadBad(t *testing.T) {
 			"composes[3] (fedora-42-updates): cadence: window_start and window_end go together",
 			"composes[4] (eln): cadence: window_start and window_end are both 03:00",
 		},
+		"kafka.bad.yml": {
+			"kafka.tls: ca_file, cert_file, key_file and server_name need kafka.tls.enabled: true",
+			"kafka.tls: cert_file and key_file go together",
+			`kafka.sasl.mechanism "scram-sha-512": unknown; want one of SCRAM-SHA-256, SCRAM-SHA-512, PLAIN, OAUTHBEARER (did you mean SCRAM-SHA-512?`,
+		},
 		"invalid.bad.yml": {
 			`"nohostport"`, "instance_id", "partitions 0", "commit_interval 0s",
 			"http.addr", "signing rule no-key: key_id is required",
