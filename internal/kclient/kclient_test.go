@@ -156,3 +156,54 @@ func TestOneConstructor(t *testing.T) {
 		t.Errorf("%s: builds a Kafka client without kclient (use kclient.New, or processors.NewClient with the shared options)", f)
 	}
 }
+
+// TestMechanismsReadSecretEachTime: each mechanism has its name, sends
+// the secret of its file, and reads the file again at the next
+// authentication (a rotated password or token is used at once).
+func TestMechanismsReadSecretEachTime(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "secret")
+	write := func(s string) {
+		if err := os.WriteFile(file, []byte(s+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		sasl SASL
+		// sends reports whether the first message of an authentication
+		// carries secret (SCRAM's carries only the user and a nonce).
+		sends bool
+	}{
+		{SASL{Mechanism: "PLAIN", Username: "u", PasswordFile: file}, true},
+		{SASL{Mechanism: "OAUTHBEARER", TokenFile: file}, true},
+		{SASL{Mechanism: "SCRAM-SHA-256", Username: "u", PasswordFile: file}, false},
+		{SASL{Mechanism: "SCRAM-SHA-512", Username: "u", PasswordFile: file}, false},
+	} {
+		t.Run(tc.sasl.Mechanism, func(t *testing.T) {
+			write("first-secret")
+			m, err := tc.sasl.mechanism()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m.Name() != tc.sasl.Mechanism {
+				t.Errorf("mechanism name %q, want %q", m.Name(), tc.sasl.Mechanism)
+			}
+			for _, secret := range []string{"first-secret", "rotated-secret"} {
+				write(secret)
+				_, first, err := m.Authenticate(t.Context(), "127.0.0.1:9092")
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := strings.Contains(string(first), secret); got != tc.sends {
+					t.Errorf("first message %q carries %q: %v, want %v", first, secret, got, tc.sends)
+				}
+			}
+			if err := os.Remove(file); err != nil {
+				t.Fatal(err)
+			}
+			if _, _, err := m.Authenticate(t.Context(), "127.0.0.1:9092"); err == nil {
+				t.Error("authenticated with the secret's file gone")
+			}
+		})
+	}
+}
