@@ -202,6 +202,25 @@ func (e *secureEnv) testDenials(t *testing.T) {
 			t.Error("a TLS client without SASL was answered")
 		}
 	})
+	t.Run("PrincipalWithoutACLs", func(t *testing.T) {
+		// A client the CA knows (mutual TLS on the inter-broker listener:
+		// User:CN=factory2-client) but no ACL names gets nothing: no
+		// allow-everyone fallback.
+		cert, key := e.sb.ClientCert()
+		sec := kclient.Security{TLS: kclient.TLS{Enabled: true, CAFile: e.sb.CAFile(), CertFile: cert, KeyFile: key}}
+		cl, err := kclient.New([]string{e.sb.InternalAddr(t)}, sec, kgo.RequestRetries(0), kgo.RetryTimeout(5*time.Second))
+		must(t, err)
+		defer cl.Close()
+		ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+		defer cancel()
+		if err := cl.Ping(ctx); err != nil {
+			t.Fatalf("mutual TLS with the CA's client certificate: %v, want a connection (the refusal must be the ACLs')", err)
+		}
+		err = cl.ProduceSync(ctx, &kgo.Record{Topic: input, Value: []byte("garbage")}).FirstErr()
+		if !errors.Is(err, kerr.TopicAuthorizationFailed) {
+			t.Errorf("a principal without ACLs writing %s: %v, want TOPIC_AUTHORIZATION_FAILED", input, err)
+		}
+	})
 	t.Run("WrongPassword", func(t *testing.T) {
 		wrong := filepath.Join(t.TempDir(), "pw")
 		must(t, os.WriteFile(wrong, []byte("not-the-password\n"), 0o600))

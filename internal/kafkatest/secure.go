@@ -1,9 +1,9 @@
 package kafkatest
 
 import (
-	"context"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -116,16 +116,22 @@ func (s *SecureBroker) Security(user string) kclient.Security {
 	}
 }
 
+// InternalAddr is the inter-broker listener's host:port: TLS with a
+// client certificate the test CA signed required, no SASL; the
+// certificate's subject is the principal (User:CN=...).
+func (s *SecureBroker) InternalAddr(t testing.TB) string {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(s.Dir, "server.properties"))
+	if err != nil {
+		t.Fatalf("kafkatest: %v", err)
+	}
+	m := regexp.MustCompile(`(?m)^listeners=.*INTERNAL://([^,\s]+)`).FindSubmatch(data)
+	if m == nil {
+		t.Fatalf("kafkatest: no INTERNAL listener in %s/server.properties", s.Dir)
+	}
+	return string(m[1])
+}
+
 // Env returns the broker as an [Env], for [Topic] and [UniqueName]; its
 // clients must be built with [SecureBroker.Security].
 func (s *SecureBroker) Env() *Env { return &Env{brokers: []string{s.Addr}} }
-
-// ping checks that user can reach the broker.
-func (s *SecureBroker) ping(ctx context.Context, user string) error {
-	cl, err := kclient.New([]string{s.Addr}, s.Security(user))
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
-	return cl.Ping(ctx)
-}
