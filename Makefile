@@ -60,6 +60,11 @@ kafka-up-cluster: ## Start the three-broker test cluster if not running
 	$(KAFKA) fetch
 	$(KAFKA) up-cluster
 
+.PHONY: kafka-up-secure
+kafka-up-secure: ## Start the secured test broker (TLS, SCRAM, ACLs; 127.0.0.1:29492) if not running
+	$(KAFKA) fetch
+	$(KAFKA) up-secure
+
 .PHONY: kafka-down
 kafka-down: ## Stop the test brokers this tree started
 	$(KAFKA) down

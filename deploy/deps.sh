@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # deps.sh: install what building and testing factory2 needs, skipping what is there:
-# Java 17+, Maven, gcc (for go test -race), lz4 and chromium (the overview page's browser
-# test drives it headless) from Debian packages, apt's package
+# Java 17+, Maven, gcc (for go test -race), lz4, openssl and chromium (the overview page's
+# browser test drives it headless) from Debian packages, apt's package
 # lists (internal/debian's tests read the machine's own Packages index, which apt keeps
 # lz4-compressed), the Go modules (the binary's and deploy/check's), and the Apache
 # Kafka jars (deploy/kafka/kafka.sh fetch). Non-interactive; safe to rerun.
@@ -26,6 +26,8 @@ command -v mvn >/dev/null || pkgs+=(maven)
 command -v gcc >/dev/null || pkgs+=(gcc)
 command -v lz4 >/dev/null || pkgs+=(lz4)
 command -v chromium >/dev/null || pkgs+=(chromium)
+# openssl makes the secured test broker's CA and certificates (kafka.sh up-secure).
+command -v openssl >/dev/null || pkgs+=(openssl)
 
 # as_root WHY CMD...: run CMD as root, through sudo when not root.
 as_root() {

@@ -75,9 +75,8 @@ func Apply(ctx context.Context, spec Spec, cfg Config, red *Rederived) (ApplySta
 
 	assigned := make(chan struct{}, 1)
 	want := len(spec.Inputs) * len(red.Partitions)
-	sess, err := kgo.NewGroupTransactSession(append([]kgo.Opt{
-		kgo.SeedBrokers(r.cfg.Brokers...),
-		kgo.TransactionalID(r.txnID + "/apply"),
+	sess, err := newSession(r.cfg.Brokers, r.cfg.ClientOpts,
+		kgo.TransactionalID(r.txnID+"/apply"),
 		kgo.TransactionTimeout(r.cfg.TransactionTimeout),
 		kgo.ConsumerGroup(r.group),
 		kgo.ConsumeTopics(spec.Inputs...),
@@ -97,7 +96,7 @@ func Apply(ctx context.Context, spec Spec, cfg Config, red *Rederived) (ApplySta
 				}
 			}
 		}),
-	}, r.cfg.ClientOpts...)...)
+	)
 	if err != nil {
 		return st, err
 	}

@@ -83,15 +83,14 @@ func (f *Follower) behindLocked() int64 {
 
 // Run follows the topics until ctx ends.
 func (f *Follower) Run(ctx context.Context) error {
-	cl, err := kgo.NewClient(append([]kgo.Opt{
-		kgo.SeedBrokers(f.cfg.Brokers...),
+	cl, err := NewClient(f.cfg.Brokers, f.cfg.ClientOpts,
 		kgo.ConsumeTopics(f.cfg.Topics...),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		// Markers are fetched too, so the position reaches the last
 		// stable offset: how "loaded" is told.
 		kgo.KeepControlRecords(),
-	}, f.cfg.ClientOpts...)...)
+	)
 	if err != nil {
 		return err
 	}

@@ -94,7 +94,7 @@ func offlineRunner(ctx context.Context, spec Spec, cfg Config) (*Runner, error) 
 	if err != nil {
 		return nil, err
 	}
-	r.admin, err = kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(r.cfg.Brokers...)}, r.cfg.ClientOpts...)...)
+	r.admin, err = NewClient(r.cfg.Brokers, r.cfg.ClientOpts)
 	if err != nil {
 		return nil, err
 	}
@@ -142,7 +142,7 @@ func Rederive(ctx context.Context, spec Spec, cfg Config, dir string, parts []in
 	if err := errors.Join(spec.Validate(), cfg.validate()); err != nil {
 		return nil, err
 	}
-	adminCl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(cfg.Brokers...)}, cfg.ClientOpts...)...)
+	adminCl, err := NewClient(cfg.Brokers, cfg.ClientOpts)
 	if err != nil {
 		return nil, err
 	}
@@ -192,12 +192,11 @@ func rederivePartition(ctx context.Context, spec Spec, cfg Config, dir string, p
 	if len(assign) == 0 {
 		return nil
 	}
-	cl, err := kgo.NewClient(append([]kgo.Opt{
-		kgo.SeedBrokers(cfg.Brokers...),
+	cl, err := NewClient(cfg.Brokers, cfg.ClientOpts,
 		kgo.ConsumePartitions(assign),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.KeepControlRecords(),
-	}, cfg.ClientOpts...)...)
+	)
 	if err != nil {
 		return err
 	}
@@ -303,17 +302,18 @@ func rederivePartition(ctx context.Context, spec Spec, cfg Config, dir string, p
 // offsets when it starts, as a read_committed consumer sees them, in fetch
 // order (offset order within a partition). It is for bounded reads of
 // decision and changelog topics: replay's diff, apply, dev's printout.
+// opts are the process's shared client options (Config.ClientOpts: TLS,
+// SASL).
 func ReadCommitted(ctx context.Context, brokers, topics []string, opts ...kgo.Opt) ([]*kgo.Record, error) {
 	if len(topics) == 0 {
 		return nil, nil // listing no topics would list every topic of the cluster
 	}
-	cl, err := kgo.NewClient(append([]kgo.Opt{
-		kgo.SeedBrokers(brokers...),
+	cl, err := NewClient(brokers, opts,
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		// Control records are returned so that the position can reach
 		// the end offset, one past the last transaction's commit marker.
 		kgo.KeepControlRecords(),
-	}, opts...)...)
+	)
 	if err != nil {
 		return nil, err
 	}

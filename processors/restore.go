@@ -176,8 +176,7 @@ func (t *task) restoreStore(ctx context.Context, store, topic string, from, end 
 	defer func() { t.r.metrics.restoreRemaining.Sub(float64(left)) }()
 	t.r.metrics.restoring.Inc()
 	defer t.r.metrics.restoring.Dec()
-	cl, err := kgo.NewClient(append([]kgo.Opt{
-		kgo.SeedBrokers(t.r.cfg.Brokers...),
+	cl, err := NewClient(t.r.cfg.Brokers, t.r.cfg.ClientOpts,
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {t.partition: kgo.NewOffset().At(from)}}),
 		// Only committed changelog data: an aborted transaction's
 		// records never reach the store.
@@ -186,8 +185,8 @@ func (t *task) restoreStore(ctx context.Context, store, topic string, from, end 
 		// position can reach the end offset, which is one past the
 		// last transaction's commit marker.
 		kgo.KeepControlRecords(),
-		kgo.FetchMaxBytes(64 << 20),
-	}, t.r.cfg.ClientOpts...)...)
+		kgo.FetchMaxBytes(64<<20),
+	)
 	if err != nil {
 		return err
 	}

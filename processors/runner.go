@@ -330,7 +330,7 @@ func (r *Runner) Group() string { return r.group }
 // every task and leaves the group.
 func (r *Runner) Run(ctx context.Context) error {
 	var err error
-	r.admin, err = kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(r.cfg.Brokers...)}, r.cfg.ClientOpts...)...)
+	r.admin, err = NewClient(r.cfg.Brokers, r.cfg.ClientOpts)
 	if err != nil {
 		return err
 	}
@@ -485,7 +485,6 @@ func (r *Runner) deleteRetention(topic string) time.Duration {
 // stop).
 func (r *Runner) session(ctx context.Context) error {
 	opts := []kgo.Opt{
-		kgo.SeedBrokers(r.cfg.Brokers...),
 		kgo.TransactionalID(r.txnID),
 		kgo.TransactionTimeout(r.cfg.TransactionTimeout),
 		kgo.ConsumerGroup(r.group),
@@ -534,11 +533,10 @@ func (r *Runner) session(ctx context.Context) error {
 		// runner then raised the limit of every topic it writes to).
 		kgo.ProducerBatchMaxBytes(int32(max(r.maxRecordBytes(), 1_000_012))),
 	}
-	opts = append(opts, r.cfg.ClientOpts...)
 	if len(r.cfg.SessionHooks) > 0 {
 		opts = append(opts, kgo.WithHooks(r.cfg.SessionHooks...))
 	}
-	sess, err := kgo.NewGroupTransactSession(opts...)
+	sess, err := newSession(r.cfg.Brokers, r.cfg.ClientOpts, opts...)
 	if err != nil {
 		return &fatalError{err}
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/factory2/factory2/internal/config"
 	"github.com/factory2/factory2/internal/embedded"
 	"github.com/factory2/factory2/internal/ingest"
+	"github.com/factory2/factory2/internal/kclient"
 	"github.com/factory2/factory2/internal/sample"
 	"github.com/factory2/factory2/processors"
 	"github.com/factory2/factory2/topics"
@@ -110,6 +111,9 @@ func (a *app) runDev(ctx context.Context, o devOpts) error {
 	}
 	defer broker.Close()
 	cfg.Brokers = []string{broker.Addr()}
+	// The embedded broker is plaintext on loopback: the kafka section of
+	// --config is for external brokers.
+	cfg.Kafka = kclient.Security{}
 	cfg.State.Dir = filepath.Join(o.dataDir, "state")
 	cfg.HTTP.Addr = o.httpAddr
 	cfg.InstanceID = "dev"
@@ -232,7 +236,7 @@ type sampleRun struct {
 // the same on every run.
 func (a *app) feedSample(ctx context.Context, p *pipeline, run sampleRun) error {
 	parser := &ingest.Parser{Catalog: p.cat}
-	prod, err := ingest.NewProducer(ingest.ProducerConfig{Brokers: p.cfg.Brokers, TransactionalID: p.cat.Prefix() + "dev-sample", Codec: p.codec})
+	prod, err := ingest.NewProducer(ingest.ProducerConfig{Brokers: p.cfg.Brokers, ClientOpts: p.kafkaOpts, TransactionalID: p.cat.Prefix() + "dev-sample", Codec: p.codec})
 	if err != nil {
 		return err
 	}
@@ -272,7 +276,7 @@ func (a *app) feedSample(ctx context.Context, p *pipeline, run sampleRun) error 
 		return nil
 	}
 	if run.print {
-		n, err := printTopics(ctx, p.cfg.Brokers, run.out, p.decisionTopics())
+		n, err := printTopics(ctx, p.cfg.Brokers, p.kafkaOpts, run.out, p.decisionTopics())
 		a.say("factory2 dev: fed %d sample events (idempotent: their ids are fixed); %s", fed, plural(n, "decision"))
 		return err
 	}
@@ -593,8 +597,8 @@ func notYet(err error) bool {
 
 // printTopics prints every committed record of topics, up to their
 // current end, with out.
-func printTopics(ctx context.Context, brokers []string, out *recordPrinter, names []string) (int, error) {
-	recs, err := processors.ReadCommitted(ctx, brokers, names)
+func printTopics(ctx context.Context, brokers []string, kafkaOpts []kgo.Opt, out *recordPrinter, names []string) (int, error) {
+	recs, err := processors.ReadCommitted(ctx, brokers, names, kafkaOpts...)
 	if err != nil {
 		return 0, err
 	}

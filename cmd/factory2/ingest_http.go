@@ -36,8 +36,13 @@ func newIngestProducer(cfg config.Config, suffix string) (*ingest.Producer, erro
 	if err != nil {
 		return nil, err
 	}
+	kopts, err := cfg.Kafka.Opts()
+	if err != nil {
+		return nil, err
+	}
 	return ingest.NewProducer(ingest.ProducerConfig{
 		Brokers:            cfg.Brokers,
+		ClientOpts:         kopts,
 		TransactionalID:    ingestTxnID(cat, suffix),
 		TransactionTimeout: cfg.Processing.TransactionTimeout,
 		Codec:              codec,

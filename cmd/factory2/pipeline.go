@@ -35,15 +35,17 @@ import (
 // pipeline is everything one factory2 process runs: the processors on
 // the runtime, and the HTTP server. dev and serve build it the same way.
 type pipeline struct {
-	cfg     config.Config
-	log     *slog.Logger
-	cat     *topics.Catalog
-	codec   *avro.Codec
-	reg     *prometheus.Registry
-	cache   *state.Cache
-	runners []*processors.Runner
-	specs   []processors.Spec
-	gating  *gating.Engine
+	cfg   config.Config
+	log   *slog.Logger
+	cat   *topics.Catalog
+	codec *avro.Codec
+	reg   *prometheus.Registry
+	cache *state.Cache
+	// kafkaOpts secure every Kafka client of the pipeline (cfg.Kafka).
+	kafkaOpts []kgo.Opt
+	runners   []*processors.Runner
+	specs     []processors.Spec
+	gating    *gating.Engine
 	// composes answers the compose queries on every instance.
 	composes *compose.Table
 	// graph is the dependency graph every instance holds, for trace
@@ -141,7 +143,10 @@ func newPipeline(cfg config.Config, log *slog.Logger) (*pipeline, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	p := &pipeline{cfg: cfg, log: log, cat: cat, codec: codec, reg: reg, cache: state.NewCache(cfg.State.CacheBytes)}
-	p.graph = deps.NewTable(deps.TableConfig{Brokers: cfg.Brokers, Catalog: cat, Logger: log})
+	if p.kafkaOpts, err = cfg.Kafka.Opts(); err != nil {
+		return nil, err
+	}
+	p.graph = deps.NewTable(deps.TableConfig{Brokers: cfg.Brokers, ClientOpts: p.kafkaOpts, Catalog: cat, Logger: log})
 	p.specs, p.gating, err = processorSpecs(cfg, cat, p.graph.Graph)
 	if err != nil {
 		return nil, err
@@ -156,7 +161,7 @@ func newPipeline(cfg config.Config, log *slog.Logger) (*pipeline, error) {
 		}
 		p.runners = append(p.runners, r)
 	}
-	p.composes, err = compose.NewTable(compose.TableConfig{Brokers: cfg.Brokers, Topic: cat.Name(topics.DecisionsComposeReady),
+	p.composes, err = compose.NewTable(compose.TableConfig{Brokers: cfg.Brokers, ClientOpts: p.kafkaOpts, Topic: cat.Name(topics.DecisionsComposeReady),
 		Codec: codec, Logger: log, Registerer: reg})
 	if err != nil {
 		return nil, err
@@ -178,6 +183,7 @@ func describe(r avro.Record) overview.Line {
 func (p *pipeline) runnerConfig() processors.Config {
 	return processors.Config{
 		Brokers:            p.cfg.Brokers,
+		ClientOpts:         p.kafkaOpts,
 		InstanceID:         p.cfg.InstanceID,
 		Catalog:            p.cat,
 		Codec:              p.codec,

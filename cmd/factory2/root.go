@@ -78,7 +78,8 @@ func (a *app) addBrokersFlag(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&a.brokers, "brokers", def, "Kafka bootstrap `host:port,...` (env FACTORY2_BROKERS; default from --config, else "+config.DefaultBrokers+")")
 }
 
-// config loads --config (or the defaults) and applies flag overrides.
+// config loads --config (or the defaults) and applies the overrides of
+// flags and environment (--brokers, FACTORY2_KAFKA_USERNAME).
 func (a *app) config() (config.Config, error) {
 	cfg := config.Default()
 	if a.configPath != "" {
@@ -92,6 +93,9 @@ func (a *app) config() (config.Config, error) {
 	}
 	if a.instanceID != "" {
 		cfg.InstanceID = a.instanceID
+	}
+	if u := os.Getenv(config.EnvKafkaUsername); u != "" {
+		cfg.Kafka.SASL.Username = u
 	}
 	return cfg, cfg.Validate()
 }

@@ -8,7 +8,10 @@ import (
 )
 
 func (a *app) serveCmd() *cobra.Command {
-	var ensure bool
+	var (
+		ensure   bool
+		httpAddr string
+	)
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the processors and the HTTP server against a Kafka cluster",
@@ -22,17 +25,18 @@ that one configuration serves every replica: a Kubernetes StatefulSet sets it
 from the pod name (deploy/k8s).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return a.runServe(cmd.Context(), ensure)
+			return a.runServe(cmd.Context(), ensure, httpAddr)
 		},
 	}
 	a.addBrokersFlag(cmd)
 	cmd.Flags().StringVar(&a.instanceID, "instance-id", os.Getenv("FACTORY2_INSTANCE_ID"),
 		"`name` of this instance, overriding instance_id of --config (env FACTORY2_INSTANCE_ID)")
 	cmd.Flags().BoolVar(&ensure, "ensure-topics", true, "create missing topics before starting")
+	cmd.Flags().StringVar(&httpAddr, "http-addr", "", "`host:port` of the HTTP server, overriding http.addr (port 0: any free port; the address is printed)")
 	return cmd
 }
 
-func (a *app) runServe(ctx context.Context, ensure bool) error {
+func (a *app) runServe(ctx context.Context, ensure bool, httpAddr string) error {
 	log, err := a.logger()
 	if err != nil {
 		return err
@@ -40,6 +44,9 @@ func (a *app) runServe(ctx context.Context, ensure bool) error {
 	cfg, err := a.config()
 	if err != nil {
 		return err
+	}
+	if httpAddr != "" {
+		cfg.HTTP.Addr = httpAddr
 	}
 	p, err := newPipeline(cfg, log)
 	if err != nil {

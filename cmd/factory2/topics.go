@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -9,9 +11,13 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/factory2/factory2/internal/config"
+	"github.com/factory2/factory2/internal/kclient"
+	"github.com/factory2/factory2/processors"
+	"github.com/factory2/factory2/processors/deps"
 	"github.com/factory2/factory2/topics"
 )
 
@@ -58,7 +64,7 @@ partitions and replication, and what it holds. Changes nothing.
 		c.Flags().DurationVar(&timeout, "timeout", 30*time.Second, "give up after this long")
 		addOutputFlag(c.Flags(), &output)
 	}
-	cmd.AddCommand(ensure, describe)
+	cmd.AddCommand(ensure, describe, a.topicsACLsCmd())
 	return cmd
 }
 
@@ -75,7 +81,7 @@ func (a *app) runTopics(ctx context.Context, timeout time.Duration, output strin
 	if err != nil {
 		return err
 	}
-	cfg, cat, err := a.configAndCatalog()
+	cfg, cat, _, err := a.configAndFullCatalog()
 	if err != nil {
 		return err
 	}
@@ -164,10 +170,33 @@ func catalog(cfg config.Config) (*topics.Catalog, error) {
 	return topics.New(cfg.Topics.Catalog())
 }
 
-// kafkaClient connects to cfg.Brokers and fails fast, with a clear error,
-// when no broker answers.
+// configAndFullCatalog is configAndCatalog with the changelogs of every
+// processor this binary runs, which a runner adds when it is built: what
+// `topics ensure` must create for `serve --ensure-topics=false` (the
+// processors' principal may not create topics), and what `topics acls`
+// grants. It builds the gating engine, so it needs the policies.
+func (a *app) configAndFullCatalog() (config.Config, *topics.Catalog, []processors.Spec, error) {
+	cfg, cat, err := a.configAndCatalog()
+	if err != nil {
+		return cfg, nil, nil, err
+	}
+	specs, _, err := processorSpecs(cfg, cat, deps.NewGraph())
+	if err != nil {
+		return cfg, nil, nil, err
+	}
+	for _, s := range specs {
+		for _, store := range s.Stores {
+			cat.AddChangelog(s.Name, store) // as processors.NewRunner does
+		}
+	}
+	return cfg, cat, specs, nil
+}
+
+// kafkaClient connects to cfg.Brokers, secured by cfg.Kafka (TLS, SASL),
+// and fails fast, with a clear error, when no broker answers or the
+// brokers refuse its credentials.
 func kafkaClient(ctx context.Context, cfg config.Config, opts ...kgo.Opt) (*kgo.Client, error) {
-	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(cfg.Brokers...)}, opts...)...)
+	cl, err := kclient.New(cfg.Brokers, cfg.Kafka, opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -175,6 +204,14 @@ func kafkaClient(ctx context.Context, cfg config.Config, opts ...kgo.Opt) (*kgo.
 	defer cancel()
 	if err := cl.Ping(pctx); err != nil {
 		cl.Close()
+		var unknownCA x509.UnknownAuthorityError
+		switch {
+		case errors.Is(err, kerr.SaslAuthenticationFailed):
+			return nil, fmt.Errorf("the Kafka brokers at %v refuse the credentials of user %q (kafka.sasl; %s overrides the user): %w",
+				cfg.Brokers, cfg.Kafka.SASL.Username, config.EnvKafkaUsername, err)
+		case errors.As(err, &unknownCA):
+			return nil, fmt.Errorf("the Kafka brokers at %v present a certificate that kafka.tls.ca_file does not trust: %w", cfg.Brokers, err)
+		}
 		return nil, fmt.Errorf("no Kafka broker answers at %v (start one with `factory2 dev` or `make kafka-up`, or pass --brokers): %w", cfg.Brokers, err)
 	}
 	return cl, nil

@@ -20,6 +20,7 @@ import (
 
 	"github.com/factory2/factory2/avro"
 	"github.com/factory2/factory2/internal/config"
+	"github.com/factory2/factory2/internal/kclient"
 	"github.com/factory2/factory2/topics"
 )
 
@@ -327,7 +328,6 @@ func (a *app) newWatcher(ctx context.Context, cfg config.Config, o watchOpts, na
 		start = kgo.NewOffset().AtStart()
 	}
 	opts := []kgo.Opt{
-		kgo.SeedBrokers(cfg.Brokers...),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.KeepControlRecords(),
 	}
@@ -378,7 +378,7 @@ func (a *app) newWatcher(ctx context.Context, cfg config.Config, o watchOpts, na
 		}
 		opts = append(opts, kgo.ConsumePartitions(parts))
 	}
-	w.cl, err = kgo.NewClient(opts...)
+	w.cl, err = kclient.New(cfg.Brokers, cfg.Kafka, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("watch: %w", err)
 	}

@@ -6,12 +6,26 @@
 #   kafka.sh check               fail, saying what is missing, unless Java 17+ and the jars are there
 #   kafka.sh up                  one broker on fresh storage; prints its bootstrap address
 #   kafka.sh up-cluster          three brokers (3 voters); prints the bootstrap addresses
-#   kafka.sh down [single|cluster|all]   stop what up/up-cluster started (default: all)
+#   kafka.sh up-secure           one secured broker (TLS, SASL/SCRAM, ACLs; see below); prints
+#                                its SASL_SSL bootstrap address
+#   kafka.sh down [single|cluster|secure|all]   stop what up/up-cluster/up-secure started (default: all)
 #   kafka.sh status              what runs
 #   kafka.sh stop-broker NODE... | kill-broker NODE... | start-broker NODE... | restart-broker NODE...
-#                                NODE is `single` or cluster node 1..3: SIGTERM, SIGKILL,
+#                                NODE is `single`, `secure` or cluster node 1..3: SIGTERM, SIGKILL,
 #                                start on its data (prints the addresses), stop then start
 #   kafka.sh clean               down, then remove run/ (storage and logs)
+#
+# The secured broker (node run/secure/) is what factory2's Kafka security is tested
+# against: a CA, the broker's certificate and a client certificate made with openssl in
+# run/secure/tls/ (ca.crt, broker.crt, client.crt and client.key); listeners SASL_SSL
+# (clients: SCRAM-SHA-256 and SCRAM-SHA-512, port $FACTORY2_KAFKA_SECURE_PORT, 29492),
+# CONTROLLER (29493) and INTERNAL (inter-broker, 29494), both TLS with a client
+# certificate required; the StandardAuthorizer with allow.everyone.if.no.acl.found=false
+# and super users User:admin and User:CN=broker (the broker's own certificate) only.
+# SCRAM users admin, factory2 (the processors) and hooks (ingestion) are created when
+# the storage is formatted, with random passwords in run/secure/secrets/<user>.password;
+# run/secure/admin.properties is a Kafka tool's --command-config for admin. Only admin
+# may do anything until ACLs are granted (factory2 topics acls).
 #
 # Several independent instances run side by side when each caller names its own run
 # directory and ports (FACTORY2_KAFKA_RUN, FACTORY2_KAFKA_PORT, ...; see README.md). The
@@ -48,6 +62,9 @@ cluster_ports="${FACTORY2_KAFKA_CLUSTER_PORTS:-29192,29292,29392}"
 cluster_controller_ports="${FACTORY2_KAFKA_CLUSTER_CONTROLLER_PORTS:-29193,29293,29393}"
 read -r -a cluster_ports <<<"${cluster_ports//,/ }"
 read -r -a cluster_controller_ports <<<"${cluster_controller_ports//,/ }"
+secure_port="${FACTORY2_KAFKA_SECURE_PORT:-29492}"
+secure_controller_port="${FACTORY2_KAFKA_SECURE_CONTROLLER_PORT:-29493}"
+secure_internal_port="${FACTORY2_KAFKA_SECURE_INTERNAL_PORT:-29494}"
 heap="${FACTORY2_KAFKA_HEAP:-512m}"
 # Extra JVM options for the brokers, split on spaces (e.g. -XX:TieredStopAtLevel=1).
 read -r -a jvm_opts <<<"${FACTORY2_KAFKA_JVM_OPTS:-}"
@@ -213,7 +230,7 @@ is_ours() {
 node_ports() {
 	local conf ports
 	conf="$(node_dir "$1")/server.properties"
-	ports="$(sed -n 's#^listeners=PLAINTEXT://[^:]*:\([0-9]*\),CONTROLLER://[^:]*:\([0-9]*\)$#\1 \2#p' "$conf" 2>/dev/null)"
+	ports="$(sed -n 's#^listeners=[A-Z_]*://[^:]*:\([0-9]*\),CONTROLLER://[^:]*:\([0-9]*\).*$#\1 \2#p' "$conf" 2>/dev/null)"
 	[[ $ports =~ ^[0-9]+\ [0-9]+$ ]] || die "no listeners in $conf"
 	printf '%s\n' "$ports"
 }
@@ -427,7 +444,7 @@ wait_ready() {
 	local names=("$@") start=$SECONDS name port dir probe_log bootstrap=()
 	for name in "${names[@]}"; do
 		dir="$(node_dir "$name")"
-		port="$(sed -n 's#^listeners=PLAINTEXT://[^:]*:\([0-9]*\),.*#\1#p' "$dir/server.properties")"
+		port="$(sed -n 's#^listeners=[A-Z_]*://[^:]*:\([0-9]*\),.*#\1#p' "$dir/server.properties")"
 		bootstrap+=("$host:$port")
 		while ! port_open "$port"; do
 			node_pid "$name" >/dev/null ||
@@ -443,7 +460,9 @@ wait_ready() {
 		IFS=,
 		echo "${bootstrap[*]}"
 	)"
-	local addr missing
+	local addr missing cc=()
+	# A secured node's probe authenticates as its admin.
+	[[ -f $(node_dir "${names[0]}")/admin.properties ]] && cc=(--command-config "$(node_dir "${names[0]}")/admin.properties")
 	while :; do
 		: >"$probe_log"
 		# BrokerApiVersionsCommand (bin/kafka-broker-api-versions.sh) asks each broker in
@@ -451,7 +470,7 @@ wait_ready() {
 		# "127.0.0.1:29092 (id: 1 rack: null isFenced: false) -> (".
 		missing=()
 		if java_tool "$probe_log" org.apache.kafka.tools.BrokerApiVersionsCommand \
-			--bootstrap-server "$joined"; then
+			--bootstrap-server "$joined" "${cc[@]}"; then
 			for addr in "${bootstrap[@]}"; do
 				grep -q "^$addr (id: [0-9]* .*isFenced: false) -> " "$probe_log" || missing+=("$addr")
 			done
@@ -489,6 +508,109 @@ cmd_up() {
 	wait_ready "$up_timeout" single
 	trap - EXIT
 	addrs single
+}
+
+# ---- secure ------------------------------------------------------------------------
+
+# make_certs DIR: a CA, the broker's certificate (127.0.0.1 and localhost) and a client
+# certificate, signed by the CA, in DIR (PEM; keys unencrypted PKCS#8, mode 600).
+# broker.pem is the broker's key and certificate chain, a Kafka PEM keystore.
+make_certs() {
+	local d="$1" log="$1/openssl.log"
+	command -v openssl >/dev/null || die "openssl not found (make deps installs it)"
+	mkdir -p "$d"
+	(
+		umask 077
+		set -e
+		openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/CN=factory2 test CA" \
+			-keyout "$d/ca.key" -out "$d/ca.crt" -addext basicConstraints=critical,CA:TRUE \
+			-addext keyUsage=critical,keyCertSign,cRLSign
+		for who in broker client; do
+			cn=broker ext="subjectAltName=IP:$host,DNS:localhost"
+			[[ $who == client ]] && cn=factory2-client ext="extendedKeyUsage=clientAuth"
+			openssl req -newkey rsa:2048 -nodes -subj "/CN=$cn" -keyout "$d/$who.key" -out "$d/$who.csr"
+			printf '%s\n' "$ext" >"$d/$who.ext"
+			openssl x509 -req -in "$d/$who.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" -CAcreateserial \
+				-days 30 -extfile "$d/$who.ext" -out "$d/$who.crt"
+			rm -f "$d/$who.csr" "$d/$who.ext"
+		done
+		cat "$d/broker.key" "$d/broker.crt" "$d/ca.crt" >"$d/broker.pem"
+	) >"$log" 2>&1 || die "making the test certificates failed; see $log"
+	chmod 644 "$d/ca.crt" "$d/broker.crt" "$d/client.crt"
+}
+
+# secure_config NAME: the secured broker's configuration: write_config's, with its
+# listeners replaced (clients on SASL_SSL only) and security added.
+secure_config() {
+	local dir conf
+	dir="$(node_dir "$1")"
+	conf="$dir/server.properties"
+	sed -i -e '/^listeners=/d' -e '/^advertised.listeners=/d' -e '/^listener.security.protocol.map=/d' \
+		-e '/^inter.broker.listener.name=/d' "$conf"
+	# listeners= comes first after the header: node_ports and wait_ready read it.
+	sed -i "/^controller.quorum.bootstrap.servers=/a listeners=SASL_SSL://$host:$secure_port,CONTROLLER://$host:$secure_controller_port,INTERNAL://$host:$secure_internal_port" "$conf"
+	cat >>"$conf" <<END
+# Secured (kafka.sh up-secure): clients authenticate with SCRAM over TLS; the
+# controller and inter-broker listeners take only a certificate the test CA signed.
+advertised.listeners=SASL_SSL://$host:$secure_port,CONTROLLER://$host:$secure_controller_port,INTERNAL://$host:$secure_internal_port
+listener.security.protocol.map=SASL_SSL:SASL_SSL,CONTROLLER:SSL,INTERNAL:SSL
+inter.broker.listener.name=INTERNAL
+sasl.enabled.mechanisms=SCRAM-SHA-256,SCRAM-SHA-512
+listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+ssl.keystore.type=PEM
+ssl.keystore.location=$dir/tls/broker.pem
+ssl.truststore.type=PEM
+ssl.truststore.location=$dir/tls/ca.crt
+ssl.client.auth=required
+# On SASL_SSL the SCRAM user is the principal; a client certificate is checked if sent.
+listener.name.sasl_ssl.ssl.client.auth=requested
+authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
+allow.everyone.if.no.acl.found=false
+super.users=User:admin;User:CN=broker
+END
+}
+
+cmd_up_secure() {
+	require_jars
+	if node_pid secure >/dev/null; then
+		log "secured broker already running"
+		addrs secure
+		return
+	fi
+	check_java
+	ports_free "$secure_port" "$secure_controller_port" "$secure_internal_port"
+	local dir
+	dir="$(node_dir secure)"
+	rm -rf "$dir"
+	write_config secure 1 "$secure_port" "$secure_controller_port" \
+		"$host:$secure_controller_port" 1 1
+	make_certs "$dir/tls"
+	secure_config secure
+	mkdir -p "$dir/secrets"
+	chmod 700 "$dir/secrets"
+	local user pw scram=()
+	for user in admin factory2 hooks; do
+		pw="$(head -c 18 /dev/urandom | base64 | tr '+/' '-_')"
+		(umask 077 && printf '%s\n' "$pw" >"$dir/secrets/$user.password")
+		scram+=(--add-scram "SCRAM-SHA-256=[name=$user,password=$pw]" --add-scram "SCRAM-SHA-512=[name=$user,password=$pw]")
+	done
+	(
+		umask 077
+		cat >"$dir/admin.properties" <<END
+security.protocol=SASL_SSL
+sasl.mechanism=SCRAM-SHA-512
+sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="admin" password="$(<"$dir/secrets/admin.password")";
+ssl.truststore.type=PEM
+ssl.truststore.location=$dir/tls/ca.crt
+END
+	)
+	format secure "$(new_uuid)" --standalone "${scram[@]}"
+	launch secure
+	trap 'stop_nodes secure' EXIT
+	wait_ready "$up_timeout" secure
+	trap - EXIT
+	addrs secure
 }
 
 # ---- cluster -----------------------------------------------------------------------
@@ -565,11 +687,12 @@ node_names() {
 	for a in "$@"; do
 		case "$a" in
 		single) names+=(single) ;;
+		secure) names+=(secure) ;;
 		1 | 2 | 3) names+=("$(cluster_name "$a")") ;;
 		*) die "expected single or a cluster node number 1, 2 or 3, got '$a'" ;;
 		esac
 	done
-	if [[ " ${names[*]} " == *" single "* ]] && ((${#names[@]} > 1)); then
+	if [[ " ${names[*]} " == *" single "* || " ${names[*]} " == *" secure "* ]] && ((${#names[@]} > 1)); then
 		die "single and cluster nodes belong to different clusters; name one kind per call"
 	fi
 }
@@ -676,15 +799,16 @@ cmd_down() {
 	local what="${1:-all}"
 	case "$what" in
 	single) stop_nodes single ;;
+	secure) stop_nodes secure ;;
 	cluster) stop_nodes cluster-1 cluster-2 cluster-3 ;;
-	all) stop_nodes single cluster-1 cluster-2 cluster-3 ;;
-	*) die "down takes single, cluster or all, not '$what'" ;;
+	all) stop_nodes single secure cluster-1 cluster-2 cluster-3 ;;
+	*) die "down takes single, cluster, secure or all, not '$what'" ;;
 	esac
 }
 
 cmd_status() {
 	local name pid any=0
-	for name in single cluster-1 cluster-2 cluster-3; do
+	for name in single secure cluster-1 cluster-2 cluster-3; do
 		if pid="$(node_pid "$name" 2>/dev/null)"; then
 			any=1
 			printf '%-10s running  pid %-8s %s\n' "$name" "$pid" "$(addrs "$name")"
@@ -715,7 +839,7 @@ usage() {
 }
 
 case "${1:-}" in
-up | up-cluster | down | stop-broker | kill-broker | start-broker | restart-broker | clean)
+up | up-cluster | up-secure | down | stop-broker | kill-broker | start-broker | restart-broker | clean)
 	lock "$run_root"
 	;;
 esac
@@ -727,6 +851,7 @@ fetch) cmd_fetch ;;
 check) cmd_check ;;
 up) cmd_up ;;
 up-cluster) cmd_up_cluster ;;
+up-secure) cmd_up_secure ;;
 down) cmd_down "${1:-all}" ;;
 status) cmd_status ;;
 stop-broker) cmd_stop_broker "$@" ;;

@@ -94,6 +94,7 @@ func Check(path string) error {
 			}
 		}
 	}
+	errs = append(errs, cfg.Kafka.CheckFiles()...)
 	if perr == nil {
 		errs = append(errs, contextProblems(cfg, ps)...)
 	}

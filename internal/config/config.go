@@ -24,6 +24,7 @@ import (
 
 	"github.com/factory2/factory2/internal/httpapi"
 	"github.com/factory2/factory2/internal/ingest"
+	"github.com/factory2/factory2/internal/kclient"
 	"github.com/factory2/factory2/processors/deps"
 	"github.com/factory2/factory2/processors/gating"
 	"github.com/factory2/factory2/topics"
@@ -34,6 +35,9 @@ import (
 type Config struct {
 	// Brokers are the Kafka bootstrap addresses.
 	Brokers []string `yaml:"brokers"`
+	// Kafka is how every Kafka client of the process connects: TLS and
+	// SASL (see kafka.go).
+	Kafka kclient.Security `yaml:"kafka"`
 	// InstanceID names this process among the instances of a deployment.
 	// It must be stable across restarts and unique among live instances:
 	// it is the transactional id prefix, so a restarted instance fences
@@ -309,8 +313,8 @@ func Default() Config {
 // Load reads the YAML file at path over the defaults and validates it,
 // reporting every problem at once: unknown keys and values of the wrong
 // type (each with its line), then every invalid value. Relative paths in
-// gating.policies are relative to the file's directory, so a
-// configuration and its policies can move together.
+// gating.policies and in the kafka section are relative to the file's
+// directory, so a configuration and its policies can move together.
 func Load(path string) (Config, error) {
 	cfg := Default()
 	data, err := os.ReadFile(path)
@@ -319,6 +323,7 @@ func Load(path string) (Config, error) {
 	}
 	err = Parse(data, &cfg)
 	cfg.Gating.Policies = resolvePaths(filepath.Dir(path), cfg.Gating.Policies)
+	cfg.Kafka = cfg.Kafka.ResolvePaths(filepath.Dir(path))
 	if err != nil {
 		return cfg, fmt.Errorf("config: %s: %w", path, err)
 	}
@@ -373,6 +378,7 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("brokers: %q: want host:port", b))
 		}
 	}
+	errs = append(errs, c.Kafka.Validate()...)
 	if c.InstanceID == "" || strings.ContainsAny(c.InstanceID, " /") {
 		errs = append(errs, fmt.Errorf("instance_id %q: must be non-empty without spaces or slashes", c.InstanceID))
 	}

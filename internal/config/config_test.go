@@ -192,6 +192,11 @@ func TestLoadBad(t *testing.T) {
 			"http.tls_cert_file and http.tls_key_file: set both",
 			"http.protect_reads: needs http.read_token",
 		},
+		"kafka.bad.yml": {
+			"kafka.tls: ca_file, cert_file, key_file and server_name need kafka.tls.enabled: true",
+			"kafka.tls: cert_file and key_file go together",
+			`kafka.sasl.mechanism "scram-sha-512": unknown; want one of SCRAM-SHA-256, SCRAM-SHA-512, PLAIN, OAUTHBEARER (did you mean SCRAM-SHA-512?`,
+		},
 		"invalid.bad.yml": {
 			`"nohostport"`, "instance_id", "partitions 0", "commit_interval 0s",
 			"http.addr", "signing rule no-key: key_id is required",

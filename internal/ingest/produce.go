@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/factory2/factory2/avro"
+	"github.com/factory2/factory2/internal/kclient"
 )
 
 // ErrNoTopic: an event's topic does not exist on the cluster.
@@ -66,7 +67,8 @@ type ProducerConfig struct {
 	// exceeds its topic's max.message.bytes is then refused by Kafka
 	// (also a *TooLargeError).
 	MaxEventBytes int
-	// ClientOpts are further franz-go options (TLS, SASL, hooks).
+	// ClientOpts are the process's shared franz-go options (TLS, SASL,
+	// hooks: kclient's), applied after the producer's own.
 	ClientOpts []kgo.Opt
 	// Now is the ingest clock; nil means time.Now. Produce reads it once
 	// per batch (see Produce for the times it gives).
@@ -336,15 +338,13 @@ func (p *Producer) client() (*kgo.Client, error) {
 		return p.cl, nil
 	}
 	opts := []kgo.Opt{
-		kgo.SeedBrokers(p.cfg.Brokers...),
 		kgo.TransactionalID(p.cfg.TransactionalID),
 		kgo.TransactionTimeout(p.cfg.TransactionTimeout),
 	}
 	if limit := p.cfg.MaxEventBytes + recordFraming; limit > defaultBatchMaxBytes {
 		opts = append(opts, kgo.ProducerBatchMaxBytes(int32(limit)))
 	}
-	opts = append(opts, p.cfg.ClientOpts...)
-	cl, err := kgo.NewClient(opts...)
+	cl, err := kclient.NewClient(p.cfg.Brokers, p.cfg.ClientOpts, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("ingest: %w", err)
 	}

@@ -523,7 +523,7 @@ const tailLines = 20
 func (b *Brokers) logTails() {
 	for _, node := range b.nodes {
 		name := node
-		if name != "single" {
+		if name != "single" && name != "secure" {
 			name = "cluster-" + node
 		}
 		logs := filepath.Join(b.dir, name, "logs")

@@ -140,8 +140,7 @@ func NewTable(cfg TableConfig) (*Table, error) {
 // never returns because of one; it returns an error only when its Kafka
 // client cannot be built (bad options). Run once.
 func (t *Table) Run(ctx context.Context) error {
-	cl, err := kgo.NewClient(append([]kgo.Opt{
-		kgo.SeedBrokers(t.cfg.Brokers...),
+	cl, err := processors.NewClient(t.cfg.Brokers, t.cfg.ClientOpts,
 		kgo.ConsumeTopics(t.cfg.Topic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
@@ -150,7 +149,7 @@ func (t *Table) Run(ctx context.Context) error {
 		// transaction's commit marker is the last offset of its
 		// partition.
 		kgo.KeepControlRecords(),
-	}, t.cfg.ClientOpts...)...)
+	)
 	if err != nil {
 		return fmt.Errorf("compose: table: Kafka client: %w", err)
 	}
