@@ -166,7 +166,7 @@ func newPipeline(cfg config.Config, log *slog.Logger) (*pipeline, error) {
 	if err != nil {
 		return nil, err
 	}
-	p.overview, err = overview.New(overview.Config{Brokers: cfg.Brokers, Catalog: cat, Codec: codec,
+	p.overview, err = overview.New(overview.Config{Brokers: cfg.Brokers, ClientOpts: p.kafkaOpts, Catalog: cat, Codec: codec,
 		Composes: p.composes, Graph: p.graph, Describe: describe, Logger: log, Registerer: reg})
 	if err != nil {
 		return nil, err

@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/factory2/factory2/avro"
+	"github.com/factory2/factory2/internal/kclient"
 	"github.com/factory2/factory2/processors/compose"
 	"github.com/factory2/factory2/processors/deps"
 	"github.com/factory2/factory2/topics"
@@ -203,12 +204,11 @@ func New(cfg Config) (*Overview, error) {
 func (o *Overview) Run(ctx context.Context) error {
 	defer o.hub.close()
 	start := kgo.NewOffset().AfterMilli(time.Now().Add(-o.cfg.Lookback).UnixMilli())
-	cl, err := kgo.NewClient(append([]kgo.Opt{
-		kgo.SeedBrokers(o.cfg.Brokers...),
+	cl, err := kclient.NewClient(o.cfg.Brokers, o.cfg.ClientOpts,
 		kgo.ConsumeTopics(o.topics...),
 		kgo.ConsumeResetOffset(start),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-	}, o.cfg.ClientOpts...)...)
+	)
 	if err != nil {
 		return fmt.Errorf("overview: Kafka client: %w", err)
 	}
