@@ -27,6 +27,8 @@
     const tr = document.createElement("tr");
     tr.className = "decision fresh";
     tr.dataset.seq = d.seq;
+    tr.dataset.kind = d.kind;
+    tr.dataset.subject = d.subject;
     const time = cell("time", when(d.time));
     time.title = "triggered by an event of " + when(d.event_time);
     tr.append(time, cell("kind", d.kind));
