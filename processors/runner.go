@@ -25,7 +25,7 @@ import (
 
 // minCommitGap is the least time between two commits made because the
 // runner caught up (deadline commits are CommitInterval apart).
-const minCommitGap = 10 * time.Millisecond
+var minCommitGap = 10 * time.Millisecond
 
 // Config is what a Runner needs besides its Spec.
 type Config struct {
@@ -604,6 +604,9 @@ func (r *Runner) closeSession(ctx context.Context) {
 func (r *Runner) loop(ctx context.Context) error {
 	deadline := time.Now().Add(r.cfg.CommitInterval)
 	var lastCommit time.Time
+	// gapEnd, when set, is when a caught-up transaction held back by
+	// minCommitGap commits.
+	var gapEnd time.Time
 	var nextPunct time.Time
 	if r.spec.PunctuateEvery > 0 {
 		nextPunct = time.Now().Add(r.spec.PunctuateEvery)
@@ -617,7 +620,11 @@ func (r *Runner) loop(ctx context.Context) error {
 			r.problem("restore", err)
 			sleep(ctx, r.retry.next())
 		}
-		pctx, cancel := context.WithDeadline(ctx, r.pollDeadline(deadline))
+		wake := deadline
+		if !gapEnd.IsZero() && gapEnd.Before(wake) {
+			wake = gapEnd
+		}
+		pctx, cancel := context.WithDeadline(ctx, r.pollDeadline(wake))
 		fetches := r.sess.PollRecords(pctx, r.cfg.MaxPollRecords)
 		cancel()
 		if ctx.Err() != nil {
@@ -665,8 +672,16 @@ func (r *Runner) loop(ctx context.Context) error {
 		// committing after every small poll saturated it (p50 latency
 		// tripled at 2,000 events/s) once commits got cheap. While
 		// isolating a failure, every record is its own transaction.
-		caughtUp := r.inTxn && r.sess.Client().BufferedFetchRecords() == 0 && !r.anyQueued() &&
-			now.Sub(lastCommit) >= min(minCommitGap, r.cfg.CommitInterval)
+		//
+		// Caught up within minCommitGap of the last commit, the next poll
+		// returns at the gap's end (gapEnd), so that a record that came
+		// alone just after a commit waits for the gap, not for the whole
+		// interval.
+		caughtUp := r.inTxn && r.sess.Client().BufferedFetchRecords() == 0 && !r.anyQueued()
+		gapEnd = time.Time{}
+		if gap := min(minCommitGap, r.cfg.CommitInterval); caughtUp && now.Sub(lastCommit) < gap {
+			caughtUp, gapEnd = false, lastCommit.Add(gap)
+		}
 		if !now.Before(deadline) || caughtUp || (r.isolate != nil && r.inTxn) {
 			lastCommit = now
 			if err := r.commit(ctx); err != nil {

@@ -734,3 +734,34 @@ func TestAllEmptyTopicsAreReady(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestRunnerCommitsALateRecordAtTheGapsEnd: a record that comes alone
+// just after a commit is committed when the least gap between two
+// commits has passed, not at the commit interval's end. (Before, it
+// waited out the whole interval: up to 100 ms more latency per hop
+// by default.)
+func TestRunnerCommitsALateRecordAtTheGapsEnd(t *testing.T) {
+	const gap, interval = 3 * time.Second, time.Hour
+	defer processors.SetMinCommitGap(gap)()
+	f := newFixture(t, 1)
+	r := f.runner(t, "a", t.TempDir(), func(_ *processors.Spec, c *processors.Config) { c.CommitInterval = interval })
+	f.ensure(t)
+	stop := start(t, r)
+	defer stop()
+
+	f.produce(t, 0, 1, 1)
+	f.waitOutputs(t, 1) // committed at once: nothing was committed before
+	f.produce(t, 1, 2, 1)
+	produced := time.Now()
+	kafkatest.WaitFor(t, 3*gap, func() error {
+		got, err := f.outputs(t)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if total(got) != 2 {
+			return fmt.Errorf("%d outputs, want 2 (the second record's commit waits for the %v interval?)", total(got), interval)
+		}
+		return nil
+	})
+	t.Logf("second output visible %v after its input", time.Since(produced).Round(time.Millisecond))
+}
