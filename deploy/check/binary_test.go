@@ -127,7 +127,7 @@ func TestMissing(t *testing.T) {
 }
 
 var (
-	httpAt    = regexp.MustCompile(`HTTP server at (https?://[0-9.:]+)`)
+	httpAt    = regexp.MustCompile(`HTTP server at (https?://[0-9.]+:[0-9]+)`)
 	sampleFed = "factory2 dev: the sample is processed"
 )
 
