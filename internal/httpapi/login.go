@@ -142,14 +142,15 @@ var loginPage = template.Must(template.New("login").Parse(`<!doctype html>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Log in · factory2</title>
 <style>
-body { font: 15px/1.45 system-ui, sans-serif; margin: 0; color: #1d232a; background: #f5f6f8; }
-header { background: #1d3b5a; color: #fff; padding: .6em 1.2em; font-weight: 600; }
-main { max-width: 26em; margin: 3em auto; background: #fff; padding: 1.5em 2em; border: 1px solid #d8dde3; border-radius: 6px; }
-h1 { font-size: 1.3em; margin-top: 0; }
-label { display: block; margin-bottom: .3em; }
-input[type=password] { width: 100%; box-sizing: border-box; padding: .45em; font: inherit; }
-button { margin-top: 1em; padding: .45em 1.2em; font: inherit; }
-.error { color: #a61b1b; }
+* { box-sizing: border-box; }
+body { margin: 0; font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #1d232a; background: #f4f6f8; }
+header { padding: .6em 1.2em; background: #243447; color: #fff; font-weight: 700; font-size: 1.1em; }
+main { max-width: 26em; margin: 3em auto; background: #fff; padding: 1.2em 1.8em 1.5em; border: 1px solid #dde3e8; border-radius: 4px; }
+h1 { font-size: 1.4em; margin: .2em 0 .6em; }
+label { display: block; margin-bottom: .3em; color: #5f6b77; }
+input[type=password] { width: 100%; padding: .4em .5em; font: inherit; border: 1px solid #dde3e8; border-radius: 3px; }
+button { margin-top: 1em; padding: .35em 1.2em; font: inherit; }
+.error { color: #c62828; font-weight: 600; }
 </style>
 </head>
 <body>
