@@ -210,7 +210,11 @@ func TestIngestHTTP(t *testing.T) {
 // TestRegisterIngest: the endpoint is served by httpapi.Server, POST only.
 func TestRegisterIngest(t *testing.T) {
 	e, ing := newTestIngest(t)
-	srv, err := httpapi.Listen("127.0.0.1:0", prometheus.NewRegistry(), slog.New(slog.DiscardHandler), e.cfg.HTTP.ServerOptions())
+	opts, err := e.cfg.HTTP.ServerOptions()
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := httpapi.Listen("127.0.0.1:0", prometheus.NewRegistry(), slog.New(slog.DiscardHandler), opts)
 	if err != nil {
 		t.Fatal(err)
 	}

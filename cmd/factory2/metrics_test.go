@@ -63,6 +63,7 @@ func TestPipelineMetrics(t *testing.T) {
 		{"factory2_processor_consecutive_aborts", map[string]string{"processor": "gating"}},
 		{"factory2_processor_last_commit_timestamp_seconds", map[string]string{"processor": "gating"}},
 		{"factory2_processor_waiting_for_kafka", map[string]string{"processor": "gating"}},
+		{"factory2_http_logins_total", map[string]string{"result": "wrong_token"}},
 	} {
 		mf := byName[w.name]
 		if mf == nil {

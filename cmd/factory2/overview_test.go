@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/factory2/factory2/internal/browsertest"
+	"github.com/factory2/factory2/internal/config"
 	"github.com/factory2/factory2/internal/ingest"
 	"github.com/factory2/factory2/internal/kafkatest"
 	"github.com/factory2/factory2/internal/sample"
@@ -130,11 +131,75 @@ func TestOverviewPageInBrowser(t *testing.T) {
 	b.Screenshot("5-trace")
 }
 
+// TestOverviewLoginInBrowser: with http.protect_reads, a browser opening
+// the overview page lands on the login form; a wrong token shows it again,
+// the read token (from a file) shows the page, whose stream connects and
+// brings the decisions made after it loaded. Logging out ends it.
+func TestOverviewLoginInBrowser(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the whole pipeline and a browser")
+	}
+	env := kafkatest.RequireReal(t)
+	b := browsertest.Start(t)
+	tokenFile := filepath.Join(t.TempDir(), "read_token")
+	if err := os.WriteFile(tokenFile, []byte("browser-read-token\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p, base := startOverviewPipeline(t, env.Brokers(), func(c *config.Config) {
+		c.HTTP.ProtectReads = true
+		c.HTTP.ReadTokenFile = tokenFile
+	})
+
+	b.Navigate(base + "/")
+	b.WaitJS(`document.querySelector("form#login input[name=token]") !== null`, 30*time.Second, "the login form", "body")
+	if loc := b.Location(); !strings.HasPrefix(loc, base+"/login?next=%2F") {
+		t.Errorf("opening / went to %s, want the login form", loc)
+	}
+	if n := b.Count("#live"); n != 0 {
+		t.Fatalf("the overview page shows without a login")
+	}
+	login := func(token string) {
+		t.Helper()
+		if err := chromedp.Do(b.Ctx, chromedp.SendKeys(chromedp.CSS("#token"), token), chromedp.Submit(chromedp.CSS("#token"))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	login("not-the-token")
+	b.WaitText("#error", "Wrong token", 30*time.Second)
+	b.Screenshot("1-login-wrong-token")
+
+	login("browser-read-token")
+	b.WaitText("#live", "live", time.Minute)
+	if loc := b.Location(); loc != base+"/" {
+		t.Errorf("after the login the tab shows %s, want %s/", loc, base)
+	}
+	b.Screenshot("2-overview-logged-in")
+
+	// The stream is a read like the page: the decisions come over it.
+	feedSampleSteps(t, p)
+	b.WaitJS(`Array.from(document.querySelectorAll("#decision-rows tr")).some(r =>
+			r.querySelector(".kind") && r.querySelector(".kind").textContent === "compose-ready" && r.textContent.includes(`+jsString(sample.ComposeID)+`))`,
+		3*time.Minute, "a compose-ready row for "+sample.ComposeID+" over the stream", "#decision-rows tr")
+	b.Screenshot("3-overview-live")
+
+	// Logging out: the next page load is sent to the form again.
+	if err := chromedp.Do(b.Ctx, chromedp.Evaluate[chromedp.Void](`(() => { const f = document.createElement("form");
+		f.method = "post"; f.action = "/logout"; document.body.appendChild(f); f.submit(); })()`)); err != nil {
+		t.Fatal(err)
+	}
+	b.WaitJS(`document.querySelector("form#login") !== null && location.pathname === "/login"`, 30*time.Second, "the login form after POST /logout", "body")
+	b.Navigate(base + "/builds/" + sample.Passing)
+	b.WaitJS(`document.querySelector("form#login") !== null`, 30*time.Second, "the login form after logging out", "body")
+	if loc := b.Location(); !strings.Contains(loc, "next=%2Fbuilds%2F") {
+		t.Errorf("after logging out, a build page went to %s, want the login form coming back to it", loc)
+	}
+}
+
 // startOverviewPipeline runs the whole pipeline (processors, tables, the
 // overview, HTTP) against brokers, on a test's own topics, gated and
 // signed by the sample's rules, until the test ends; it returns the
 // pipeline and its HTTP base URL.
-func startOverviewPipeline(t *testing.T, brokers []string) (*pipeline, string) {
+func startOverviewPipeline(t *testing.T, brokers []string, tweaks ...func(*config.Config)) (*pipeline, string) {
 	t.Helper()
 	cfg := evConfig(t, brokers).cfg
 	dir := t.TempDir()
@@ -150,6 +215,9 @@ func startOverviewPipeline(t *testing.T, brokers []string) (*pipeline, string) {
 	cfg.Rebuild = sample.RebuildRules
 	cfg.State.Dir = filepath.Join(dir, "state")
 	cfg.HTTP.Addr = "127.0.0.1:0"
+	for _, tweak := range tweaks {
+		tweak(&cfg)
+	}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}

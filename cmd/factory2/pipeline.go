@@ -62,7 +62,10 @@ type pipeline struct {
 // health, metrics, event ingestion and the processors' query APIs. close
 // releases the ingestion producer.
 func (p *pipeline) listenHTTP() (srv *httpapi.Server, close func(), err error) {
-	opts := p.cfg.HTTP.ServerOptions()
+	opts, err := p.cfg.HTTP.ServerOptions()
+	if err != nil {
+		return nil, nil, fmt.Errorf("http tokens: %w", err)
+	}
 	opts.Registerer = p.reg
 	if h := p.cfg.HTTP; h.TLSCertFile != "" || h.TLSKeyFile != "" {
 		if p.cert, err = httpapi.NewCertificate(h.TLSCertFile, h.TLSKeyFile, p.log, p.reg); err != nil {
@@ -304,16 +307,42 @@ func (p *pipeline) run(ctx context.Context, srv *httpapi.Server) error {
 	if srv != nil {
 		g.Go(func() error { return srv.Run(gctx) })
 	}
-	if p.cert != nil {
-		g.Go(func() error { reloadOnHangup(gctx, p.cert); return nil })
+	if reload := p.reloaders(srv); len(reload) > 0 {
+		g.Go(func() error { reloadOnHangup(gctx, reload...); return nil })
 	}
 	return g.Wait()
 }
 
-// reloadOnHangup reloads cert on every SIGHUP until ctx is done. A failed
-// reload keeps the previous certificate (Certificate.Reload logs and
-// counts it); the process goes on.
-func reloadOnHangup(ctx context.Context, cert *httpapi.Certificate) {
+// reloaders returns what SIGHUP reloads: the TLS certificate, and the
+// HTTP tokens when some come from files or variables.
+func (p *pipeline) reloaders(srv *httpapi.Server) []func() {
+	var out []func()
+	if p.cert != nil {
+		out = append(out, func() { _ = p.cert.Reload() }) // logged and counted by Reload; the old pair stays
+	}
+	if srv != nil && p.cfg.HTTP.HasTokenFiles() {
+		out = append(out, func() { p.reloadTokens(srv) })
+	}
+	return out
+}
+
+// reloadTokens re-reads the HTTP tokens' files and variables and swaps
+// them into srv. A token that cannot be read or used keeps every token
+// as it was; the process goes on. Neither log line says a token.
+func (p *pipeline) reloadTokens(srv *httpapi.Server) {
+	a, err := p.cfg.HTTP.Auth()
+	if err == nil {
+		err = srv.SetAuth(a)
+	}
+	if err != nil {
+		p.log.Error("reloading the HTTP tokens failed; the previous tokens stay", "err", err)
+		return
+	}
+	p.log.Info("reloaded the HTTP tokens")
+}
+
+// reloadOnHangup runs every reload on each SIGHUP until ctx is done.
+func reloadOnHangup(ctx context.Context, reload ...func()) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -322,7 +351,9 @@ func reloadOnHangup(ctx context.Context, cert *httpapi.Certificate) {
 		case <-ctx.Done():
 			return
 		case <-hup:
-			_ = cert.Reload() // logged and counted by Reload; the old pair stays
+			for _, r := range reload {
+				r()
+			}
 		}
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"math/big"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -74,7 +75,7 @@ func TestReloadOnHangup(t *testing.T) {
 	writePair(t, dir, 2)
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan struct{})
-	go func() { defer close(done); reloadOnHangup(ctx, cert) }()
+	go func() { defer close(done); reloadOnHangup(ctx, func() { _ = cert.Reload() }) }()
 	defer func() { cancel(); <-done }()
 
 	deadline := time.Now().Add(30 * time.Second)
@@ -151,16 +152,18 @@ func TestServeHTTPSecurity(t *testing.T) {
 		t.Fatalf("URL %s, want https", srv.URL())
 	}
 	for route, class := range srv.RouteClasses() {
-		want := httpapi.Read
+		want := "read"
 		switch {
 		case route == "POST /api/v1/events":
-			want = httpapi.Write
+			want = "write"
 		case strings.Contains(route, "/debug/pprof/"):
-			want = httpapi.Admin
+			want = "admin"
 		case route == "GET /healthz" || route == "GET /readyz":
 			continue
+		case route == "GET /login" || route == "POST /login" || route == "POST /logout":
+			want = "open" // the browser login: how a browser gets a credential
 		}
-		if class != want {
+		if class.String() != want {
 			t.Errorf("%s is a %s route, want %s", route, class, want)
 		}
 	}
@@ -200,5 +203,73 @@ func TestServeHTTPSecurity(t *testing.T) {
 		if resp.StatusCode != c.want {
 			t.Errorf("%s %s with %q: %s, want %d", c.method, c.path, c.tok, resp.Status, c.want)
 		}
+	}
+
+	// A browser's login over HTTPS gets a Secure cookie.
+	resp, err := cl.PostForm(srv.URL()+"/login", url.Values{"token": {"r-token"}, "next": {"/"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if cs := resp.Request.Response; cs == nil || len(cs.Cookies()) != 1 || !cs.Cookies()[0].Secure || !cs.Cookies()[0].HttpOnly {
+		t.Errorf("login over HTTPS: want one Secure, HttpOnly cookie, got %v", resp.Request.Response)
+	}
+}
+
+// TestReloadTokens: what SIGHUP runs re-reads the token files into the
+// serving server; a file that cannot be used keeps the previous tokens.
+func TestReloadTokens(t *testing.T) {
+	dir := t.TempDir()
+	readFile := filepath.Join(dir, "read")
+	if err := os.WriteFile(readFile, []byte("read-1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var logs strings.Builder
+	p := &pipeline{log: slog.New(slog.NewTextHandler(&logs, nil))}
+	p.cfg.HTTP = config.HTTP{ReadTokenFile: readFile, ProtectReads: true}
+	opts, err := p.cfg.HTTP.ServerOptions()
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := httpapi.Listen("127.0.0.1:0", prometheus.NewRegistry(), slog.New(slog.DiscardHandler), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(p.reloaders(srv)); n != 1 {
+		t.Fatalf("%d reloaders, want the tokens'", n)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	status := func(tok string) int {
+		req, _ := http.NewRequestWithContext(t.Context(), "GET", srv.URL()+"/metrics", nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if status("read-1") != 200 {
+		t.Fatal("the token of the file is refused")
+	}
+	if err := os.WriteFile(readFile, []byte("read-2\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p.reloadTokens(srv)
+	if a, b := status("read-1"), status("read-2"); a != 403 || b != 200 {
+		t.Errorf("after the reload: old token %d, new %d; want 403, 200", a, b)
+	}
+	if err := os.WriteFile(readFile, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p.reloadTokens(srv)
+	if status("read-2") != 200 {
+		t.Errorf("an empty token file replaced the token")
+	}
+	if !strings.Contains(logs.String(), "previous tokens stay") || strings.Contains(logs.String(), "read-2") {
+		t.Errorf("log:\n%s", logs.String())
 	}
 }

@@ -33,6 +33,10 @@ type serveConfig struct {
 		Addr        string `json:"addr"`
 		TLSCertFile string `json:"tls_cert_file"`
 		TLSKeyFile  string `json:"tls_key_file"`
+		// The token files, which must be on a mount too.
+		TokenFile      string `json:"token_file"`
+		AdminTokenFile string `json:"admin_token_file"`
+		ReadTokenFile  string `json:"read_token_file"`
 	} `json:"http"`
 	InstanceID string `json:"instance_id"`
 }
@@ -108,6 +112,23 @@ func TestKubernetesManifests(t *testing.T) {
 		if f != "" && mountOf(mounts, f) == nil {
 			t.Errorf("http TLS file %s: on no volume mount", f)
 		}
+	}
+	for _, f := range []string{cfg.HTTP.TokenFile, cfg.HTTP.AdminTokenFile, cfg.HTTP.ReadTokenFile} {
+		if f != "" && mountOf(mounts, f) == nil {
+			t.Errorf("http token file %s: on no volume mount", f)
+		}
+	}
+	// The tokens' Secret: optional (the pod starts without it), read-only,
+	// and where the ConfigMap's commented token files point.
+	if m := mountOf(mounts, "/etc/factory2/http-tokens/token"); m == nil || !m.ReadOnly {
+		t.Errorf("/etc/factory2/http-tokens: mount %+v, want the Secret factory2-http-tokens read-only", m)
+	} else if i := slices.IndexFunc(pod.Spec.Volumes, func(v corev1.Volume) bool { return v.Name == m.Name }); i < 0 ||
+		pod.Spec.Volumes[i].Secret == nil || pod.Spec.Volumes[i].Secret.SecretName != "factory2-http-tokens" ||
+		pod.Spec.Volumes[i].Secret.Optional == nil || !*pod.Spec.Volumes[i].Secret.Optional {
+		t.Errorf("volume %s: want the optional Secret factory2-http-tokens", m.Name)
+	}
+	if !strings.Contains(text, "token_file: /etc/factory2/http-tokens/token") {
+		t.Errorf("factory2.yml does not show http.token_file in the Secret's mount")
 	}
 
 	// HTTP: probes, Service, scrape annotations.

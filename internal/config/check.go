@@ -95,6 +95,7 @@ func Check(path string) error {
 		}
 	}
 	errs = append(errs, cfg.Kafka.CheckFiles()...)
+	errs = append(errs, cfg.HTTP.CheckFiles()...)
 	if perr == nil {
 		errs = append(errs, contextProblems(cfg, ps)...)
 	}

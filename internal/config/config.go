@@ -124,15 +124,24 @@ type Processing struct {
 type HTTP struct {
 	Addr string `yaml:"addr"`
 	// Token is the bearer token of the write routes: POST /api/v1/events.
-	// Empty disables event ingestion over HTTP (403).
-	Token string `yaml:"token"`
+	// Empty disables event ingestion over HTTP (403). TokenFile (a file
+	// holding it, one line) or TokenEnv (an environment variable's name)
+	// give it instead; at most one of the three. So do the *File and
+	// *Env keys of the other two tokens; Auth reads them.
+	Token     string `yaml:"token"`
+	TokenFile string `yaml:"token_file"`
+	TokenEnv  string `yaml:"token_env"`
 	// AdminToken (http.admin_token) is the bearer token of the admin
 	// routes (/debug/pprof/). Empty disables them (403).
-	AdminToken string `yaml:"admin_token"`
+	AdminToken     string `yaml:"admin_token"`
+	AdminTokenFile string `yaml:"admin_token_file"`
+	AdminTokenEnv  string `yaml:"admin_token_env"`
 	// ReadToken (http.read_token) is the bearer token of the read routes
 	// (queries, /metrics, the overview page) when ProtectReads is set;
 	// the events and admin tokens are accepted there too.
-	ReadToken string `yaml:"read_token"`
+	ReadToken     string `yaml:"read_token"`
+	ReadTokenFile string `yaml:"read_token_file"`
+	ReadTokenEnv  string `yaml:"read_token_env"`
 	// ProtectReads (http.protect_reads, default false: reads are open)
 	// makes the read routes need a token. /healthz and /readyz stay
 	// open.
@@ -169,20 +178,17 @@ type HTTP struct {
 	MaxInflightBodyBytes int64 `yaml:"max_inflight_body_bytes"`
 }
 
-// ServerOptions returns the bounds of the HTTP server.
-func (h HTTP) ServerOptions() httpapi.Options {
+// ServerOptions returns the bounds and tokens of the HTTP server,
+// reading the tokens' files and variables (see Auth).
+func (h HTTP) ServerOptions() (httpapi.Options, error) {
+	auth, err := h.Auth()
 	return httpapi.Options{
 		ReadTimeout:         h.ReadTimeout,
 		WriteTimeout:        h.WriteTimeout,
 		IdleTimeout:         h.IdleTimeout,
 		MaxInflightRequests: h.MaxInflightRequests,
-		Auth: httpapi.Auth{
-			EventsToken:  h.Token,
-			AdminToken:   h.AdminToken,
-			ReadToken:    h.ReadToken,
-			ProtectReads: h.ProtectReads,
-		},
-	}
+		Auth:                auth,
+	}, err
 }
 
 // Ingest configures event ingestion, by `factory2 emit` and by
@@ -313,8 +319,8 @@ func Default() Config {
 // Load reads the YAML file at path over the defaults and validates it,
 // reporting every problem at once: unknown keys and values of the wrong
 // type (each with its line), then every invalid value. Relative paths in
-// gating.policies and in the kafka section are relative to the file's
-// directory, so a configuration and its policies can move together.
+// gating.policies, in the kafka section and of the http tokens' files are
+// relative to the file's directory, so a configuration and its policies can move together.
 func Load(path string) (Config, error) {
 	cfg := Default()
 	data, err := os.ReadFile(path)
@@ -324,6 +330,7 @@ func Load(path string) (Config, error) {
 	err = Parse(data, &cfg)
 	cfg.Gating.Policies = resolvePaths(filepath.Dir(path), cfg.Gating.Policies)
 	cfg.Kafka = cfg.Kafka.ResolvePaths(filepath.Dir(path))
+	cfg.HTTP = cfg.HTTP.ResolvePaths(filepath.Dir(path))
 	if err != nil {
 		return cfg, fmt.Errorf("config: %s: %w", path, err)
 	}
@@ -463,17 +470,6 @@ func (h HTTP) validate() []error {
 	if (h.TLSCertFile == "") != (h.TLSKeyFile == "") {
 		errs = append(errs, errors.New("http.tls_cert_file and http.tls_key_file: set both (HTTPS) or neither (plain HTTP)"))
 	}
-	if h.ProtectReads && h.ReadToken == "" {
-		errs = append(errs, errors.New("http.protect_reads: needs http.read_token (or set protect_reads: false to leave reads open)"))
-	}
-	tokens := map[string]string{"http.token": h.Token, "http.admin_token": h.AdminToken, "http.read_token": h.ReadToken}
-	for _, k := range []string{"http.token", "http.admin_token", "http.read_token"} {
-		if t := tokens[k]; t != strings.TrimSpace(t) || strings.ContainsAny(t, " \t\r\n") {
-			errs = append(errs, fmt.Errorf("%s: must not contain spaces or line breaks (it is sent as Authorization: Bearer <token>)", k))
-		}
-	}
-	if h.AdminToken != "" && (h.AdminToken == h.Token || h.AdminToken == h.ReadToken) {
-		errs = append(errs, errors.New("http.admin_token: must differ from http.token and http.read_token, or a writer or reader could administer"))
-	}
+	errs = append(errs, h.validateTokens()...)
 	return errs
 }

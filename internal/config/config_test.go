@@ -192,6 +192,10 @@ func TestLoadBad(t *testing.T) {
 			"http.tls_cert_file and http.tls_key_file: set both",
 			"http.protect_reads: needs http.read_token",
 		},
+		"http-token-sources.bad.yml": {
+			"http.token: set at most one of http.token, http.token_file and http.token_env",
+			"http.admin_token: set at most one of http.admin_token, http.admin_token_file and http.admin_token_env",
+		},
 		"kafka.bad.yml": {
 			"kafka.tls: ca_file, cert_file, key_file and server_name need kafka.tls.enabled: true",
 			"kafka.tls: cert_file and key_file go together",
@@ -251,7 +255,10 @@ func TestLoadHTTPBounds(t *testing.T) {
 	if cfg.HTTP != want || cfg.Ingest.MaxEventBytes != 500000 {
 		t.Fatalf("http %+v, ingest %+v; want http %+v, max_event_bytes 500000", cfg.HTTP, cfg.Ingest, want)
 	}
-	o := cfg.HTTP.ServerOptions()
+	o, err := cfg.HTTP.ServerOptions()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if o.ReadTimeout != want.ReadTimeout || o.WriteTimeout != want.WriteTimeout || o.IdleTimeout != want.IdleTimeout || o.MaxInflightRequests != 256 {
 		t.Fatalf("server options %+v", o)
 	}
@@ -271,7 +278,10 @@ func TestLoadHTTPSecurity(t *testing.T) {
 	if h.TLSCertFile != "/etc/factory2/tls.crt" || h.TLSKeyFile != "/etc/factory2/tls.key" {
 		t.Errorf("TLS files %q %q", h.TLSCertFile, h.TLSKeyFile)
 	}
-	a := h.ServerOptions().Auth
+	a, err := h.Auth()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if a.EventsToken != "events-token" || a.AdminToken != "admin-token" || a.ReadToken != "read-token" || !a.ProtectReads {
 		t.Errorf("server auth %+v", a)
 	}

@@ -79,7 +79,17 @@ var docs = map[string]keyDoc{
 		"Must differ from http.token and http.read_token."},
 	"http.read_token": {doc: "Bearer token of the read routes (queries, /metrics, the overview page) when http.protect_reads " +
 		"is set; http.token and http.admin_token are accepted there too."},
-	"http.protect_reads": {doc: "Make the read routes, /metrics included, need a bearer token (http.read_token); " +
+	"http.token_file": {doc: "File holding http.token (one line; a final line break is dropped), e.g. a mounted Kubernetes Secret, " +
+		"so that the configuration file holds no secret. A relative path is relative to the configuration file's directory. " +
+		"Read at start and again on SIGHUP. At most one of http.token, http.token_file and http.token_env; the same goes for " +
+		"the admin and read tokens."},
+	"http.token_env":        {doc: "Name of the environment variable holding http.token, read at start and on SIGHUP (the environment does not change while a process runs)."},
+	"http.admin_token_file": {doc: "File holding http.admin_token, as http.token_file."},
+	"http.admin_token_env":  {doc: "Name of the environment variable holding http.admin_token."},
+	"http.read_token_file":  {doc: "File holding http.read_token, as http.token_file."},
+	"http.read_token_env":   {doc: "Name of the environment variable holding http.read_token."},
+	"http.protect_reads": {doc: "Make the read routes, /metrics included, need a bearer token (http.read_token), or, from a browser, " +
+		"the cookie of a login at /login with that token (reads only: write and admin routes take bearer tokens only); " +
 		"false leaves them open. /healthz and /readyz are always open."},
 	"http.tls_cert_file": {doc: "PEM certificate (chain) the HTTP server presents; with http.tls_key_file (both or neither) " +
 		"it serves HTTPS only. SIGHUP reloads both files; a bad pair is refused and the old one kept."},

@@ -5,7 +5,9 @@
 // (see [Auth]): Handle registers a read route, HandleWrite a write route
 // (event ingestion), HandleAdmin an admin route (/debug/pprof/). The
 // server checks the token before the handler runs. /healthz and /readyz
-// are always open; /metrics is a read route. With [Options.TLS] the
+// are always open; /metrics is a read route. When reads are protected,
+// browsers log in at /login with the read token and send a cookie
+// instead (reads only). SetAuth swaps the tokens while serving. With [Options.TLS] the
 // server speaks HTTPS only, with a certificate reloadable while serving.
 //
 // The server bounds what clients can hold: each request must arrive
@@ -68,7 +70,7 @@ type Options struct {
 	// Registerer, when set, receives the server's request metrics:
 	// factory2_http_requests_total{route,code} and
 	// factory2_http_request_seconds{route}, route being the registered
-	// pattern.
+	// pattern, and factory2_http_logins_total{result}.
 	Registerer prometheus.Registerer
 }
 
@@ -96,6 +98,9 @@ type Server struct {
 	classes  []Class                  // of routes, by index
 	requests *prometheus.CounterVec   // nil: no request metrics
 	seconds  *prometheus.HistogramVec // nil: no request metrics
+	logins   *prometheus.CounterVec   // nil: no request metrics
+	// auth holds the tokens every guard checks, swapped by SetAuth.
+	auth atomic.Pointer[keys]
 }
 
 // Listen binds addr ("127.0.0.1:8080"; port 0 picks one) and serves
@@ -103,9 +108,10 @@ type Server struct {
 // within the bounds of opts.
 func Listen(addr string, gatherer prometheus.Gatherer, log *slog.Logger, opts Options) (*Server, error) {
 	if opts.Auth.ProtectReads && opts.Auth.ReadToken == "" {
-		return nil, errors.New("httpapi: protecting reads needs a read token (set http.read_token or unset http.protect_reads)")
+		return nil, errNoReadToken
 	}
 	s := &Server{mux: http.NewServeMux(), log: log, opts: opts}
+	s.auth.Store(opts.Auth.compile())
 	if opts.Registerer != nil {
 		if err := s.registerMetrics(opts.Registerer); err != nil {
 			return nil, err
@@ -124,7 +130,27 @@ func Listen(addr string, gatherer prometheus.Gatherer, log *slog.Logger, opts Op
 	s.handle("GET /readyz", open, s.probe(func(st Status) (bool, string) { return st.Ready, "ready" }))
 	s.handle("GET /metrics", Read, promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
 	s.registerPprof()
+	if opts.Auth.ProtectReads {
+		s.registerLogin()
+	}
 	return s, nil
+}
+
+// SetAuth replaces the tokens of every route class at once, while
+// serving: requests already past the check are not affected, the next
+// ones are checked against a (SIGHUP re-reads the token files). Logins
+// made with a token that a no longer holds end. Whether reads are
+// protected is fixed by Listen: a with another ProtectReads is refused,
+// as is a that protects reads with no read token; the tokens in use stay.
+func (s *Server) SetAuth(a Auth) error {
+	if a.ProtectReads != s.opts.Auth.ProtectReads {
+		return errors.New("httpapi: http.protect_reads cannot change while serving: restart the process")
+	}
+	if a.ProtectReads && a.ReadToken == "" {
+		return errNoReadToken
+	}
+	s.auth.Store(a.compile())
+	return nil
 }
 
 // registerPprof serves net/http/pprof under /debug/pprof/ as admin
@@ -151,7 +177,8 @@ func (s *Server) registerMetrics(reg prometheus.Registerer) error {
 		Help:    "Time to answer an HTTP request, by route; a streaming answer counts until it ends.",
 		Buckets: prometheus.ExponentialBuckets(1e-4, 4, 10),
 	}, []string{"route"})
-	for _, c := range []prometheus.Collector{s.requests, s.seconds} {
+	s.logins = newLoginsMetric()
+	for _, c := range []prometheus.Collector{s.requests, s.seconds, s.logins} {
 		if err := reg.Register(c); err != nil {
 			return fmt.Errorf("httpapi: registering request metrics: %w", err)
 		}
@@ -225,7 +252,7 @@ func (s *Server) HandleAdmin(pattern string, h http.Handler) {
 // handle registers h for pattern behind the token check of class c,
 // counted in the request metrics under the route pattern.
 func (s *Server) handle(pattern string, c Class, h http.Handler) {
-	h = s.opts.Auth.guard(c, h)
+	h = s.guard(c, h)
 	if s.requests != nil {
 		route := prometheus.Labels{"route": pattern}
 		h = promhttp.InstrumentHandlerCounter(s.requests.MustCurryWith(route),
