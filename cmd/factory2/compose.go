@@ -1,13 +1,18 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 
@@ -88,7 +93,7 @@ blockers counted by type, its compose gate and its last decision.
 			if err != nil {
 				return err
 			}
-			body, err := apiGet(ctx, base+"/api/v1/composes")
+			body, err := a.apiGet(ctx, base+"/api/v1/composes")
 			if err != nil {
 				return err
 			}
@@ -116,7 +121,7 @@ func (a *app) composeStatus(ctx context.Context, base, id string, asJSON bool) e
 	if !asJSON {
 		u += "?manifest=false" // the text shows only its size
 	}
-	body, err := apiGet(ctx, u)
+	body, err := a.apiGet(ctx, u)
 	if err != nil {
 		return err
 	}
@@ -131,13 +136,14 @@ func (a *app) composeStatus(ctx context.Context, base, id string, asJSON bool) e
 	return s.WriteText(a.stdout)
 }
 
-// apiBase returns the base URL of the factory2 to ask: flagURL when
-// given; else the HTTP address of the configuration (--config or
-// FACTORY2_CONFIG) when there is one; else the default address.
+// apiBase returns the base URL of the factory2 to ask, and sets a.api
+// to ask it: flagURL when given, else the HTTP address of the
+// configuration (--config or the default), over https when the
+// configuration gives the server a certificate. The configuration's read
+// token (or, when it has none, its events or admin token) is sent when
+// it has one; FACTORY2_HTTP_TOKEN overrides it, for asking a server
+// whose configuration is elsewhere.
 func (a *app) apiBase(flagURL string) (string, error) {
-	if flagURL != "" {
-		return strings.TrimRight(flagURL, "/"), nil
-	}
 	cfg := config.Default()
 	if a.configPath != "" {
 		var err error
@@ -145,7 +151,78 @@ func (a *app) apiBase(flagURL string) (string, error) {
 			return "", err
 		}
 	}
-	return "http://" + dialAddr(cfg.HTTP.Addr), nil
+	c, err := newAPIClient(cfg.HTTP)
+	if err != nil {
+		return "", err
+	}
+	a.api = c
+	if flagURL != "" {
+		return strings.TrimRight(flagURL, "/"), nil
+	}
+	scheme := "http://"
+	if cfg.HTTP.TLSCertFile != "" {
+		scheme = "https://"
+	}
+	return scheme + dialAddr(cfg.HTTP.Addr), nil
+}
+
+// apiClient asks the HTTP API with the configuration's credentials.
+type apiClient struct {
+	client *http.Client // nil: http.DefaultClient
+	token  string
+}
+
+// envHTTPToken overrides the bearer token query commands send.
+const envHTTPToken = "FACTORY2_HTTP_TOKEN"
+
+// newAPIClient returns the client of h: it trusts h's own certificate
+// (the server's, when the command runs beside it) and what the system's
+// roots verify, and sends the first of h's read, events and admin tokens.
+func newAPIClient(h config.HTTP) (apiClient, error) {
+	var c apiClient
+	auth, err := h.Auth()
+	if err != nil {
+		return c, err
+	}
+	for _, t := range []string{os.Getenv(envHTTPToken), auth.ReadToken, auth.EventsToken, auth.AdminToken} {
+		if t != "" {
+			c.token = t
+			break
+		}
+	}
+	if h.TLSCertFile == "" {
+		return c, nil
+	}
+	pair, err := tls.LoadX509KeyPair(h.TLSCertFile, h.TLSKeyFile)
+	if err != nil {
+		return c, fmt.Errorf("http.tls_cert_file, http.tls_key_file: %w", err)
+	}
+	own := pair.Certificate[0]
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = &tls.Config{
+		MinVersion: tls.VersionTLS12,
+		// The server's own certificate is trusted as it is (it is asked
+		// on the loopback address, which its names may not include); any
+		// other is verified as usual, host name included. Go's default
+		// verification is off only so that VerifyConnection can do this.
+		InsecureSkipVerify: true,
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			if len(cs.PeerCertificates) == 0 {
+				return errors.New("the server sent no certificate")
+			}
+			if bytes.Equal(cs.PeerCertificates[0].Raw, own) {
+				return nil
+			}
+			opts := x509.VerifyOptions{DNSName: cs.ServerName, Intermediates: x509.NewCertPool()}
+			for _, ic := range cs.PeerCertificates[1:] {
+				opts.Intermediates.AddCert(ic)
+			}
+			_, err := cs.PeerCertificates[0].Verify(opts)
+			return err
+		},
+	}
+	c.client = &http.Client{Transport: tr}
+	return c, nil
 }
 
 // dialAddr turns a listen address into one to connect to: a server
@@ -172,14 +249,21 @@ type apiError struct {
 
 func (e *apiError) Error() string { return e.msg }
 
-// apiGet GETs u and returns the body of a 200 answer; any other answer is
-// an *apiError with the API's message.
-func apiGet(ctx context.Context, u string) ([]byte, error) {
+// apiGet GETs u with a.api's credentials and returns the body of a 200
+// answer; any other answer is an *apiError with the API's message.
+func (a *app) apiGet(ctx context.Context, u string) ([]byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return nil, err
 	}
-	resp, err := http.DefaultClient.Do(req)
+	if a.api.token != "" {
+		req.Header.Set("Authorization", "Bearer "+a.api.token)
+	}
+	client := a.api.client
+	if client == nil {
+		client = http.DefaultClient
+	}
+	resp, err := client.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("asking %s (is `factory2 dev` or `serve` running? see --url): %w", u, err)
 	}

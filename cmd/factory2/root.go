@@ -28,6 +28,10 @@ type app struct {
 	logLevel   string
 	brokers    string
 	instanceID string // serve's --instance-id: overrides the config's instance_id
+
+	// api is how query commands (why, trace, compose) reach the HTTP API;
+	// apiBase sets it.
+	api apiClient
 }
 
 // newRoot builds the command tree. We use cobra (with pflag) rather than

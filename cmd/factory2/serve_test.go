@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"math/big"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/signal"
@@ -271,5 +272,63 @@ func TestReloadTokens(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "previous tokens stay") || strings.Contains(logs.String(), "read-2") {
 		t.Errorf("log:\n%s", logs.String())
+	}
+}
+
+// TestQueryCommandsUseTheServersTLSAndToken: with the configuration of a
+// server that speaks HTTPS and protects reads, `compose list` reaches it
+// (trusting the server's own certificate, though its names do not
+// include 127.0.0.1) and sends the read token; a server with another
+// certificate is refused.
+func TestQueryCommandsUseTheServersTLSAndToken(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile := writePair(t, dir, 11)
+	pair, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var gotAuth string
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		gotAuth = r.Header.Get("Authorization")
+		if gotAuth != "Bearer r-token" {
+			http.Error(w, `{"error":"wrong token"}`, http.StatusForbidden)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"composes":[]}`))
+	}))
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{pair}}
+	srv.StartTLS()
+	defer srv.Close()
+
+	writeConfig := func(name, cert, key string) string {
+		t.Helper()
+		f := filepath.Join(dir, name)
+		y := "http:\n  addr: " + srv.Listener.Addr().String() + "\n  tls_cert_file: " + cert + "\n  tls_key_file: " + key +
+			"\n  read_token: r-token\n  protect_reads: true\n"
+		if err := os.WriteFile(f, []byte(y), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	if _, err := runCLI(t, "--config", writeConfig("good.yml", certFile, keyFile), "compose", "list"); err != nil {
+		t.Fatalf("compose list with the server's configuration: %v", err)
+	}
+	if gotAuth != "Bearer r-token" {
+		t.Fatalf("sent Authorization %q, want the read token", gotAuth)
+	}
+
+	other := filepath.Join(dir, "other")
+	if err := os.Mkdir(other, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	otherCert, otherKey := writePair(t, other, 12)
+	gotAuth = ""
+	_, err = runCLI(t, "--config", writeConfig("other.yml", otherCert, otherKey), "compose", "list")
+	if err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Fatalf("compose list against a server with another certificate: %v, want a certificate error", err)
+	}
+	if gotAuth != "" {
+		t.Fatalf("the token was sent to a server that is not ours")
 	}
 }

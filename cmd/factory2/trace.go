@@ -82,7 +82,7 @@ made-from).
 			if len(relations) > 0 {
 				q.Set("relations", strings.Join(relations, ","))
 			}
-			body, err := apiGet(ctx, base+"/api/v1/trace?"+q.Encode())
+			body, err := a.apiGet(ctx, base+"/api/v1/trace?"+q.Encode())
 			if err != nil {
 				return err
 			}

@@ -140,7 +140,7 @@ func (a *app) askWhy(ctx context.Context, base, id string, asJSON bool) (*whyAns
 	if composeErr != nil && !isAPIError(composeErr) {
 		return nil, composeErr // the server does not answer
 	}
-	gating, err := apiGet(ctx, base+"/api/v1/why/"+esc+format)
+	gating, err := a.apiGet(ctx, base+"/api/v1/why/"+esc+format)
 	switch {
 	case isNotFound(err) && ans.compose != nil:
 		return &ans, nil // a compose gating knows nothing about
@@ -155,7 +155,7 @@ func (a *app) askWhy(ctx context.Context, base, id string, asJSON bool) (*whyAns
 		return nil, err
 	}
 	ans.gating = gating
-	signing, err := apiGet(ctx, base+"/api/v1/why/"+esc+"/signing"+format)
+	signing, err := a.apiGet(ctx, base+"/api/v1/why/"+esc+"/signing"+format)
 	if err != nil {
 		// An older server without the route: gating stands alone.
 		a.say("why: no autosign and signed status for %s: %v", id, err)
@@ -172,7 +172,7 @@ func (a *app) askCompose(ctx context.Context, base, id string, asJSON bool, ans 
 	if !asJSON {
 		u += "?manifest=false" // the text shows only its size
 	}
-	body, err := apiGet(ctx, u)
+	body, err := a.apiGet(ctx, u)
 	switch {
 	case isNotFound(err):
 		return nil
@@ -228,7 +228,7 @@ func isNotFound(err error) bool {
 
 // why prints the gating API's answer at u.
 func (a *app) why(ctx context.Context, u string) error {
-	body, err := apiGet(ctx, u)
+	body, err := a.apiGet(ctx, u)
 	if err != nil {
 		return err
 	}
