@@ -404,7 +404,10 @@ launch() {
 		is_ours "$pid" "$dir" && break
 		sleep 0.1
 	done
-	is_ours "$pid" "$dir" || die "$name's broker did not start; see $dir/logs/stdout.log"
+	# The log's last lines go with the error: a port another process took meanwhile
+	# ("Address already in use") is how a caller knows to pick other ports.
+	is_ours "$pid" "$dir" ||
+		die "$name's broker did not start; last log lines:$(printf '\n'; tail -n 20 "$dir/logs/stdout.log" "$dir/logs/server.log" 2>/dev/null)"
 	[[ -z ${FACTORY2_KAFKA_OWNER_PID:-} ]] || start_watchdog "$dir" "$pid" "$FACTORY2_KAFKA_OWNER_PID"
 	log "started $name (pid $pid), logs in $dir/logs"
 }
