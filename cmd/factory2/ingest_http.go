@@ -58,9 +58,11 @@ func newIngestProducer(cfg config.Config, suffix string) (*ingest.Producer, erro
 // body); ?source= gives events without one a source. Content-Type must be
 // JSON (application/json, application/x-ndjson, application/jsonl). The
 // request needs "Authorization: Bearer <http.token>", checked by the
-// server before the handler runs (a write route, see httpapi.Auth); with
-// no token configured the endpoint answers 403 and accepts nothing. The
-// handler checks the token again, so it is safe wherever it is mounted.
+// server before the handler runs (a write route, see httpapi.Auth, whose
+// tokens may come from a file and change on SIGHUP); with no token
+// configured the endpoint answers 403 and accepts nothing. The handler
+// alone (ingestHandler, not registered) checks the inline http.token
+// itself, so it is safe wherever it is mounted.
 //
 // Memory is bounded before any body is read: a request reserves its
 // Content-Length (http.max_body_bytes when it sends none) out of
@@ -86,8 +88,13 @@ func newIngestProducer(cfg config.Config, suffix string) (*ingest.Producer, erro
 // http.write_timeout (plus the commit, bounded by the transaction
 // timeout); the answer then gets a full http.write_timeout of its own.
 func registerIngest(srv *httpapi.Server, cfg config.Config, ing *ingest.Producer, opts ...ingestOpt) {
-	srv.HandleWrite("POST /api/v1/events", ingestHandler(cfg, ing, opts...))
+	srv.HandleWrite("POST /api/v1/events", ingestHandler(cfg, ing, append(opts, guardedByServer)...))
 }
+
+// guardedByServer leaves the token check to the server's write route:
+// its tokens are the ones SIGHUP reloads, and may come from a file,
+// which the handler's copy of the configuration does not hold.
+func guardedByServer(s *ingestServer) { s.guarded = true }
 
 // ingestOpt is an optional part of the ingestion endpoint.
 type ingestOpt func(*ingestServer)
@@ -139,6 +146,9 @@ type ingestServer struct {
 	// metrics counts events committed and requests refused; nil: not
 	// counted (withMetrics).
 	metrics *ingest.Metrics
+	// guarded: the server checked the events token before the handler
+	// runs (guardedByServer).
+	guarded bool
 }
 
 // reject answers status with {"error": msg} and counts the refusal.
@@ -194,7 +204,7 @@ func (s *ingestServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // is read, and answers when it refuses.
 func (s *ingestServer) admit(w http.ResponseWriter, r *http.Request) bool {
 	switch {
-	case s.cfg.Token == "":
+	case !s.guarded && s.cfg.Token == "":
 		s.reject(w, http.StatusServiceUnavailable, "ingestion disabled: set http.token")
 		return false
 	case s.catErr != nil:
@@ -204,14 +214,7 @@ func (s *ingestServer) admit(w http.ResponseWriter, r *http.Request) bool {
 		s.reject(w, http.StatusServiceUnavailable, "ingestion disabled: no producer")
 		return false
 	}
-	given, ok := httpapi.Bearer(r)
-	if !ok {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="factory2"`)
-		s.reject(w, http.StatusUnauthorized, "missing bearer token: send Authorization: Bearer <http.token>")
-		return false
-	}
-	if subtle.ConstantTimeCompare([]byte(given), []byte(s.cfg.Token)) != 1 {
-		s.reject(w, http.StatusForbidden, "wrong bearer token")
+	if !s.guarded && !s.tokenOK(w, r) {
 		return false
 	}
 	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || !jsonMediaType(mt) {
@@ -220,6 +223,22 @@ func (s *ingestServer) admit(w http.ResponseWriter, r *http.Request) bool {
 	}
 	if r.ContentLength > s.cfg.MaxBodyBytes {
 		s.reject(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body of %d bytes exceeds http.max_body_bytes (%d)", r.ContentLength, s.cfg.MaxBodyBytes))
+		return false
+	}
+	return true
+}
+
+// tokenOK checks the inline http.token of a handler that no server
+// guards, and answers when the request does not carry it.
+func (s *ingestServer) tokenOK(w http.ResponseWriter, r *http.Request) bool {
+	given, ok := httpapi.Bearer(r)
+	if !ok {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="factory2"`)
+		s.reject(w, http.StatusUnauthorized, "missing bearer token: send Authorization: Bearer <http.token>")
+		return false
+	}
+	if subtle.ConstantTimeCompare([]byte(given), []byte(s.cfg.Token)) != 1 {
+		s.reject(w, http.StatusForbidden, "wrong bearer token")
 		return false
 	}
 	return true

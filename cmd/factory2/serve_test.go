@@ -332,3 +332,66 @@ func TestQueryCommandsUseTheServersTLSAndToken(t *testing.T) {
 		t.Fatalf("the token was sent to a server that is not ours")
 	}
 }
+
+// TestServedIngestTakesItsTokenFromTheServer: with the events token in
+// http.token_file (not in the configuration itself), the server's event
+// ingestion accepts it, and after a reload only the new one: the
+// handler leaves the check to the server's write route, whose tokens are
+// the ones read from the file and reloaded.
+func TestServedIngestTakesItsTokenFromTheServer(t *testing.T) {
+	tokenFile := filepath.Join(t.TempDir(), "events-token")
+	if err := os.WriteFile(tokenFile, []byte("w-one\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := config.Default()
+	cfg.HTTP.Addr = "127.0.0.1:0"
+	cfg.State.Dir = t.TempDir()
+	cfg.HTTP.TokenFile = tokenFile
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	p, err := newPipeline(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, closeHTTP, err := p.listenHTTP()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeHTTP()
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	// A body of the wrong type: past the token, the handler refuses it
+	// with 415 before producing anything.
+	post := func(tok string) int {
+		t.Helper()
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, srv.URL()+"/api/v1/events", strings.NewReader("x"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+tok)
+		req.Header.Set("Content-Type", "text/plain")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if got := post("w-one"); got != http.StatusUnsupportedMediaType {
+		t.Fatalf("the file's token: %d, want 415 (admitted, then refused for its Content-Type)", got)
+	}
+	if err := os.WriteFile(tokenFile, []byte("w-two\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p.reloadTokens(srv)
+	if got := post("w-two"); got != http.StatusUnsupportedMediaType {
+		t.Fatalf("the reloaded token: %d, want 415", got)
+	}
+	if got := post("w-one"); got != http.StatusForbidden {
+		t.Fatalf("the old token after the reload: %d, want 403", got)
+	}
+}
