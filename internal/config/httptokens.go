@@ -3,11 +3,11 @@ package config
 import (
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 
 	"github.com/factory2/factory2/internal/httpapi"
+	"github.com/factory2/factory2/internal/secret"
 )
 
 // The tokens of the http section can come from the file itself
@@ -56,25 +56,10 @@ func (s tokenSource) validate() error {
 // break dropped) or variable. Errors name the key and the file or
 // variable, never the token.
 func (s tokenSource) read() (string, error) {
-	switch {
-	case s.file != "":
-		data, err := os.ReadFile(s.file)
-		if err != nil {
-			return "", fmt.Errorf("%s: %w", s.fileKey, err)
-		}
-		t := strings.TrimRight(string(data), "\r\n")
-		if t == "" {
-			return "", fmt.Errorf("%s %s: empty", s.fileKey, s.file)
-		}
-		return t, nil
-	case s.env != "":
-		t, ok := os.LookupEnv(s.env)
-		if !ok || t == "" {
-			return "", fmt.Errorf("%s: environment variable %s is unset or empty", s.envKey, s.env)
-		}
-		return t, nil
+	if s.file == "" && s.env == "" {
+		return s.inline, nil
 	}
-	return s.inline, nil
+	return secret.Read(s.fileKey, s.file, s.envKey, s.env)
 }
 
 // ResolvePaths returns h with its relative token files made relative to

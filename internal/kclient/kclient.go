@@ -31,6 +31,8 @@ import (
 	"github.com/twmb/franz-go/pkg/sasl/oauth"
 	"github.com/twmb/franz-go/pkg/sasl/plain"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
+
+	"github.com/factory2/factory2/internal/secret"
 )
 
 // Security is how factory2 connects to Kafka: the kafka: section of the
@@ -259,23 +261,7 @@ func (a SASL) secret() (string, error) {
 	if a.Mechanism == "OAUTHBEARER" {
 		key, file, env = "token", a.TokenFile, a.TokenEnv
 	}
-	var s string
-	if file != "" {
-		data, err := os.ReadFile(file)
-		if err != nil {
-			return "", fmt.Errorf("kafka.sasl.%s_file: %w", key, err)
-		}
-		s = strings.TrimRight(string(data), "\r\n")
-		if s == "" {
-			return "", fmt.Errorf("kafka.sasl.%s_file %s: empty", key, file)
-		}
-		return s, nil
-	}
-	s, ok := os.LookupEnv(env)
-	if !ok || s == "" {
-		return "", fmt.Errorf("kafka.sasl.%s_env: environment variable %s is unset or empty", key, env)
-	}
-	return s, nil
+	return secret.Read("kafka.sasl."+key+"_file", file, "kafka.sasl."+key+"_env", env)
 }
 
 // CheckFiles reports every file of s (certificates, secret files) that
