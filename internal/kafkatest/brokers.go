@@ -241,25 +241,7 @@ func (b *Brokers) start() {
 	if len(b.nodes) > 1 {
 		cmd = "up-cluster"
 	}
-	var err error
-	for attempt := 1; attempt <= startAttempts; attempt++ {
-		var ports []int
-		if ports, err = freePorts(2 * len(b.nodes)); err != nil {
-			t.Fatalf("kafkatest: %v", err)
-			return
-		}
-		var out string
-		out, err = b.runWithPorts(t.Context(), ports, cmd)
-		if err == nil {
-			b.addrs = strings.Split(out, ",")
-			break
-		}
-		if !isPortClash(err) {
-			break
-		}
-		t.Logf("kafkatest: attempt %d: a port was taken meanwhile; picking others: %v", attempt, err)
-	}
-	if err != nil {
+	if err := b.upOnFreePorts(2*len(b.nodes), b.portEnv, cmd); err != nil {
 		t.Fatalf("kafkatest: starting %d private brokers in %s: %v", len(b.nodes), b.dir, err)
 		return
 	}
@@ -277,9 +259,34 @@ func (b *Brokers) start() {
 		len(b.nodes), b.addrs, time.Since(began).Round(100*time.Millisecond), b.dir)
 }
 
-// runWithPorts runs kafka.sh with ports as its broker and controller ports: for a
+// upOnFreePorts runs `kafka.sh cmd` on n free ports, given to it by the
+// environment env makes of them, and picks other ports when the start
+// fails on one another process took meanwhile; it sets b.addrs from what
+// kafka.sh prints.
+func (b *Brokers) upOnFreePorts(n int, env func(ports []int) []string, cmd string) error {
+	t := b.t
+	var err error
+	for attempt := 1; attempt <= startAttempts; attempt++ {
+		var ports []int
+		if ports, err = freePorts(n); err != nil {
+			return err
+		}
+		var out string
+		if out, err = b.runEnv(t.Context(), env(ports), cmd); err == nil {
+			b.addrs = strings.Split(out, ",")
+			return nil
+		}
+		if !isPortClash(err) {
+			return err
+		}
+		t.Logf("kafkatest: attempt %d: a port was taken meanwhile; picking others: %v", attempt, err)
+	}
+	return err
+}
+
+// portEnv gives kafka.sh ports as its broker and controller ports: for a
 // single broker, ports[0] and ports[1]; for a cluster, ports[:3] and ports[3:].
-func (b *Brokers) runWithPorts(ctx context.Context, ports []int, args ...string) (string, error) {
+func (b *Brokers) portEnv(ports []int) []string {
 	join := func(ps []int) string {
 		s := make([]string, len(ps))
 		for i, p := range ps {
@@ -287,18 +294,16 @@ func (b *Brokers) runWithPorts(ctx context.Context, ports []int, args ...string)
 		}
 		return strings.Join(s, ",")
 	}
-	n := len(b.nodes)
-	env := []string{
-		"FACTORY2_KAFKA_PORT=" + strconv.Itoa(ports[0]),
-		"FACTORY2_KAFKA_CONTROLLER_PORT=" + strconv.Itoa(ports[1]),
-	}
-	if n > 1 {
-		env = []string{
+	if n := len(b.nodes); n > 1 {
+		return []string{
 			"FACTORY2_KAFKA_CLUSTER_PORTS=" + join(ports[:n]),
 			"FACTORY2_KAFKA_CLUSTER_CONTROLLER_PORTS=" + join(ports[n:]),
 		}
 	}
-	return b.runEnv(ctx, env, args...)
+	return []string{
+		"FACTORY2_KAFKA_PORT=" + strconv.Itoa(ports[0]),
+		"FACTORY2_KAFKA_CONTROLLER_PORT=" + strconv.Itoa(ports[1]),
+	}
 }
 
 // Private brokers listen on ports below the kernel's ephemeral range, where no

@@ -51,27 +51,13 @@ func StartSecureBroker(t testing.TB) *SecureBroker {
 	}
 	t.Cleanup(b.cleanup)
 	began := time.Now()
-	for attempt := 1; attempt <= startAttempts; attempt++ {
-		var ports []int
-		if ports, err = freePorts(3); err != nil {
-			t.Fatalf("kafkatest: %v", err)
-			return nil
-		}
-		var out string
-		out, err = b.runEnv(t.Context(), []string{
+	err = b.upOnFreePorts(3, func(ports []int) []string {
+		return []string{
 			"FACTORY2_KAFKA_SECURE_PORT=" + strconv.Itoa(ports[0]),
 			"FACTORY2_KAFKA_SECURE_CONTROLLER_PORT=" + strconv.Itoa(ports[1]),
 			"FACTORY2_KAFKA_SECURE_INTERNAL_PORT=" + strconv.Itoa(ports[2]),
-		}, "up-secure")
-		if err == nil {
-			b.addrs = strings.Split(out, ",")
-			break
 		}
-		if !isPortClash(err) {
-			break
-		}
-		t.Logf("kafkatest: attempt %d: a port was taken meanwhile; picking others: %v", attempt, err)
-	}
+	}, "up-secure")
 	if err != nil {
 		t.Fatalf("kafkatest: starting a secured broker in %s: %v", b.dir, err)
 		return nil
