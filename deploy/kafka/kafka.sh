@@ -399,15 +399,17 @@ launch() {
 		>"$dir/logs/stdout.log" 2>&1 </dev/null 9>&- &
 	pid=$!
 	echo "$pid" >"$(pid_file "$name")"
-	local i
-	for ((i = 0; i < 50; i++)); do
-		is_ours "$pid" "$dir" && break
+	# The process execs setsid, nohup, then java, and its command line reads empty for
+	# a moment during each exec (longer on a loaded machine): wait until it is java's,
+	# for as long as the process lives. The log's last lines go with the error: a port
+	# another process took meanwhile ("Address already in use") is how a caller knows
+	# to pick other ports.
+	local start=$SECONDS
+	until is_ours "$pid" "$dir" && [[ $(cat "/proc/$pid/comm" 2>/dev/null) == java ]]; do
+		proc_start "$pid" >/dev/null && ((SECONDS - start < 30)) ||
+			die "$name's broker did not start; last log lines:$(printf '\n'; tail -n 20 "$dir/logs/stdout.log" "$dir/logs/server.log" 2>/dev/null)"
 		sleep 0.1
 	done
-	# The log's last lines go with the error: a port another process took meanwhile
-	# ("Address already in use") is how a caller knows to pick other ports.
-	is_ours "$pid" "$dir" ||
-		die "$name's broker did not start; last log lines:$(printf '\n'; tail -n 20 "$dir/logs/stdout.log" "$dir/logs/server.log" 2>/dev/null)"
 	[[ -z ${FACTORY2_KAFKA_OWNER_PID:-} ]] || start_watchdog "$dir" "$pid" "$FACTORY2_KAFKA_OWNER_PID"
 	log "started $name (pid $pid), logs in $dir/logs"
 }
