@@ -48,6 +48,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/factory2/factory2/avro"
+	"github.com/factory2/factory2/internal/cpustat"
 	"github.com/factory2/factory2/internal/kafkatest"
 	"github.com/factory2/factory2/processors"
 	"github.com/factory2/factory2/topics"
@@ -437,19 +438,21 @@ func runFactory2(b *testing.B, env *kafkatest.Env, adm *kadm.Client, cat *topics
 		b.Fatal(err)
 	}
 	stopProfile := startProfile(b)
+	cpu := takeCPU(b)
 	b.StartTimer()
 	begin := time.Now()
 	stop := startRunner(b, r)
 	run := waitCommitted(b, adm, r.Group(), n, begin, nil)
 	b.StopTimer()
+	used := cpuSince(b, cpu)
 	stopProfile()
 	if err := stop(); err != nil {
 		b.Fatalf("runner: %v", err)
 	}
 	run.detail = fmt.Sprintf(
-		"%v transactions taking %.3fs to commit; %.3fs in Process; %v changelog records",
+		"%v transactions taking %.3fs to commit; %.3fs in Process; %v changelog records; %v",
 		metricValue(b, reg, "factory2_processor_transactions_total"), metricValue(b, reg, "factory2_processor_commit_seconds"),
-		metricValue(b, reg, "factory2_processor_process_seconds"), metricValue(b, reg, "factory2_processor_changelog_records_total"))
+		metricValue(b, reg, "factory2_processor_process_seconds"), metricValue(b, reg, "factory2_processor_changelog_records_total"), used)
 	return run
 }
 
@@ -702,6 +705,7 @@ func versusPeer(b *testing.B, p *peer, adm *kadm.Client, cat *topics.Catalog, w 
 	if _, err := p.call(prepare, "prepared", time.Minute); err != nil {
 		b.Fatal(err)
 	}
+	cpu := takeCPU(b)
 	b.StartTimer()
 	begin := time.Now()
 	if _, err := p.call("start", "started", time.Minute); err != nil {
@@ -709,12 +713,35 @@ func versusPeer(b *testing.B, p *peer, adm *kadm.Client, cat *topics.Catalog, w 
 	}
 	run := waitCommitted(b, adm, appID, n, begin, p.check)
 	b.StopTimer()
+	used := cpuSince(b, cpu)
 	counts, err := p.call("stop", "stopped", 2*time.Minute)
 	if err != nil {
 		b.Fatal(err)
 	}
-	run.detail = counts
+	// The peer's JVM is "other" to cpustat.
+	run.detail = fmt.Sprintf("%s; %v", counts, used)
 	return run
+}
+
+// takeCPU samples the machine's CPU counters (see cpustat), or fails b.
+func takeCPU(b *testing.B) cpustat.Sample {
+	b.Helper()
+	s, err := cpustat.Take()
+	if err != nil {
+		b.Fatal(err)
+	}
+	return s
+}
+
+// cpuSince is the CPU used since s: whether the machine had a core to
+// spare, and who used the rest.
+func cpuSince(b *testing.B, s cpustat.Sample) cpustat.Usage {
+	b.Helper()
+	u, err := s.Since()
+	if err != nil {
+		b.Fatal(err)
+	}
+	return u
 }
 
 // changelogConfigs are the topic configs of w's changelog in cat.

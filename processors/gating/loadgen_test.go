@@ -39,6 +39,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/factory2/factory2/avro"
+	"github.com/factory2/factory2/internal/cpustat"
 	"github.com/factory2/factory2/internal/ingest"
 	"github.com/factory2/factory2/internal/kafkatest"
 	"github.com/factory2/factory2/internal/sample"
@@ -160,6 +161,10 @@ func benchLatency(b *testing.B, interval time.Duration) {
 		perr atomic.Pointer[error]
 	)
 	stopProfile := startProfile(b)
+	cpu, err := cpustat.Take()
+	if err != nil {
+		b.Fatal(err)
+	}
 	b.ResetTimer()
 	start := time.Now()
 	tick := time.NewTicker(time.Millisecond)
@@ -194,6 +199,10 @@ func benchLatency(b *testing.B, interval time.Duration) {
 		return nil
 	})
 	b.StopTimer()
+	used, err := cpu.Since()
+	if err != nil {
+		b.Fatal(err)
+	}
 	stopProfile()
 	if err := stopRunner(); err != nil {
 		b.Fatalf("runner: %v", err)
@@ -294,7 +303,7 @@ func benchLatency(b *testing.B, interval time.Duration) {
 		short(stFetch), short(stQueue), short(stProcess), short(stCommit), short(stVisible))
 	b.Logf("runner: %s; %.0f transactions/s", runnerSummary(m), m["factory2_processor_transactions_total"]/produced.Seconds())
 	b.Logf("runner requests:%s", req.summary())
-	b.Logf("state: %s", sfs.summary())
+	b.Logf("state: %s; %v (this process: the runner, the load and both consumers)", sfs.summary(), used)
 }
 
 // decodeDecision decodes a gating decision.
@@ -373,6 +382,10 @@ func benchThroughput(b *testing.B) {
 	sfs := &syncFS{FS: vfs.Default}
 	r := f.runner(b, 0, reg, sfs, req)
 	stopProfile := startProfile(b)
+	cpu, err := cpustat.Take()
+	if err != nil {
+		b.Fatal(err)
+	}
 	begin = time.Now()
 	stopRunner := startRunner(b, r)
 	var done time.Time
@@ -387,6 +400,10 @@ func benchThroughput(b *testing.B) {
 		case <-time.After(20 * time.Millisecond):
 		case <-ctx.Done():
 		}
+	}
+	used, err := cpu.Since()
+	if err != nil {
+		b.Fatal(err)
 	}
 	stopProfile()
 	if err := stopRunner(); err != nil {
@@ -406,7 +423,7 @@ func benchThroughput(b *testing.B) {
 		n, raw.Round(time.Millisecond), n, took.Round(time.Millisecond), req.first().Sub(begin).Round(time.Millisecond))
 	b.Logf("runner: %s", runnerSummary(m))
 	b.Logf("runner requests:%s", req.summary())
-	b.Logf("state: %s", sfs.summary())
+	b.Logf("state: %s; runner's %v", sfs.summary(), used)
 }
 
 // rawConsume reads f's inputs with a plain read_committed consumer until
