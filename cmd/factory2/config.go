@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 
 	"github.com/factory2/factory2/internal/config"
+	"github.com/factory2/factory2/internal/kclient"
 )
 
 func (a *app) configCmd() *cobra.Command {
@@ -40,7 +41,9 @@ the wrong type, invalid values, policy files that cannot be read or parsed
 and decision contexts that composes or signing rules require but no policy
 has. It connects to nothing, unless --kafka: then it also asks the brokers
 whether they answer and whether there are enough of them for
-topics.replication and topics.min_insync_replicas.
+topics.replication and topics.min_insync_replicas, and notes the broker
+settings that slow the processors' transactions (no problem: the exit
+status stays 0).
 
 Exit status 0 when the file has no problem, 1 otherwise.`,
 		Example: `  factory2 config check deploy/factory2.example.yml
@@ -66,7 +69,7 @@ Exit status 0 when the file has no problem, 1 otherwise.`,
 // and prints the problems for people, or a one-line summary when there
 // is none.
 func (a *app) runConfigCheck(ctx context.Context, path string, kafka bool) error {
-	var problems []string
+	var problems, notes []string
 	if err := config.Check(path); err != nil {
 		msg := strings.TrimPrefix(err.Error(), "config: "+path+": ")
 		problems = append(problems, strings.Split(msg, "\n")...)
@@ -77,7 +80,11 @@ func (a *app) runConfigCheck(ctx context.Context, path string, kafka bool) error
 		if a.brokers != "" {
 			cfg.Brokers = splitList(a.brokers)
 		}
-		problems = append(problems, clusterProblems(ctx, cfg)...)
+		ps, ns := clusterProblems(ctx, cfg)
+		problems, notes = append(problems, ps...), ns
+	}
+	for _, n := range notes {
+		fmt.Fprintf(a.stderr, "%s: note: %s\n", path, n)
 	}
 	if len(problems) > 0 {
 		plural := "s"
@@ -104,16 +111,17 @@ func (a *app) runConfigCheck(ctx context.Context, path string, kafka bool) error
 }
 
 // clusterProblems asks the cluster of cfg whether it answers and has the
-// brokers the topics' replication needs.
-func clusterProblems(ctx context.Context, cfg config.Config) []string {
+// brokers the topics' replication needs; notes are the brokers' settings
+// that slow the processors (kclient.BrokerAdvice), which are no problem.
+func clusterProblems(ctx context.Context, cfg config.Config) (problems, notes []string) {
 	cl, err := kafkaClient(ctx, cfg)
 	if err != nil {
-		return []string{err.Error()}
+		return []string{err.Error()}, nil
 	}
 	defer cl.Close()
 	meta, err := kadm.NewClient(cl).BrokerMetadata(ctx)
 	if err != nil {
-		return []string{fmt.Sprintf("brokers %v: metadata: %v", cfg.Brokers, err)}
+		return []string{fmt.Sprintf("brokers %v: metadata: %v", cfg.Brokers, err)}, nil
 	}
 	n := len(meta.Brokers)
 	var out []string
@@ -123,7 +131,8 @@ func clusterProblems(ctx context.Context, cfg config.Config) []string {
 	if m := cfg.Topics.MinInSyncReplicas; m > n {
 		out = append(out, fmt.Sprintf("topics.min_insync_replicas %d: the cluster at %v has %d broker(s): no write could ever succeed", m, cfg.Brokers, n))
 	}
-	return out
+	notes, _ = kclient.BrokerAdvice(ctx, cl) // the metadata answered: an error here is a passing fault
+	return out, notes
 }
 
 func (a *app) configReferenceCmd() *cobra.Command {

@@ -23,6 +23,7 @@ import (
 	"github.com/factory2/factory2/internal/config"
 	"github.com/factory2/factory2/internal/httpapi"
 	"github.com/factory2/factory2/internal/ingest"
+	"github.com/factory2/factory2/internal/kclient"
 	"github.com/factory2/factory2/internal/overview"
 	"github.com/factory2/factory2/processors"
 	"github.com/factory2/factory2/processors/compose"
@@ -254,6 +255,10 @@ func (p *pipeline) ensureTopics(ctx context.Context) error {
 		case topics.Drifted:
 			p.log.Warn("topic differs from the catalog", "topic", s.Topic, "drift", s.Drift)
 		}
+	}
+	advice, _ := kclient.BrokerAdvice(ctx, cl) // advice only: the topics are there
+	for _, a := range advice {
+		p.log.Warn("broker setting slows the processors", "advice", a)
 	}
 	return nil
 }

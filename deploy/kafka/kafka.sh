@@ -68,6 +68,8 @@ secure_internal_port="${FACTORY2_KAFKA_SECURE_INTERNAL_PORT:-29494}"
 heap="${FACTORY2_KAFKA_HEAP:-512m}"
 # Extra JVM options for the brokers, split on spaces (e.g. -XX:TieredStopAtLevel=1).
 read -r -a jvm_opts <<<"${FACTORY2_KAFKA_JVM_OPTS:-}"
+# Extra broker properties, one key=value per line, after (and so over) the defaults below.
+extra_properties="${FACTORY2_KAFKA_PROPERTIES:-}"
 up_timeout="${FACTORY2_KAFKA_UP_TIMEOUT:-90}"
 stop_timeout="${FACTORY2_KAFKA_STOP_TIMEOUT:-30}"
 
@@ -340,6 +342,9 @@ log.cleaner.threads=1
 log.retention.check.interval.ms=5000
 log.segment.delete.delay.ms=1000
 EOF
+	if [[ -n $extra_properties ]]; then
+		printf '\n# From FACTORY2_KAFKA_PROPERTIES (the last value of a key wins).\n%s\n' "$extra_properties" >>"$dir/server.properties"
+	fi
 	cat >"$dir/log4j2.properties" <<EOF
 # Broker log: logs/server.log, rolled at 20 MiB, 3 files kept.
 status = warn

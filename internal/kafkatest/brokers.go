@@ -84,7 +84,8 @@ type Brokers struct {
 type BrokersOpt interface{ applyBrokers(*brokersCfg) }
 
 type brokersCfg struct {
-	runDir string
+	runDir     string
+	properties []string
 }
 
 type brokersOpt func(*brokersCfg)
@@ -96,6 +97,12 @@ func (o brokersOpt) applyBrokers(c *brokersCfg) { o(c) }
 // the test. kafka.sh reformats a node's storage when it starts the cluster.
 func RunDir(dir string) BrokersOpt {
 	return brokersOpt(func(c *brokersCfg) { c.runDir = dir })
+}
+
+// BrokerProperties sets broker properties ("key=value") over kafka.sh's own, on
+// every node (kafka.sh's FACTORY2_KAFKA_PROPERTIES).
+func BrokerProperties(props ...string) BrokersOpt {
+	return brokersOpt(func(c *brokersCfg) { c.properties = append(c.properties, props...) })
 }
 
 // StartBrokers starts n private brokers (1: a single broker; 3: a three-node cluster
@@ -170,6 +177,7 @@ func newBrokers(t testing.TB, n int, c brokersCfg) (*Brokers, error) {
 			"FACTORY2_KAFKA_HEAP=" + brokerHeap,
 			"FACTORY2_KAFKA_JVM_OPTS=" + brokerJVMOpts,
 			"FACTORY2_KAFKA_OWNER_PID=" + strconv.Itoa(os.Getpid()),
+			"FACTORY2_KAFKA_PROPERTIES=" + strings.Join(c.properties, "\n"),
 		},
 		running: make([]bool, n),
 	}
