@@ -88,7 +88,6 @@ const (
 	mergeFetch              // an input partition has committed data not yet fetched
 	mergeEvidence           // an input partition's end is not known as of the head's fetch
 	mergeIdle               // Config.MaxTaskIdle: waiting for data not yet produced
-	mergeBudget             // the drain's share of MaxPollRecords is spent; more is ready
 )
 
 // queueOf returns t's queue of topic, nil if topic is not an input.

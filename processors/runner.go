@@ -224,9 +224,6 @@ type Runner struct {
 	// idleWake is the earliest end of a task's Config.MaxTaskIdle wait
 	// (under mu), zero when none waits.
 	idleWake time.Time
-	// moreReady is set by a drain that left a task at its budget with
-	// records it could process (under mu): the next poll does not wait.
-	moreReady bool
 
 	// The loop's own state, touched by the loop goroutine only.
 	inTxn bool
@@ -630,7 +627,6 @@ func (r *Runner) loop(ctx context.Context) error {
 		pctx, cancel := context.WithDeadline(ctx, r.pollDeadline(wake))
 		fetches := r.sess.PollRecords(pctx, r.cfg.MaxPollRecords)
 		cancel()
-		fetches = r.pollBuffered(fetches)
 		if ctx.Err() != nil {
 			// The records this poll returned already count as consumed
 			// for the session (their offsets will be committed), so
@@ -712,30 +708,6 @@ func (r *Runner) loop(ctx context.Context) error {
 			deadline = time.Now().Add(r.cfg.CommitInterval)
 		}
 	}
-}
-
-// pollBuffered adds to fetches every record the client already holds.
-// A fetch answer lists its partitions one after another and a poll takes
-// MaxPollRecords from its front, so after a poll most tasks may hold the
-// records of some inputs while those of another wait in the client:
-// their merge then waits (mergeFetch) and only the first partitions'
-// tasks can run. Catching up on a backlog, one task ran per drain while
-// the others' records sat in the client, and Config.Threads did nothing.
-// The client's buffer is bounded by its fetch size, and records queued
-// at a commit are carried over (commitQueuedFrom), so taking all of it
-// costs no memory the client had not already spent and loses nothing.
-func (r *Runner) pollBuffered(fetches kgo.Fetches) kgo.Fetches {
-	cl := r.sess.Client()
-	for cl.BufferedFetchRecords() > 0 {
-		// Buffered records are returned without waiting; the context
-		// only matters when there are none, which the loop rules out.
-		more := r.sess.PollRecords(context.Background(), r.cfg.MaxPollRecords)
-		if more.NumRecords() == 0 {
-			break
-		}
-		fetches = append(fetches, more...)
-	}
-	return fetches
 }
 
 // fetchErrors logs the fetch errors of a poll that are informational
@@ -879,7 +851,6 @@ func (r *Runner) drain() (map[string][]int32, error) {
 		}
 	}
 	r.idleWake = time.Time{}
-	r.moreReady = false
 	if len(ready) == 0 {
 		return nil, nil
 	}
@@ -894,13 +865,9 @@ func (r *Runner) drain() (map[string][]int32, error) {
 	if r.isolate != nil {
 		threads = 1 // one record per transaction
 	}
-	// A drain takes about MaxPollRecords records, shared by the ready
-	// tasks, so that the commit deadline is checked that often however
-	// much the tasks hold (pollBuffered may queue a whole fetch).
-	budget := max(1, r.cfg.MaxPollRecords/len(ready))
 	if threads = min(threads, len(ready)); threads <= 1 {
 		for _, t := range ready {
-			t.drain(now, committed, budget)
+			t.drain(now, committed)
 		}
 	} else {
 		var next atomic.Int32
@@ -908,7 +875,7 @@ func (r *Runner) drain() (map[string][]int32, error) {
 		for range threads {
 			wg.Go(func() {
 				for i := int(next.Add(1)) - 1; i < len(ready); i = int(next.Add(1)) - 1 {
-					ready[i].drain(now, committed, budget)
+					ready[i].drain(now, committed)
 				}
 			})
 		}
@@ -940,8 +907,6 @@ func (r *Runner) drain() (map[string][]int32, error) {
 			if wake := t.idleSince.Add(r.cfg.MaxTaskIdle); r.idleWake.IsZero() || wake.Before(r.idleWake) {
 				r.idleWake = wake
 			}
-		case mergeBudget:
-			r.moreReady = true
 		}
 	}
 	return evidence, err
@@ -952,17 +917,13 @@ func (r *Runner) drain() (map[string][]int32, error) {
 // goroutine of its own while the runner's lock is held for it: it touches
 // only t, and what is safe for concurrent use (the codec, the producer,
 // metrics, the read-only suspects).
-func (t *task) drain(now time.Time, committed func() map[string]map[int32]kgo.EpochOffset, budget int) {
+func (t *task) drain(now time.Time, committed func() map[string]map[int32]kgo.EpochOffset) {
 	r := t.r
 	start := time.Now()
 	n := 0
 	for {
 		if r.isolate != nil && r.txnRecords+t.processed > 0 {
 			t.wait = mergeEmpty // isolating a failure: one record per transaction
-			break
-		}
-		if n == budget {
-			t.wait = mergeBudget
 			break
 		}
 		q, why := r.nextRecord(t, now, committed)
@@ -995,14 +956,10 @@ func (r *Runner) anyQueued() bool {
 }
 
 // pollDeadline is when the next poll must return: the commit deadline, or
-// earlier when a task waits out Config.MaxTaskIdle, or at once when a
-// task stopped at its drain's budget with records ready.
+// earlier when a task waits out Config.MaxTaskIdle.
 func (r *Runner) pollDeadline(deadline time.Time) time.Time {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.moreReady {
-		return time.Now()
-	}
 	if !r.idleWake.IsZero() && r.idleWake.Before(deadline) {
 		return r.idleWake
 	}
