@@ -10,8 +10,13 @@ package gating_test
 // engine's micro-benchmarks in bench_test.go: they need internal/sample,
 // which imports this package, so package gating's own tests cannot.
 //
-// Targets: BenchmarkGatingLatency p50 ≤ 20 ms and p99 ≤ 100 ms at a steady
-// 2,000 events/s; BenchmarkGatingThroughput ≥ 80k events/s.
+// Targets: BenchmarkGatingLatency p50 ≤ 15 ms and p99 ≤ 50 ms at a steady
+// 2,000 events/s with the default configuration, in each of five
+// consecutive runs; BenchmarkGatingThroughput ≥ 200k events/s. Both log
+// where the machine's CPU went (cpustat): on a 2-core machine the broker
+// takes about a core at 2,000 events/s, and latency follows how busy the
+// machine is. The first run on a freshly started broker is slower (its
+// JIT warming up).
 //
 // -cpuprofile profiles the set-up too (producing the events); set
 // FACTORY2_BENCH_CPUPROFILE=<file> to profile only the runner's part.
