@@ -43,7 +43,7 @@ chaos: deps ## Broker fault tests with minute-long outages, 3 runs each (CHAOS_C
 	deploy/chaos.sh
 
 .PHONY: bench
-bench: deps ## Run the benchmarks against the real broker, the Kafka Streams peer included (BENCH=regexp, BENCHTIME=...)
+bench: deps ## Run the benchmarks against the real broker, the Kafka Streams peer included (BENCH=regexp, BENCHTIME=..., COUNT=n)
 	deploy/bench.sh "$(or $(BENCH),.)"
 
 .PHONY: demo
