@@ -40,6 +40,7 @@ type inputQueue struct {
 	idx   int // the topic's place in Spec.Inputs
 	recs  []*kgo.Record
 	seqs  []uint64 // the poll each record arrived in
+	bytes int      // of the records' keys and values (backpressure)
 
 	// next is one past the last offset fetched (control records
 	// included), -1 when not known since the last rewind.
@@ -66,11 +67,13 @@ func newQueues(inputs []string) []*inputQueue {
 func (q *inputQueue) reset() {
 	clear(q.recs)
 	q.recs, q.seqs = q.recs[:0], q.seqs[:0]
+	q.bytes = 0
 	q.next = -1
 }
 
 func (q *inputQueue) pop() *kgo.Record {
 	rec := q.recs[0]
+	q.bytes -= len(rec.Key) + len(rec.Value)
 	q.recs[0] = nil
 	q.recs, q.seqs = q.recs[1:], q.seqs[1:]
 	if len(q.recs) == 0 {
@@ -88,6 +91,7 @@ const (
 	mergeFetch              // an input partition has committed data not yet fetched
 	mergeEvidence           // an input partition's end is not known as of the head's fetch
 	mergeIdle               // Config.MaxTaskIdle: waiting for data not yet produced
+	mergeBudget             // the drain's share of MaxPollRecords is spent; more is ready
 )
 
 // queueOf returns t's queue of topic, nil if topic is not an input.
@@ -129,6 +133,7 @@ func (r *Runner) enqueue(fetches kgo.Fetches) {
 		for _, rec := range fp.Records {
 			q.recs = append(q.recs, rec)
 			q.seqs = append(q.seqs, r.pollSeq)
+			q.bytes += len(rec.Key) + len(rec.Value)
 		}
 		if n := len(fp.Records); n > 0 {
 			q.next = fp.Records[n-1].Offset + 1

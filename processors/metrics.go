@@ -30,6 +30,7 @@ type metrics struct {
 	quarantined       prometheus.Counter
 	waiting           prometheus.Gauge
 	sessions          prometheus.Counter
+	pauses            prometheus.Counter
 	lag               *prometheus.GaugeVec
 	endLookups        prometheus.Counter
 	carried           prometheus.Counter
@@ -133,6 +134,10 @@ func newMetrics(group string) *metrics {
 			Namespace: ns, Name: "sessions_total",
 			Help: "Kafka sessions started (group membership and transactional producer); more than one means the runner rebuilt its session after a fault.",
 		}),
+		pauses: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: ns, Name: "input_pauses_total",
+			Help: "Input partitions whose fetching was paused because their task's queue of them was full (the merge waiting for another input, or processing behind fetching); resumed at half.",
+		}),
 		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: ns, Name: "task_lag_records",
 			Help:        "Per assigned task (input partition) of the consumer group: offsets between its inputs' last stable offsets and its position, summed over its input topics (transaction markers count).",
@@ -194,7 +199,7 @@ func (m *metrics) preinit(inputs, kinds []string, changelog bool) {
 
 func (m *metrics) each(fn func(prometheus.Collector)) {
 	for _, c := range []prometheus.Collector{m.processed, m.emitted, m.deadLettered, m.commits, m.changelogRecords, m.restoredRecords, m.tasks, m.processSeconds, m.commitSeconds,
-		m.aborts, m.consecutiveAborts, m.lastCommit, m.restoring, m.quarantined, m.waiting, m.sessions, m.lag, m.endLookups, m.carried,
+		m.aborts, m.consecutiveAborts, m.lastCommit, m.restoring, m.quarantined, m.waiting, m.sessions, m.pauses, m.lag, m.endLookups, m.carried,
 		m.rebalances, m.restoreRemaining, m.decisions, m.decisionLatency} {
 		fn(c)
 	}

@@ -307,3 +307,57 @@ func TestRunnerCarriesQueuedRecordsOverCommits(t *testing.T) {
 		t.Fatalf("processed %v, want %v", got, want)
 	}
 }
+
+// While a task's merge waits for one input (here: MaxTaskIdle for an
+// empty one), the runner keeps polling the others; the fetching of an
+// input partition whose queue is full is paused (backpressure), so the
+// queue stays near 2*MaxPollRecords instead of holding the whole backlog.
+// Nothing is lost to the pauses: a runner started after it, with no idle
+// wait, processes every record once, in order.
+func TestRunnerBoundsQueuesWhileTheMergeWaits(t *testing.T) {
+	f := newOrderFixture(t)
+	const n, maxPoll = 3000, 50
+	cfg := f.config(t, kgo.FetchMaxPartitionBytes(4096)) // a few dozen records per fetch
+	cfg.MaxTaskIdle = time.Hour                          // a's records wait for b for good
+	cfg.MaxPollRecords = maxPoll
+	r, err := processors.NewRunner(f.spec(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.ensure(t)
+	base := time.UnixMilli(1_700_000_000_000)
+	evs := make([]timedEvent, n)
+	for i := range evs {
+		evs[i] = timedEvent{topic: f.a, id: fmt.Sprintf("a%d", i), at: base.Add(time.Duration(i) * time.Millisecond)}
+	}
+	f.produce(t, evs, 100)
+	stop := start(t, r)
+	// The queue fills to the pause and stays there.
+	bound := 2*maxPoll + 200 // the pause, plus what a fetch in flight brings
+	kafkatest.WaitFor(t, 30*time.Second, func() error {
+		if q := processors.QueuedRecords(r); q < 2*maxPoll {
+			return fmt.Errorf("%d records queued, waiting for %d", q, 2*maxPoll)
+		}
+		return nil
+	})
+	most := 0
+	for range 20 {
+		time.Sleep(2 * cfg.CommitInterval)
+		most = max(most, processors.QueuedRecords(r))
+	}
+	if most > bound {
+		t.Fatalf("%d of %d records queued while the merge waits; want at most %d (backpressure)", most, n, bound)
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	cfg.MaxTaskIdle = -1
+	r, err = processors.NewRunner(f.spec(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start(t, r)
+	if got, want := f.sequence(t, n), mergeOrder(evs, []string{f.a, f.b}); !slices.Equal(got, want) {
+		t.Fatalf("processed %d records out of order or not once each; first: %v", len(got), got[:min(10, len(got))])
+	}
+}

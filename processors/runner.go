@@ -224,6 +224,16 @@ type Runner struct {
 	// idleWake is the earliest end of a task's Config.MaxTaskIdle wait
 	// (under mu), zero when none waits.
 	idleWake time.Time
+	// moreReady is set by a drain that left records tasks could take
+	// (a task at its budget, or one waiting its turn; under mu): the
+	// next poll does not wait.
+	moreReady bool
+	// turn rotates which tasks take the first turn of a transaction on a
+	// backlog (takeTurns; under mu).
+	turn int
+	// paused are the input partitions whose fetching backpressure paused
+	// (under mu), per topic; the session's client holds the pause.
+	paused map[string]map[int32]bool
 
 	// The loop's own state, touched by the loop goroutine only.
 	inTxn bool
@@ -541,6 +551,9 @@ func (r *Runner) session(ctx context.Context) error {
 		return &fatalError{err}
 	}
 	r.sess = sess
+	r.mu.Lock()
+	r.paused = map[string]map[int32]bool{} // pauses live in the client
+	r.mu.Unlock()
 	r.metrics.sessions.Inc()
 	defer r.closeSession(ctx)
 	if err := r.initProducer(ctx); err != nil {
@@ -613,6 +626,7 @@ func (r *Runner) loop(ctx context.Context) error {
 	}
 	for {
 		r.beat()
+		r.backpressure()
 		if err := r.restorePending(ctx); err != nil {
 			if classify(err) == fatal {
 				return err
@@ -627,6 +641,7 @@ func (r *Runner) loop(ctx context.Context) error {
 		pctx, cancel := context.WithDeadline(ctx, r.pollDeadline(wake))
 		fetches := r.sess.PollRecords(pctx, r.cfg.MaxPollRecords)
 		cancel()
+		fetches = r.pollBuffered(fetches)
 		if ctx.Err() != nil {
 			// The records this poll returned already count as consumed
 			// for the session (their offsets will be committed), so
@@ -708,6 +723,106 @@ func (r *Runner) loop(ctx context.Context) error {
 			deadline = time.Now().Add(r.cfg.CommitInterval)
 		}
 	}
+}
+
+// pollBuffered adds to fetches every record the client already holds. A
+// fetch answer lists its partitions one after another and a poll takes
+// MaxPollRecords from its front, so after one poll most tasks may hold
+// the records of some inputs while those of another still wait in the
+// client: their merge waits (mergeFetch), and catching up on a backlog
+// the tasks ran one at a time. Records queued at a commit are carried
+// over (commitQueuedFrom), so taking them early loses nothing; the
+// client's buffer is one fetch, and backpressure bounds the queues.
+func (r *Runner) pollBuffered(fetches kgo.Fetches) kgo.Fetches {
+	cl := r.sess.Client()
+	for cl.BufferedFetchRecords() > 0 {
+		// Buffered records are returned without waiting; the context
+		// only matters when there are none, which the loop rules out.
+		more := r.sess.PollRecords(context.Background(), r.cfg.MaxPollRecords)
+		if more.NumRecords() == 0 {
+			break
+		}
+		fetches = append(fetches, more...)
+	}
+	return fetches
+}
+
+// backlogRecords is how many queued records make a backlog, on which the
+// tasks take turns by transaction (takeTurns).
+func (r *Runner) backlogRecords() int { return 4 * r.cfg.MaxPollRecords }
+
+// queueBytes bounds the bytes of one input partition's queue: above it
+// (or above 2*MaxPollRecords records) the partition's fetching is paused
+// until the queue is back to half (or MaxPollRecords records).
+const queueBytes = 4 << 20
+
+// backpressure pauses fetching the input partitions whose queue is over
+// its bound and resumes those back under half of it. A task's merge can
+// hold one input's records while it waits for another's (mergeFetch), so
+// without it a backlog whose inputs a fetch advances at different paces
+// (in time) would pile up in the queues. A queue resumed at MaxPollRecords
+// records does not run dry before the next fetch: a drain takes at most
+// MaxPollRecords records.
+func (r *Runner) backpressure() {
+	r.mu.Lock()
+	var pause, resume map[string][]int32
+	for p, t := range r.tasks {
+		for _, q := range t.queues {
+			paused := r.paused[q.topic][p]
+			switch {
+			case !paused && (len(q.recs) > 2*r.cfg.MaxPollRecords || q.bytes > queueBytes):
+				if pause == nil {
+					pause = map[string][]int32{}
+				}
+				pause[q.topic] = append(pause[q.topic], p)
+				if r.paused[q.topic] == nil {
+					r.paused[q.topic] = map[int32]bool{}
+				}
+				r.paused[q.topic][p] = true
+			case paused && len(q.recs) <= r.cfg.MaxPollRecords && q.bytes <= queueBytes/2:
+				if resume == nil {
+					resume = map[string][]int32{}
+				}
+				resume[q.topic] = append(resume[q.topic], p)
+				delete(r.paused[q.topic], p)
+			}
+		}
+	}
+	r.mu.Unlock()
+	cl := r.sess.Client()
+	if len(pause) > 0 {
+		cl.PauseFetchPartitions(pause)
+		r.metrics.pauses.Add(float64(countPartitions(pause)))
+	}
+	if len(resume) > 0 {
+		cl.ResumeFetchPartitions(resume)
+	}
+}
+
+// unpause resumes fetching the partitions of m that backpressure paused:
+// partitions revoked or lost, whose task is gone with its queues. Called
+// with mu held.
+func (r *Runner) unpause(cl *kgo.Client, m map[string][]int32) {
+	resume := map[string][]int32{}
+	for t, ps := range m {
+		for _, p := range ps {
+			if r.paused[t][p] {
+				resume[t] = append(resume[t], p)
+				delete(r.paused[t], p)
+			}
+		}
+	}
+	if len(resume) > 0 {
+		cl.ResumeFetchPartitions(resume)
+	}
+}
+
+func countPartitions(m map[string][]int32) int {
+	n := 0
+	for _, ps := range m {
+		n += len(ps)
+	}
+	return n
 }
 
 // fetchErrors logs the fetch errors of a poll that are informational
@@ -851,6 +966,7 @@ func (r *Runner) drain() (map[string][]int32, error) {
 		}
 	}
 	r.idleWake = time.Time{}
+	r.moreReady = false
 	if len(ready) == 0 {
 		return nil, nil
 	}
@@ -865,9 +981,14 @@ func (r *Runner) drain() (map[string][]int32, error) {
 	if r.isolate != nil {
 		threads = 1 // one record per transaction
 	}
+	all := ready
+	ready, deferred := r.takeTurns(ready, threads, now, committed)
+	// A drain takes about MaxPollRecords records, shared by the tasks it
+	// runs, so that the commit deadline is checked that often.
+	budget := max(1, r.cfg.MaxPollRecords/max(1, len(ready)))
 	if threads = min(threads, len(ready)); threads <= 1 {
 		for _, t := range ready {
-			t.drain(now, committed)
+			t.drain(now, committed, budget)
 		}
 	} else {
 		var next atomic.Int32
@@ -875,15 +996,18 @@ func (r *Runner) drain() (map[string][]int32, error) {
 		for range threads {
 			wg.Go(func() {
 				for i := int(next.Add(1)) - 1; i < len(ready); i = int(next.Add(1)) - 1 {
-					ready[i].drain(now, committed)
+					ready[i].drain(now, committed, budget)
 				}
 			})
 		}
 		wg.Wait()
 	}
+	if deferred {
+		r.moreReady = true
+	}
 	var evidence map[string][]int32
 	var err error
-	for _, t := range ready {
+	for _, t := range all {
 		if t.drainErr != nil && err == nil {
 			err = t.drainErr
 		}
@@ -907,6 +1031,8 @@ func (r *Runner) drain() (map[string][]int32, error) {
 			if wake := t.idleSince.Add(r.cfg.MaxTaskIdle); r.idleWake.IsZero() || wake.Before(r.idleWake) {
 				r.idleWake = wake
 			}
+		case mergeBudget:
+			r.moreReady = true
 		}
 	}
 	return evidence, err
@@ -917,13 +1043,17 @@ func (r *Runner) drain() (map[string][]int32, error) {
 // goroutine of its own while the runner's lock is held for it: it touches
 // only t, and what is safe for concurrent use (the codec, the producer,
 // metrics, the read-only suspects).
-func (t *task) drain(now time.Time, committed func() map[string]map[int32]kgo.EpochOffset) {
+func (t *task) drain(now time.Time, committed func() map[string]map[int32]kgo.EpochOffset, budget int) {
 	r := t.r
 	start := time.Now()
 	n := 0
 	for {
 		if r.isolate != nil && r.txnRecords+t.processed > 0 {
 			t.wait = mergeEmpty // isolating a failure: one record per transaction
+			break
+		}
+		if n == budget {
+			t.wait = mergeBudget
 			break
 		}
 		q, why := r.nextRecord(t, now, committed)
@@ -943,6 +1073,53 @@ func (t *task) drain(now time.Time, committed func() map[string]map[int32]kgo.Ep
 	}
 }
 
+// takeTurns returns the tasks of ready that this drain runs, and whether
+// it left out some that could run. Caught up, every ready task runs. On a
+// backlog (the tasks hold backlogRecords or more), at most threads tasks
+// that can take a record run per transaction, those that ran in it first:
+// a transaction then covers a longer stretch of fewer partitions, so a
+// key written by many of its records goes to the changelog once (running
+// every task at once tripled the changelog of a benchmark whose keys are
+// spread evenly in time). Called with mu held.
+func (r *Runner) takeTurns(ready []*task, threads int, now time.Time, committed func() map[string]map[int32]kgo.EpochOffset) ([]*task, bool) {
+	if len(ready) <= threads {
+		return ready, false
+	}
+	queued := 0
+	for _, t := range ready {
+		for _, q := range t.queues {
+			queued += len(q.recs)
+		}
+	}
+	if queued < r.backlogRecords() {
+		return ready, false
+	}
+	var active, idle []*task
+	for _, t := range ready {
+		_, why := r.nextRecord(t, now, committed)
+		if t.wait = why; why != mergeReady {
+			continue // its drain would stop at once: t.wait says why
+		}
+		if len(t.inNext) > 0 {
+			active = append(active, t) // consumed in this transaction
+		} else {
+			idle = append(idle, t)
+		}
+	}
+	if len(active) == 0 && len(idle) > 0 {
+		// A new transaction: start the turns one task further on than
+		// the last, so that none waits behind the same others.
+		k := r.turn % len(idle)
+		idle = append(idle[k:], idle[:k]...)
+		r.turn++
+	}
+	run := append(active, idle...)
+	if len(run) <= threads {
+		return run, false
+	}
+	return run[:threads], true
+}
+
 // anyQueued reports whether a task holds records it has not processed.
 func (r *Runner) anyQueued() bool {
 	r.mu.Lock()
@@ -956,10 +1133,14 @@ func (r *Runner) anyQueued() bool {
 }
 
 // pollDeadline is when the next poll must return: the commit deadline, or
-// earlier when a task waits out Config.MaxTaskIdle.
+// earlier when a task waits out Config.MaxTaskIdle, or at once when the
+// last drain left records that tasks could take.
 func (r *Runner) pollDeadline(deadline time.Time) time.Time {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.moreReady {
+		return time.Now()
+	}
 	if !r.idleWake.IsZero() && r.idleWake.Before(deadline) {
 		return r.idleWake
 	}
@@ -1434,12 +1615,18 @@ func (r *Runner) assigned(_ context.Context, _ *kgo.Client, assigned map[string]
 	r.health.joined()
 }
 
-func (r *Runner) revoked(_ context.Context, _ *kgo.Client, revoked map[string][]int32) {
+func (r *Runner) revoked(_ context.Context, cl *kgo.Client, revoked map[string][]int32) {
 	r.closeTasks(revoked, "revoked")
+	r.mu.Lock()
+	r.unpause(cl, revoked)
+	r.mu.Unlock()
 }
 
-func (r *Runner) lost(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
+func (r *Runner) lost(_ context.Context, cl *kgo.Client, lost map[string][]int32) {
 	r.closeTasks(lost, "lost")
+	r.mu.Lock()
+	r.unpause(cl, lost)
+	r.mu.Unlock()
 }
 
 // closeTasks stops the tasks of partitions that are no longer ours. Their
