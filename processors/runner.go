@@ -739,10 +739,10 @@ func (r *Runner) pollBuffered(fetches kgo.Fetches) kgo.Fetches {
 		// Buffered records are returned without waiting; the context
 		// only matters when there are none, which the loop rules out.
 		more := r.sess.PollRecords(context.Background(), r.cfg.MaxPollRecords)
+		fetches = append(fetches, more...) // errors included: the loop handles them
 		if more.NumRecords() == 0 {
 			break
 		}
-		fetches = append(fetches, more...)
 	}
 	return fetches
 }
