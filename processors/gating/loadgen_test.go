@@ -21,7 +21,8 @@ package gating_test
 // -cpuprofile profiles the set-up too (producing the events); set
 // FACTORY2_BENCH_CPUPROFILE=<file> to profile only the runner's part.
 // FACTORY2_BENCH_RUNNER_LINGER=5ms tries a producer linger in the runner
-// (see runnerExperiment).
+// (see runnerExperiment); FACTORY2_BENCH_THREADS=n sets its processing
+// threads (default: the number of cores).
 
 import (
 	"context"
@@ -31,6 +32,7 @@ import (
 	"os"
 	"runtime/pprof"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -681,11 +683,27 @@ func (f *benchFixture) runner(b *testing.B, interval time.Duration, reg promethe
 		Registerer:     reg,
 		SessionHooks:   hooks,
 		ClientOpts:     runnerExperiment(b),
+		Threads:        benchThreads(b),
 	})
 	if err != nil {
 		b.Fatal(err)
 	}
 	return r
+}
+
+// benchThreads is FACTORY2_BENCH_THREADS, the runner's processing
+// threads (0, the default: the number of cores).
+func benchThreads(b *testing.B) int {
+	v := os.Getenv("FACTORY2_BENCH_THREADS")
+	if v == "" {
+		return 0
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		b.Fatalf("FACTORY2_BENCH_THREADS=%q: want a positive integer", v)
+	}
+	b.Logf("processing threads: %d", n)
+	return n
 }
 
 // runnerExperiment returns client options that FACTORY2_BENCH_RUNNER_LINGER
