@@ -516,7 +516,9 @@ func (r *Runner) session(ctx context.Context) error {
 		kgo.OnPartitionsRevoked(r.revoked),
 		kgo.OnPartitionsLost(r.lost),
 		kgo.RecordPartitioner(partitioner(r.changelogs, r.spec.PartitionedOutputs)),
-		kgo.FetchMaxWait(r.cfg.CommitInterval),
+		// franz-go refuses a wait under 10 ms; a shorter commit interval
+		// is kept by the poll's own deadline (pollDeadline).
+		kgo.FetchMaxWait(max(r.cfg.CommitInterval, 10*time.Millisecond)),
 		// Transaction markers are returned (and skipped by the loop), so
 		// the position of a partition reaches its last stable offset
 		// exactly and the merge can tell "caught up" from "one more

@@ -765,3 +765,18 @@ func TestRunnerCommitsALateRecordAtTheGapsEnd(t *testing.T) {
 	})
 	t.Logf("second output visible %v after its input", time.Since(produced).Round(time.Millisecond))
 }
+
+// A commit interval under 10 ms is valid configuration; the runner must
+// not hand it to franz-go as the fetch wait, which refuses it (the
+// processor stopped with "max fetch wait 5ms is less than allowed 10ms").
+func TestRunnerWithACommitIntervalUnder10ms(t *testing.T) {
+	f := newFixture(t, 2)
+	r := f.runner(t, "a", t.TempDir(), func(_ *processors.Spec, c *processors.Config) { c.CommitInterval = 5 * time.Millisecond })
+	f.ensure(t)
+	f.produce(t, 0, 100, 10)
+	stop := start(t, r)
+	f.waitOutputs(t, 100)
+	if err := stop(); err != nil {
+		t.Fatalf("runner: %v", err)
+	}
+}
