@@ -7,10 +7,12 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/factory2/factory2/avro"
 	"github.com/factory2/factory2/internal/kafkatest"
@@ -359,5 +361,73 @@ func TestRunnerBoundsQueuesWhileTheMergeWaits(t *testing.T) {
 	start(t, r)
 	if got, want := f.sequence(t, n), mergeOrder(evs, []string{f.a, f.b}); !slices.Equal(got, want) {
 		t.Fatalf("processed %d records out of order or not once each; first: %v", len(got), got[:min(10, len(got))])
+	}
+}
+
+// txnProbe records, in order, the partitions of topic that each
+// transaction produced to: a produced record is acknowledged before its
+// transaction's EndTxn is written.
+type txnProbe struct {
+	topic string
+	mu    sync.Mutex
+	cur   map[int32]bool
+	txns  []map[int32]bool
+}
+
+func (p *txnProbe) OnProduceRecordUnbuffered(r *kgo.Record, err error) {
+	if err != nil || r.Topic != p.topic {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cur == nil {
+		p.cur = map[int32]bool{}
+	}
+	p.cur[r.Partition] = true
+}
+
+func (p *txnProbe) OnBrokerWrite(_ kgo.BrokerMetadata, key int16, _ int, _, _ time.Duration, _ error) {
+	if key != int16(kmsg.EndTxn) {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.cur) > 0 {
+		p.txns = append(p.txns, p.cur)
+	}
+	p.cur = nil
+}
+
+// Catching up on a backlog with one processing thread, a transaction runs
+// one task at a time (takeTurns): with a commit after every drain, nearly
+// every transaction writes to one partition, where running every ready
+// task in each drain writes to all six. Every record still gives exactly
+// one output.
+func TestRunnerCatchesUpTaskByTaskPerTransaction(t *testing.T) {
+	f := newFixture(t, 6)
+	kafkatest.RequireReal(t) // kfake answers whole partitions: a few transactions, each of several tasks
+	const n = 6000
+	probe := &txnProbe{topic: f.out}
+	r := f.runner(t, "a", t.TempDir(), func(_ *processors.Spec, c *processors.Config) {
+		c.Threads = 1
+		c.MaxPollRecords = 50
+		c.CommitInterval = 10 * time.Millisecond // the least: FetchMaxWait takes it
+		c.SessionHooks = []kgo.Hook{probe}
+	})
+	f.ensure(t) // the changelog too, which NewRunner added
+	f.produce(t, 0, n, 600)
+	start(t, r)
+	f.waitOutputs(t, n)
+	probe.mu.Lock()
+	defer probe.mu.Unlock()
+	one := 0
+	for _, ps := range probe.txns {
+		if len(ps) == 1 {
+			one++
+		}
+	}
+	t.Logf("%d transactions with outputs, %d of them to one partition", len(probe.txns), one)
+	if len(probe.txns) < 20 || one*10 < len(probe.txns)*7 {
+		t.Fatalf("%d of %d transactions wrote to one partition; want at least 70%%", one, len(probe.txns))
 	}
 }
