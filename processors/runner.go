@@ -802,8 +802,8 @@ func (r *Runner) backpressure() {
 }
 
 // unpause resumes fetching the partitions of m that backpressure paused:
-// partitions revoked or lost, whose task is gone with its queues. Called
-// with mu held.
+// partitions revoked or lost, whose task is gone with its queues (see
+// closeTasks). Called with mu held.
 func (r *Runner) unpause(cl *kgo.Client, m map[string][]int32) {
 	resume := map[string][]int32{}
 	for t, ps := range m {
@@ -1004,9 +1004,7 @@ func (r *Runner) drain() (map[string][]int32, error) {
 		}
 		wg.Wait()
 	}
-	if deferred {
-		r.moreReady = true
-	}
+	r.moreReady = deferred // and a task at its budget, below
 	var evidence map[string][]int32
 	var err error
 	for _, t := range all {
@@ -1618,23 +1616,18 @@ func (r *Runner) assigned(_ context.Context, _ *kgo.Client, assigned map[string]
 }
 
 func (r *Runner) revoked(_ context.Context, cl *kgo.Client, revoked map[string][]int32) {
-	r.closeTasks(revoked, "revoked")
-	r.mu.Lock()
-	r.unpause(cl, revoked)
-	r.mu.Unlock()
+	r.closeTasks(cl, revoked, "revoked")
 }
 
 func (r *Runner) lost(_ context.Context, cl *kgo.Client, lost map[string][]int32) {
-	r.closeTasks(lost, "lost")
-	r.mu.Lock()
-	r.unpause(cl, lost)
-	r.mu.Unlock()
+	r.closeTasks(cl, lost, "lost")
 }
 
 // closeTasks stops the tasks of partitions that are no longer ours. Their
 // pending batches are dropped: the session aborts the open transaction.
-// A task that is restoring is told to stop, and closes itself.
-func (r *Runner) closeTasks(m map[string][]int32, why string) {
+// A task that is restoring is told to stop, and closes itself. The
+// fetching backpressure paused for them is resumed.
+func (r *Runner) closeTasks(cl *kgo.Client, m map[string][]int32, why string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if len(m) > 0 {
@@ -1645,6 +1638,7 @@ func (r *Runner) closeTasks(m map[string][]int32, why string) {
 			delete(r.owned[t], p)
 		}
 	}
+	r.unpause(cl, m)
 	for _, ps := range m {
 		for _, p := range ps {
 			if t := r.tasks[p]; t != nil {
