@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/factory2/factory2/avro"
@@ -855,8 +856,8 @@ func (e *Engine) Gating(s *Subject, trigger *avro.Envelope) []*avro.GatingDecisi
 // stand for content (an event's content does not change). Two CRC-32s
 // with different polynomials make a 64-bit fingerprint.
 func (e *Engine) gatingInput(s *Subject) uint64 {
-	var arr [1024]byte
-	b := arr[:0]
+	bp := scratchPool.Get().(*[]byte)
+	b := (*bp)[:0]
 	b = appendStr(b, e.version)
 	b = appendStr(b, s.ID)
 	b = appendStrs(b, s.Types)
@@ -895,10 +896,18 @@ func (e *Engine) gatingInput(s *Subject) uint64 {
 		b = appendStr(b, f.Path)
 		b = appendStr(b, f.Event.ID)
 	}
-	return uint64(crc32.Checksum(b, castagnoli))<<32 | uint64(crc32.ChecksumIEEE(b))
+	fp := uint64(crc32.Checksum(b, castagnoli))<<32 | uint64(crc32.ChecksumIEEE(b))
+	*bp = b[:0] // keep what the buffer grew to
+	scratchPool.Put(bp)
+	return fp
 }
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// scratchPool holds the buffers gatingInput fingerprints in: a buffer on
+// the stack escapes to the heap (crc32 keeps no reference, but the
+// compiler cannot tell), which cost an allocation of 1 KiB per event.
+var scratchPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
 
 func cloneRequirements(rs []avro.Requirement) []avro.Requirement {
 	return append([]avro.Requirement{}, rs...)
