@@ -825,12 +825,16 @@ func (e *Engine) Gating(s *Subject, trigger *avro.Envelope) []*avro.GatingDecisi
 			Summary:           ev.Summary,
 			AppliedPolicies:   ev.ApplicablePolicies,
 		}
+		// Requirement lists are never changed in place (a record is
+		// replaced whole), so the decision and the subject share them:
+		// the previous record's lists pass to Previous, the new lists
+		// are both the decision's and the stored record's.
 		if rec != nil {
 			d.Previous = &avro.PreviousGating{
 				PoliciesSatisfied: rec.PoliciesSatisfied,
 				Summary:           rec.Summary,
-				Satisfied:         cloneRequirements(rec.Satisfied),
-				Unsatisfied:       cloneRequirements(rec.Unsatisfied),
+				Satisfied:         rec.Satisfied,
+				Unsatisfied:       rec.Unsatisfied,
 			}
 		}
 		s.putGatingRecord(GatingRecord{
@@ -839,8 +843,8 @@ func (e *Engine) Gating(s *Subject, trigger *avro.Envelope) []*avro.GatingDecisi
 			ProductVersion:    k.ProductVersion,
 			PoliciesSatisfied: ev.PoliciesSatisfied,
 			Summary:           ev.Summary,
-			Satisfied:         cloneRequirements(sat),
-			Unsatisfied:       cloneRequirements(unsat),
+			Satisfied:         sat,
+			Unsatisfied:       unsat,
 			DecisionID:        env.ID,
 			DecisionTime:      normTime(env.EventTime),
 		})
@@ -908,10 +912,6 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // the stack escapes to the heap (crc32 keeps no reference, but the
 // compiler cannot tell), which cost an allocation of 1 KiB per event.
 var scratchPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
-
-func cloneRequirements(rs []avro.Requirement) []avro.Requirement {
-	return append([]avro.Requirement{}, rs...)
-}
 
 // WriteText writes the evaluation for people ("factory2 why"): the
 // verdict, then every requirement with its evidence and since when.

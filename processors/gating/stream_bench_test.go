@@ -114,4 +114,3 @@ func BenchmarkProcessStream(b *testing.B) {
 		b.Logf("%d events of %d builds per op", len(recs), builds)
 	}
 }
-
