@@ -729,16 +729,26 @@ func benchThreads(b *testing.B) int {
 // flushes lingering records at once, so a linger batches the outputs of
 // a transaction without delaying its commit.
 func runnerExperiment(b *testing.B) []kgo.Opt {
-	v := os.Getenv("FACTORY2_BENCH_RUNNER_LINGER")
-	if v == "" {
-		return nil
+	var opts []kgo.Opt
+	if v := os.Getenv("FACTORY2_BENCH_RUNNER_LINGER"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			b.Fatalf("FACTORY2_BENCH_RUNNER_LINGER: %v", err)
+		}
+		b.Logf("experiment: the runner's producer lingers %v", d)
+		opts = append(opts, kgo.ProducerLinger(d))
 	}
-	d, err := time.ParseDuration(v)
-	if err != nil {
-		b.Fatalf("FACTORY2_BENCH_RUNNER_LINGER: %v", err)
+	if v := os.Getenv("FACTORY2_BENCH_RUNNER_COMPRESSION"); v != "" {
+		codecs := map[string]kgo.CompressionCodec{"none": kgo.NoCompression(), "snappy": kgo.SnappyCompression(),
+			"lz4": kgo.Lz4Compression(), "zstd": kgo.ZstdCompression(), "gzip": kgo.GzipCompression()}
+		c, ok := codecs[v]
+		if !ok {
+			b.Fatalf("FACTORY2_BENCH_RUNNER_COMPRESSION: %q is none of none, snappy, lz4, zstd, gzip", v)
+		}
+		b.Logf("experiment: the runner's producer compresses with %s", v)
+		opts = append(opts, kgo.ProducerBatchCompression(c))
 	}
-	b.Logf("experiment: the runner's producer lingers %v", d)
-	return []kgo.Opt{kgo.ProducerLinger(d)}
+	return opts
 }
 
 // startRunner runs r until the returned stop (or b's end) cancels it.
