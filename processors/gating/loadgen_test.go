@@ -21,8 +21,11 @@ package gating_test
 // -cpuprofile profiles the set-up too (producing the events); set
 // FACTORY2_BENCH_CPUPROFILE=<file> to profile only the runner's part.
 // FACTORY2_BENCH_RUNNER_LINGER=5ms tries a producer linger in the runner
-// (see runnerExperiment); FACTORY2_BENCH_THREADS=n sets its processing
-// threads (default: the number of cores).
+// (see runnerExperiment), FACTORY2_BENCH_RUNNER_COMPRESSION=none|lz4|...
+// another batch compression; FACTORY2_BENCH_THREADS=n sets its processing
+// threads (default: the number of cores). BenchmarkProcessStream
+// (stream_bench_test.go) measures the processor's own share without
+// Kafka.
 
 import (
 	"context"
