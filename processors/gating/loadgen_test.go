@@ -92,9 +92,10 @@ const (
 // Sub-benchmarks are commit intervals: the default (100ms) and 20ms. The
 // log breaks each decision's latency down into stages with the runner's
 // client hooks: fetch (ack → the runner's fetch buffered the trigger),
-// queue (→ the runner polled it), process (→ the decision was
-// acknowledged inside the transaction), commit (→ EndTxn answered),
-// visible (→ the decision consumer received it).
+// queue (→ the runner polled it), process (→ the decision was handed to
+// the producer), produce (→ it was acknowledged inside the transaction),
+// commit (→ EndTxn answered), visible (→ the decision consumer received
+// it).
 func BenchmarkGatingLatency(b *testing.B) {
 	for _, bc := range []struct {
 		name     string
@@ -263,17 +264,17 @@ func benchLatency(b *testing.B, interval time.Duration) {
 	}
 	rp.mu.Lock() // the runner has stopped; for the race detector
 	defer rp.mu.Unlock()
-	emittedAt := map[string]time.Time{}
+	emittedAt := map[string]emitted{}
 	for _, e := range rp.emitted {
 		if d, ok := decodeDecision(f.codec, e.value); ok && satisfiedFlip(d) {
-			emittedAt[d.Origin.MessageID] = e.at // the last attempt's, if a transaction aborted
+			emittedAt[d.Origin.MessageID] = e // the last attempt's, if a transaction aborted
 		}
 	}
 	req.mu.Lock()
 	endTxn := slices.Clone(req.endTxn)
 	req.mu.Unlock()
 	slices.SortFunc(endTxn, time.Time.Compare)
-	var lat, stFetch, stQueue, stProcess, stCommit, stVisible []time.Duration
+	var lat, stFetch, stQueue, stProcess, stProduce, stCommit, stVisible []time.Duration
 	others := 0
 	for _, rc := range decCons.got {
 		d, ok := decodeDecision(f.codec, rc.rec.Value)
@@ -295,14 +296,15 @@ func benchLatency(b *testing.B, interval time.Duration) {
 		if !okB || !okP || !okE {
 			continue
 		}
-		k, _ := slices.BinarySearchFunc(endTxn, em, time.Time.Compare)
-		if k == len(endTxn) {
+		k, _ := slices.BinarySearchFunc(endTxn, em.at, time.Time.Compare)
+		if k == len(endTxn) || em.made.IsZero() {
 			continue
 		}
 		stFetch = append(stFetch, buf.Sub(acked[i]))
 		stQueue = append(stQueue, pol.Sub(buf))
-		stProcess = append(stProcess, em.Sub(pol))
-		stCommit = append(stCommit, endTxn[k].Sub(em))
+		stProcess = append(stProcess, em.made.Sub(pol))
+		stProduce = append(stProduce, em.at.Sub(em.made))
+		stCommit = append(stCommit, endTxn[k].Sub(em.at))
 		stVisible = append(stVisible, rc.at.Sub(endTxn[k]))
 	}
 	if others > 0 {
@@ -325,8 +327,9 @@ func benchLatency(b *testing.B, interval time.Duration) {
 		n, produced.Round(time.Millisecond), float64(n)/produced.Seconds(), triggers, len(lat), loadWarmup)
 	b.Logf("ack → decision received: %s; ack → input received (the floor, in the first %v): %s", dist(lat), floorEnd, dist(floor))
 	b.Logf("stages p50/p90/p99 ms: fetch (ack → runner fetched the trigger) %s; queue (→ runner polled it) %s; "+
-		"process (→ decision acked in its transaction) %s; commit (→ EndTxn answered) %s; visible (→ decision consumer received it) %s",
-		short(stFetch), short(stQueue), short(stProcess), short(stCommit), short(stVisible))
+		"process (→ decision handed to the producer) %s; produce (→ acked in its transaction) %s; commit (→ EndTxn answered) %s; "+
+		"visible (→ decision consumer received it) %s",
+		short(stFetch), short(stQueue), short(stProcess), short(stProduce), short(stCommit), short(stVisible))
 	b.Logf("runner: %s; %.0f transactions/s", runnerSummary(m), m["factory2_processor_transactions_total"]/produced.Seconds())
 	b.Logf("runner requests:%s", req.summary())
 	b.Logf("state: %s; %v (this process: the runner, the load and both consumers)", sfs.summary(), used)
@@ -879,22 +882,36 @@ func (p *reqProbe) summary() string {
 
 // recProbe hooks the runner's session client per record: when each
 // input record was buffered by a fetch and polled by the runner, and when
-// each gating decision was acknowledged inside its transaction.
+// each gating decision was handed to the producer and acknowledged inside
+// its transaction.
 type recProbe struct {
 	decisions string // topic
 	mu        sync.Mutex
 	buffered  map[tpo]time.Time
 	polled    map[tpo]time.Time
+	made      map[*kgo.Record]time.Time // decisions handed to the producer, not acknowledged yet
 	emitted   []emitted
 }
 
 type emitted struct {
 	value []byte
-	at    time.Time
+	made  time.Time // handed to the producer
+	at    time.Time // acknowledged
 }
 
 func newRecProbe(decisions string) *recProbe {
-	return &recProbe{decisions: decisions, buffered: map[tpo]time.Time{}, polled: map[tpo]time.Time{}}
+	return &recProbe{decisions: decisions, buffered: map[tpo]time.Time{}, polled: map[tpo]time.Time{},
+		made: map[*kgo.Record]time.Time{}}
+}
+
+func (p *recProbe) OnProduceRecordBuffered(r *kgo.Record) {
+	if r.Topic != p.decisions {
+		return
+	}
+	now := time.Now()
+	p.mu.Lock()
+	p.made[r] = now
+	p.mu.Unlock()
 }
 
 func (p *recProbe) OnFetchRecordBuffered(r *kgo.Record) {
@@ -915,12 +932,19 @@ func (p *recProbe) OnFetchRecordUnbuffered(r *kgo.Record, polled bool) {
 }
 
 func (p *recProbe) OnProduceRecordUnbuffered(r *kgo.Record, err error) {
-	if err != nil || r.Topic != p.decisions {
+	if r.Topic != p.decisions {
+		return
+	}
+	if err != nil {
+		p.mu.Lock()
+		delete(p.made, r)
+		p.mu.Unlock()
 		return
 	}
 	now := time.Now()
 	p.mu.Lock()
-	p.emitted = append(p.emitted, emitted{r.Value, now})
+	p.emitted = append(p.emitted, emitted{r.Value, p.made[r], now})
+	delete(p.made, r)
 	p.mu.Unlock()
 }
 
