@@ -662,6 +662,68 @@ func benchVersus(b *testing.B, env *kafkatest.Env, classpath string, w workload,
 	b.ReportMetric(median(f2)/median(cold), "ratio_cold")
 }
 
+// BenchmarkThreads compares factory2 with one processing thread and with
+// FACTORY2_BENCH_THREADS (default: the number of CPUs), for the counter
+// and the two-input aggregate, on one pre-produced input (binary codec):
+// rounds 0 to FACTORY2_BENCH_ROUNDS, one run of each per round, the
+// one-thread run first in even rounds. Every run has a group, an output
+// and a changelog of its own, and is printed as it ends, with where the
+// machine's CPU went. Reported: each side's median rate, the ratio of the
+// medians (target: ≥ 1.6 on the aggregate) and of the worsts, and the
+// same after the first commit. With FACTORY2_BENCH_EVENTS raised (say to
+// 1,000,000), start-up weighs less.
+func BenchmarkThreads(b *testing.B) {
+	env := benchEnv(b)
+	size := sizes(b)
+	if size.threads < 2 {
+		b.Skipf("compares 1 thread with %d: set FACTORY2_BENCH_THREADS to 2 or more", size.threads)
+	}
+	for _, w := range []workload{counterWorkload, aggregateWorkload} {
+		b.Run(w.name, func(b *testing.B) { benchThreads(b, env, w, size) })
+	}
+}
+
+func benchThreads(b *testing.B, env *kafkatest.Env, w workload, size benchSizes) {
+	b.StopTimer()
+	adm := kafkatest.Admin(b, env)
+	var one, many []run
+	for range b.N {
+		f := benchFixture(b, env)
+		inputs := w.inputNames(f.cat)
+		produceEvents(b, env, inputs, binCodec{}, size.events, size.keys)
+		for round := range size.rounds + 1 {
+			order := []int{1, size.threads}
+			if round%2 == 1 {
+				order = []int{size.threads, 1}
+			}
+			for _, threads := range order {
+				r := versusFactory2(b, env, adm, f.cat, w, inputs, round, threads, size.events)
+				if threads == 1 {
+					one = append(one, r)
+				} else {
+					many = append(many, r)
+				}
+				progress(b, "round %d: %d thread(s): %v", round, threads, r)
+			}
+		}
+	}
+	r1, rn := rates(one, run.rate), rates(many, run.rate)
+	s1, sn := rates(one, run.steadyRate), rates(many, run.steadyRate)
+	b.Logf("%s, %d events over %d keys, %d partitions\n"+
+		"1 thread, events/s by round:   %s; median %.0f, worst %.0f\n"+
+		"%d threads, events/s by round:  %s; median %.0f, worst %.0f\n"+
+		"%d threads / 1: %.2f (medians), %.2f (worsts); after the first commit: %.2f (medians)",
+		w.name, size.events, size.keys, benchPartitions,
+		fmtRates(r1), median(r1), slices.Min(r1),
+		size.threads, fmtRates(rn), median(rn), slices.Min(rn),
+		size.threads, median(rn)/median(r1), slices.Min(rn)/slices.Min(r1), median(sn)/median(s1))
+	b.ReportMetric(median(rn), "events/s")
+	b.ReportMetric(median(r1), "one_thread_events/s")
+	b.ReportMetric(median(rn)/median(r1), "ratio")
+	b.ReportMetric(slices.Min(rn)/slices.Min(r1), "ratio_worst")
+	b.ReportMetric(median(sn)/median(s1), "ratio_steady")
+}
+
 // rates is rate of every run.
 func rates(runs []run, rate func(run) float64) []float64 {
 	xs := make([]float64, len(runs))
