@@ -158,34 +158,43 @@ func guessProductVersion(s string, kojiBuild bool) (string, bool) {
 // split into digit runs and '-'-separated other runs, drop empty pieces,
 // and read the second piece as a (non-zero) number.
 func productVersionNumber(s string) (int, bool) {
-	var pieces []string
-	for i := 0; i < len(s) && len(pieces) < 2; {
+	// Only the second piece matters: count pieces, keep that one, and
+	// allocate nothing (it runs for every event).
+	var second string
+	n := 0
+	piece := func(p string) {
+		if n == 1 {
+			second = p
+		}
+		n++
+	}
+	for i := 0; i < len(s) && n < 2; {
 		j := i
 		if isDigit(s[i]) {
 			for j < len(s) && isDigit(s[j]) {
 				j++
 			}
-			pieces = append(pieces, s[i:j])
+			piece(s[i:j])
 		} else {
 			for j < len(s) && !isDigit(s[j]) {
 				j++
 			}
-			for _, p := range strings.Split(s[i:j], "-") {
+			for p := range strings.SplitSeq(s[i:j], "-") {
 				if p != "" {
-					pieces = append(pieces, p)
+					piece(p)
 				}
 			}
 		}
 		i = j
 	}
-	if len(pieces) < 2 || !isDigits(pieces[1]) {
+	if n < 2 || !isDigits(second) {
 		return 0, false
 	}
-	n, err := strconv.Atoi(pieces[1])
-	if err != nil || n == 0 {
+	v, err := strconv.Atoi(second)
+	if err != nil || v == 0 {
 		return 0, false
 	}
-	return n, true
+	return v, true
 }
 
 // splitNVR splits name-version-release at its last two dashes.
