@@ -83,6 +83,27 @@ func (e *Engine) buildView(s *Subject, trigger *avro.Envelope) *avro.ComposeMemb
 		BuildID:  s.Build.BuildID,
 		State:    s.Build.State,
 	}
+	// Each list is allocated once, at its length (nil when empty).
+	tagged, signed := 0, 0
+	for _, t := range s.Tags {
+		if t.Tagged {
+			tagged++
+		}
+	}
+	for _, r := range s.Signed {
+		if r.Signed {
+			signed++
+		}
+	}
+	if tagged > 0 {
+		v.Tags = make([]avro.MemberTag, 0, tagged)
+	}
+	if signed > 0 {
+		v.SignedKeys = make([]string, 0, signed)
+	}
+	if len(s.Gating) > 0 {
+		v.Gating = make([]avro.MemberGating, 0, len(s.Gating))
+	}
 	for _, t := range s.Tags {
 		if t.Tagged {
 			v.Tags = append(v.Tags, avro.MemberTag{Tag: t.Name, Order: t.Event.Time.UnixMicro(), EventID: t.Event.ID})
