@@ -200,6 +200,12 @@ type WaiverView struct {
 // Evaluate computes a decision for s from its state. It never emits and
 // never changes s.
 func (e *Engine) Evaluate(s *Subject, q Query) *Evaluation {
+	return e.evaluate(s, q, true)
+}
+
+// evaluate is Evaluate, leaving Summary empty unless summary is set:
+// Gating needs it only for the decisions it emits.
+func (e *Engine) evaluate(s *Subject, q Query, summary bool) *Evaluation {
 	typ := NormalizeSubjectType(q.SubjectType)
 	if typ == "" {
 		typ = s.primaryType()
@@ -242,7 +248,9 @@ func (e *Engine) Evaluate(s *Subject, q Query) *Evaluation {
 			break
 		}
 	}
-	ev.Summary = summarize(ev.Answers)
+	if summary {
+		ev.Summary = summarize(ev.Answers)
+	}
 	if q.Verbose {
 		x.views()
 	}
@@ -797,8 +805,8 @@ func (e *Engine) Gating(s *Subject, trigger *avro.Envelope) []*avro.GatingDecisi
 	s.GatingInput = fp
 	var out []*avro.GatingDecision
 	for _, k := range e.DecisionKeys(s) {
-		ev := e.Evaluate(s, Query{SubjectType: k.SubjectType, DecisionContexts: []string{k.DecisionContext},
-			ProductVersion: k.ProductVersion})
+		ev := e.evaluate(s, Query{SubjectType: k.SubjectType, DecisionContexts: []string{k.DecisionContext},
+			ProductVersion: k.ProductVersion}, false)
 		if ev.NoApplicablePolicies {
 			continue
 		}
@@ -808,6 +816,7 @@ func (e *Engine) Gating(s *Subject, trigger *avro.Envelope) []*avro.GatingDecisi
 			sameRequirements(rec.Satisfied, sat) && sameRequirements(rec.Unsatisfied, unsat) {
 			continue
 		}
+		ev.Summary = summarize(ev.Answers) // for the decision emitted
 		env := e.deriveEnvelope(SourceGating, trigger, "gating", k.SubjectType, s.ID, k.DecisionContext, k.ProductVersion)
 		d := &avro.GatingDecision{
 			Decision: avro.Decision{

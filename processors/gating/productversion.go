@@ -151,8 +151,25 @@ func guessProductVersion(s string, kojiBuild bool) (string, bool) {
 	if !ok {
 		return "", false
 	}
+	if names := commonProductVersions[prefix]; n < len(names) {
+		return names[n], true // no allocation for every event's build
+	}
 	return prefix + strconv.Itoa(n), true
 }
+
+// commonProductVersions are the product versions guessProductVersion
+// gives, made once for the numbers in use: "fedora-41" and the like.
+var commonProductVersions = func() map[string][]string {
+	m := map[string][]string{}
+	for _, prefix := range []string{"fedora-", "epel-", "rhel-"} {
+		names := make([]string, 100)
+		for n := range names {
+			names[n] = prefix + strconv.Itoa(n)
+		}
+		m[prefix] = names
+	}
+	return m
+}()
 
 // productVersionNumber is Greenwave's _product_version_number_or_none:
 // split into digit runs and '-'-separated other runs, drop empty pieces,
