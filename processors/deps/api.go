@@ -24,6 +24,14 @@ import (
 type Table struct {
 	Graph *Graph
 	f     *processors.Follower
+	// present are the edge keys (an origin's assertion of an edge) the
+	// graph holds. The changelog is a log of writes, not of changes: a
+	// key is put again when the processor rewrites it in a later
+	// transaction, a tombstone can repeat, and compaction can remove the
+	// put a tombstone follows. The graph counts assertions, so each key
+	// counts once, from its first put to its first tombstone. Only the
+	// follower's goroutine (apply) touches it.
+	present map[string]struct{}
 }
 
 // TableConfig configures a Table.
@@ -36,25 +44,34 @@ type TableConfig struct {
 
 // NewTable returns the table of the edges in cfg's deployment.
 func NewTable(cfg TableConfig) *Table {
-	t := &Table{Graph: NewGraph()}
+	t := newTable()
 	t.f = processors.NewFollower(processors.FollowerConfig{
 		Brokers:    cfg.Brokers,
 		ClientOpts: cfg.ClientOpts,
 		Topics:     []string{cfg.Catalog.AddChangelog(Name, StoreEdges)},
 		Logger:     cfg.Logger,
-		Apply: func(r *kgo.Record) {
-			_, e, ok := parseEdgeKey(r.Key)
-			if !ok {
-				return // not an edge: the processor's quarantine drops such keys
-			}
-			if r.Value == nil {
-				t.Graph.Remove(e)
-			} else {
-				t.Graph.Add(e)
-			}
-		},
+		Apply:      t.apply,
 	})
 	return t
+}
+
+func newTable() *Table { return &Table{Graph: NewGraph(), present: map[string]struct{}{}} }
+
+// apply applies one changelog record to the graph.
+func (t *Table) apply(r *kgo.Record) {
+	_, e, ok := parseEdgeKey(r.Key)
+	if !ok {
+		return // not an edge: the processor's quarantine drops such keys
+	}
+	_, had := t.present[string(r.Key)]
+	switch {
+	case r.Value == nil && had:
+		delete(t.present, string(r.Key))
+		t.Graph.Remove(e)
+	case r.Value != nil && !had:
+		t.present[string(r.Key)] = struct{}{}
+		t.Graph.Add(e)
+	}
 }
 
 // Run loads and follows the edges until ctx ends.
