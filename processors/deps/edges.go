@@ -165,9 +165,10 @@ func (p *Edges) manifest(c *processors.Context, id string, r *avro.ComposeReadyD
 	return nil
 }
 
-// add stores e under origin unless it is there: the changelog then holds
-// a put only when an edge appears and a tombstone only when it goes,
-// which is what lets the Graph count an edge's origins.
+// add stores e under origin unless it is there. The changelog still
+// repeats keys (an origin's edges removed and added again in one
+// transaction leave a put of a key that was there), so the table counts
+// each key once (Table.apply), not each record.
 func add(c *processors.Context, origin string, e Edge, how byte) error {
 	k := edgeKey(origin, e)
 	if _, ok, err := c.Get(StoreEdges, k); err != nil || ok {
