@@ -353,9 +353,11 @@ func satisfiedFlip(d *avro.GatingDecision) bool {
 // BenchmarkGatingThroughput pre-produces about 200k realistic events (see
 // loadGen) to the input topics, then runs the gating processor from
 // scratch until its group has committed past every one; in the same run a
-// plain read_committed consumer reads the same topics. Both rates count
-// from the first fetch that brought records (the runner's group join is
-// logged apart).
+// plain read_committed consumer reads the same topics (the read floor),
+// and a plain transactional producer writes the runner's output again
+// (the write floor, writeFloor: a ceiling on any processor's rate with
+// this output on this broker). The rates count from the first fetch that
+// brought records (the runner's group join is logged apart).
 func BenchmarkGatingThroughput(b *testing.B) {
 	for range b.N {
 		benchThroughput(b)
@@ -443,16 +445,118 @@ func benchThroughput(b *testing.B) {
 		b.Errorf("processed %v events, want %d", got, n)
 	}
 	took := done.Sub(req.first())
+	wf := writeFloor(b, f, int(m["factory2_processor_transactions_total"]))
 	rate, rawRate := float64(n)/took.Seconds(), float64(n)/raw.Seconds()
 	b.ReportMetric(rate, "events/s")
 	b.ReportMetric(rawRate, "raw_events/s")
 	b.ReportMetric(rate/rawRate, "ratio")
+	b.ReportMetric(float64(n)/wf.took.Seconds(), "write_floor_events/s")
 	b.ReportMetric(0, "ns/op") // the whole run: meaningless
-	b.Logf("raw consumer: %d events in %v; runner: %d events in %v after its first fetch (%v after start)",
-		n, raw.Round(time.Millisecond), n, took.Round(time.Millisecond), req.first().Sub(begin).Round(time.Millisecond))
+	b.Logf("raw consumer: %d events in %v; runner: %d events in %v after its first fetch (%v after start); %v",
+		n, raw.Round(time.Millisecond), n, took.Round(time.Millisecond), req.first().Sub(begin).Round(time.Millisecond), wf)
 	b.Logf("runner: %s", runnerSummary(m))
 	b.Logf("runner requests:%s", req.summary())
 	b.Logf("state: %s; runner's %v", sfs.summary(), used)
+}
+
+// floorRun is writeFloor's measurement.
+type floorRun struct {
+	records, bytes, txns int
+	took                 time.Duration
+	cpu                  cpustat.Usage
+}
+
+func (w floorRun) String() string {
+	return fmt.Sprintf("write floor: %d records (%.1f MB) in %d transactions written again in %v (%v)",
+		w.records, float64(w.bytes)/1e6, w.txns, w.took.Round(time.Millisecond), w.cpu)
+}
+
+// writeFloor measures what writing the runner's output costs the broker
+// alone: it reads back every record the runner wrote (outputs and
+// changelog), then writes them again, to the same partitions, with one
+// transactional producer configured as the runner's (5 ms linger, 1 MiB
+// batches) in as many transactions as the runner made. No processor can
+// write this output faster on this broker, so n events over its time is
+// a ceiling on the runner's rate, measured in the same run.
+func writeFloor(b *testing.B, f *benchFixture, txns int) floorRun {
+	b.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), benchTimeout)
+	defer cancel()
+	outs := append(slices.Clone(f.spec.Outputs), f.cat.AddChangelog(f.spec.Name, gating.StoreSubjects))
+	ends, err := f.adm.ListEndOffsets(ctx, outs...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	left := map[tp]int64{}
+	ends.Each(func(o kadm.ListedOffset) {
+		if o.Err == nil && o.Offset > 0 {
+			left[tp{o.Topic, o.Partition}] = o.Offset
+		}
+	})
+	rd, err := kgo.NewClient(kgo.SeedBrokers(f.env.Brokers()...), kgo.ConsumeTopics(outs...),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.KeepControlRecords())
+	if err != nil {
+		b.Fatal(err)
+	}
+	var recs []*kgo.Record
+	for len(left) > 0 {
+		fs := rd.PollFetches(ctx)
+		if ctx.Err() != nil {
+			b.Fatalf("write floor: reading the runner's output back: %d partitions left", len(left))
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			p := tp{r.Topic, r.Partition}
+			if !r.Attrs.IsControl() {
+				recs = append(recs, &kgo.Record{Topic: r.Topic, Partition: r.Partition, Key: r.Key, Value: r.Value})
+			}
+			if end, ok := left[p]; ok && r.Offset+1 >= end {
+				delete(left, p)
+			}
+		})
+	}
+	rd.Close() // before the clock starts: it would go on fetching
+
+	w := floorRun{records: len(recs), txns: max(1, txns)}
+	for _, r := range recs {
+		w.bytes += len(r.Key) + len(r.Value)
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(f.env.Brokers()...), kgo.TransactionalID(kafkatest.UniqueName(b)+"-floor"),
+		kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.ProducerLinger(5*time.Millisecond),
+		kgo.ProducerBatchMaxBytes(1_000_012))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cl.Close()
+	cpu, err := cpustat.Take()
+	if err != nil {
+		b.Fatal(err)
+	}
+	begin := time.Now()
+	per := (len(recs) + w.txns - 1) / w.txns
+	for i := 0; i < len(recs); i += per {
+		if err := cl.BeginTransaction(); err != nil {
+			b.Fatal(err)
+		}
+		for _, r := range recs[i:min(i+per, len(recs))] {
+			cl.Produce(ctx, r, func(_ *kgo.Record, err error) {
+				if err != nil {
+					b.Errorf("write floor: %v", err)
+				}
+			})
+		}
+		if err := cl.Flush(ctx); err != nil {
+			b.Fatal(err)
+		}
+		if err := cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
+			b.Fatal(err)
+		}
+	}
+	w.took = time.Since(begin)
+	if w.cpu, err = cpu.Since(); err != nil {
+		b.Fatal(err)
+	}
+	return w
 }
 
 // rawConsume reads f's inputs with a plain read_committed consumer until
