@@ -910,8 +910,7 @@ func (e *Engine) gatingInput(s *Subject) uint64 {
 		b = appendStr(b, f.Event.ID)
 	}
 	fp := uint64(crc32.Checksum(b, castagnoli))<<32 | uint64(crc32.ChecksumIEEE(b))
-	*bp = b[:0] // keep what the buffer grew to
-	scratchPool.Put(bp)
+	putScratch(bp, b)
 	return fp
 }
 
@@ -921,6 +920,16 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // the stack escapes to the heap (crc32 keeps no reference, but the
 // compiler cannot tell), which cost an allocation of 1 KiB per event.
 var scratchPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+// putScratch returns bp to the pool with b, what it grew to, unless b
+// grew past 64 KiB (a rare huge subject): the pool keeps no such buffer.
+func putScratch(bp *[]byte, b []byte) {
+	if cap(b) > 64<<10 {
+		return
+	}
+	*bp = b[:0]
+	scratchPool.Put(bp)
+}
 
 // WriteText writes the evaluation for people ("factory2 why"): the
 // verdict, then every requirement with its evidence and since when.

@@ -330,8 +330,7 @@ func (e *Engine) deriveEnvelope(source string, trigger *avro.Envelope, parts ...
 	b = append(b, 0)
 	b = append(b, trigger.ID...)
 	sum := sha256.Sum256(b)
-	*bp = b[:0]
-	scratchPool.Put(bp)
+	putScratch(bp, b)
 	var id [2 * sha256.Size]byte
 	hex.Encode(id[:], sum[:])
 	return avro.Envelope{
