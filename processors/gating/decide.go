@@ -804,7 +804,8 @@ func (e *Engine) Gating(s *Subject, trigger *avro.Envelope) []*avro.GatingDecisi
 	}
 	s.GatingInput = fp
 	var out []*avro.GatingDecision
-	for _, k := range e.DecisionKeys(s) {
+	keys := e.DecisionKeys(s)
+	for _, k := range keys {
 		ev := e.evaluate(s, Query{SubjectType: k.SubjectType, DecisionContexts: []string{k.DecisionContext},
 			ProductVersion: k.ProductVersion}, false)
 		if ev.NoApplicablePolicies {
@@ -857,6 +858,9 @@ func (e *Engine) Gating(s *Subject, trigger *avro.Envelope) []*avro.GatingDecisi
 			DecisionID:        env.ID,
 			DecisionTime:      normTime(env.EventTime),
 		})
+		if out == nil {
+			out = make([]*avro.GatingDecision, 0, len(keys)) // one allocation
+		}
 		out = append(out, d)
 	}
 	return out
