@@ -709,7 +709,13 @@ func (ev *Evaluation) Satisfied() []avro.Requirement { return ev.requirements(tr
 func (ev *Evaluation) Unsatisfied() []avro.Requirement { return ev.requirements(false) }
 
 func (ev *Evaluation) requirements(sat bool) []avro.Requirement {
-	out := []avro.Requirement{}
+	n := 0
+	for i := range ev.Answers {
+		if ev.Answers[i].Satisfied == sat {
+			n++
+		}
+	}
+	out := make([]avro.Requirement, 0, n) // never nil; grown once
 	for i := range ev.Answers {
 		if ev.Answers[i].Satisfied == sat {
 			out = append(out, ev.Answers[i].Requirement)
