@@ -48,14 +48,12 @@ func Spec(cat *topics.Catalog, e *Engine) processors.Spec {
 
 // Processor applies each event to its subject's state and emits the
 // decisions that changed. It keeps nothing between records (the state is
-// in the store), so one value serves every task.
+// in the store), so one value serves every task, on several processing
+// threads at once: it must hold no mutable state, scratch buffers
+// included (TestProcessorServesConcurrentTasks).
 type Processor struct {
 	engine                           *Engine
 	gating, autosign, signed, builds string
-	// outs is decisions' slice, reused: emit hands its outputs to the
-	// runtime (which encodes them at once) and empties it. A task's
-	// Processor runs on one goroutine at a time.
-	outs []processors.Output
 }
 
 // Process implements processors.Processor. Records gating has no use for,
@@ -167,7 +165,6 @@ func subjectOf(r avro.Record) (id string, ok bool) {
 // view when it changed; it records them in s. view is s's build view
 // fingerprint, for emit.
 func (p *Processor) decisions(key []byte, cs *cachedSubject, s *Subject, trigger *avro.Envelope) (outs []processors.Output, view uint64) {
-	outs = p.outs[:0]
 	for _, d := range p.engine.Gating(s, trigger) {
 		outs = append(outs, processors.Output{Topic: p.gating, Key: key, Record: d})
 	}
@@ -198,8 +195,6 @@ func (p *Processor) emit(c *processors.Context, cs *cachedSubject, outs []proces
 		}
 	}
 	cs.view, cs.dirty = view, true
-	clear(outs) // no record kept alive by the scratch
-	p.outs = outs[:0]
 }
 
 // cachedSubject is a subject decoded once per transaction.

@@ -2,7 +2,9 @@ package gating
 
 import (
 	"errors"
+	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -202,4 +204,74 @@ func TestProcessRejectsKeyOtherThanSubject(t *testing.T) {
 			}
 		})
 	}
+}
+
+// The runtime gives every task the Processor Spec's New returns, one for
+// all partitions, and runs tasks on several threads at once
+// (processing.threads): Process, Flush and the outputs must keep no
+// per-task state in it. Two tasks here process their own builds, each
+// on its own goroutine and state, through the one Processor; under
+// -race this fails on any state they share (a reused outputs slice in
+// the Processor did, and panicked in the throughput benchmark), and
+// without it on an output that another task's event overwrote.
+func TestProcessorServesConcurrentTasks(t *testing.T) {
+	e, err := NewEngine(mustPolicies(t, f41Policies), signingRules)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cat, err := topics.New(topics.Config{Partitions: 2, Replication: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := Spec(cat, e)
+	if spec.New(0) != spec.New(1) {
+		t.Log("Spec's New now returns a Processor per task; this test still checks concurrent use")
+	}
+	const builds, txns = 40, 5
+	var wg sync.WaitGroup
+	for task := range int32(2) {
+		p := spec.New(task)
+		wg.Go(func() {
+			db, err := state.Open(state.Options{Dir: fmt.Sprint("task", task), FS: vfs.NewMem()})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer db.Close()
+			for txn := range txns {
+				b := db.NewBatch()
+				c := processors.NewContext(task, b, func(o processors.Output) {
+					id := ""
+					if o.Record != nil {
+						id = o.Record.Env().ID
+					}
+					if want := fmt.Sprintf("task%d-", task); !strings.Contains(string(o.Key), want) {
+						t.Errorf("task %d emitted %s for key %q, another task's", task, id, o.Key)
+					}
+				})
+				for i := range builds {
+					nvr := fmt.Sprintf("task%d-b%d-1.0-1.fc41", task, txn*builds+i)
+					for j, r := range []avro.Record{
+						build(avro.StateComplete, 0, subj(nvr), artifacts(nvr+".x86_64.rpm")),
+						tag("f41-updates-candidate", 1, subj(nvr)),
+						sign(buildKey, 2, subj(nvr), artifacts(nvr+".x86_64.rpm")),
+						result("dist.rpmdeplint", "PASSED", 3, subj(nvr), rid(nvr)),
+					} {
+						r.Env().ID = fmt.Sprintf("%s-%d", nvr, j)
+						if err := p.Process(c, &processors.Input{Key: []byte(nvr), Record: r}); err != nil {
+							t.Errorf("task %d, %s: %v", task, r.Env().ID, err)
+						}
+					}
+				}
+				if err := p.(processors.Flusher).Flush(c); err != nil {
+					t.Error(err)
+				}
+				if err := db.Commit(b); err != nil {
+					t.Error(err)
+				}
+				b.Close()
+			}
+		})
+	}
+	wg.Wait()
 }
