@@ -759,18 +759,7 @@ func newBenchFixture(b *testing.B) *benchFixture {
 	if err != nil {
 		b.Fatal(err)
 	}
-	ps, err := gating.LoadPolicies(map[string][]byte{"sample.yaml": []byte(sample.Policy)})
-	if err != nil {
-		b.Fatal(err)
-	}
-	eng, err := gating.NewEngine(ps, []gating.SigningRule{sample.SigningRule})
-	if err != nil {
-		b.Fatal(err)
-	}
-	codec, err := avro.NewCodec()
-	if err != nil {
-		b.Fatal(err)
-	}
+	eng, codec := sampleEngine(b)
 	f := &benchFixture{env: env, cat: cat, codec: codec, spec: gating.Spec(cat, eng), adm: kafkatest.Admin(b, env)}
 	cat.AddChangelog(f.spec.Name, gating.StoreSubjects) // as NewRunner does, so that Ensure creates it
 	ctx, cancel := context.WithTimeout(context.Background(), benchTimeout)
@@ -790,6 +779,25 @@ func newBenchFixture(b *testing.B) *benchFixture {
 		b.Fatal(err)
 	}
 	return f
+}
+
+// sampleEngine returns the engine of internal/sample's policy and signing
+// rule, and a codec: what every gating benchmark runs.
+func sampleEngine(b *testing.B) (*gating.Engine, *avro.Codec) {
+	b.Helper()
+	ps, err := gating.LoadPolicies(map[string][]byte{"sample.yaml": []byte(sample.Policy)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	eng, err := gating.NewEngine(ps, []gating.SigningRule{sample.SigningRule})
+	if err != nil {
+		b.Fatal(err)
+	}
+	codec, err := avro.NewCodec()
+	if err != nil {
+		b.Fatal(err)
+	}
+	return eng, codec
 }
 
 // runner returns a Runner of the gating spec with a commit interval
