@@ -24,7 +24,13 @@ import (
 // takes part in the comparison) or is known to hold nothing more: its
 // last stable offset, as reported after the head was fetched, is at the
 // task's position. A partition with committed data not yet fetched is
-// waited for; Config.MaxTaskIdle adds a wait for data not yet produced.
+// waited for; so is one whose log holds an open transaction at the task's
+// position (its high watermark is above its last stable offset): those
+// records may commit with an earlier timestamp than the heads, as when a
+// producer's transaction over several inputs has its commit markers
+// written partition by partition. That wait is bounded by
+// Config.MaxTxnWait, so a hanging producer cannot stop the task.
+// Config.MaxTaskIdle adds a wait for data not yet produced.
 
 // before orders two head records of one task: by timestamp, then input
 // order, then offset.
@@ -45,11 +51,15 @@ type inputQueue struct {
 	// next is one past the last offset fetched (control records
 	// included), -1 when not known since the last rewind.
 	next int64
-	// lso and logStart are the partition's last stable offset and log
-	// start as last reported (-1: never), in poll seen (or later: a
-	// broker answer obtained after that poll).
-	lso, logStart int64
-	seen          uint64
+	// lso, hw and logStart are the partition's last stable offset, high
+	// watermark and log start as last reported (-1: never), in poll seen
+	// (or later: a broker answer obtained after that poll).
+	lso, hw, logStart int64
+	seen              uint64
+	// openLSO is the last stable offset at which the merge began to wait
+	// for an open transaction (Config.MaxTxnWait), at openSince.
+	openLSO   int64
+	openSince time.Time
 
 	processed prometheus.Counter // records processed, by the runner
 }
@@ -57,7 +67,7 @@ type inputQueue struct {
 func newQueues(inputs []string) []*inputQueue {
 	qs := make([]*inputQueue, len(inputs))
 	for i, t := range inputs {
-		qs[i] = &inputQueue{topic: t, idx: i, next: -1, lso: -1, logStart: -1}
+		qs[i] = &inputQueue{topic: t, idx: i, next: -1, lso: -1, hw: -1, logStart: -1, openLSO: -1}
 	}
 	return qs
 }
@@ -90,6 +100,7 @@ const (
 	mergeEmpty              // nothing queued
 	mergeFetch              // an input partition has committed data not yet fetched
 	mergeEvidence           // an input partition's end is not known as of the head's fetch
+	mergeOpenTxn            // an input partition holds an open transaction at the task's position
 	mergeIdle               // Config.MaxTaskIdle: waiting for data not yet produced
 	mergeBudget             // the drain's share of MaxPollRecords is spent; more is ready
 )
@@ -140,7 +151,7 @@ func (r *Runner) enqueue(fetches kgo.Fetches) {
 			t.offsetsKnown = true
 		}
 		if fp.LastStableOffset >= 0 {
-			q.lso, q.seen = fp.LastStableOffset, r.pollSeq
+			q.lso, q.hw, q.seen = fp.LastStableOffset, fp.HighWatermark, r.pollSeq
 			// A fetch answer, records or not: the client fetches a
 			// partition only from the offset the group's (stable)
 			// offset fetch gave, so the committed offsets are known,
@@ -188,6 +199,7 @@ func (r *Runner) position(t *task, q *inputQueue, committed map[string]map[int32
 // the position only). Called with mu held.
 func (r *Runner) nextRecord(t *task, now time.Time, committed func() map[string]map[int32]kgo.EpochOffset) (*inputQueue, mergeWait) {
 	var best *inputQueue
+	t.openWake = time.Time{}
 	for _, q := range t.queues {
 		for len(q.recs) > 0 && q.recs[0].Attrs.IsControl() {
 			rec := q.pop()
@@ -220,6 +232,10 @@ func (r *Runner) nextRecord(t *task, now time.Time, committed func() map[string]
 			return nil, mergeFetch // known data: always wait for it
 		case q.lso < 0 || pos < 0 || q.seen < headSeq:
 			why = mergeEvidence
+		case q.hw > q.lso && q.lso == pos && r.awaitOpenTxn(t, q, now):
+			if why == mergeReady {
+				why = mergeOpenTxn
+			}
 		}
 	}
 	if why != mergeReady {
@@ -234,6 +250,37 @@ func (r *Runner) nextRecord(t *task, now time.Time, committed func() map[string]
 		}
 	}
 	return best, mergeReady
+}
+
+// awaitOpenTxn reports whether t still waits for the open transaction at
+// q's last stable offset, and notes when the wait ends in t.openWake. A
+// wait past Config.MaxTxnWait is given up for that offset (counted and
+// logged once): the producer may hang until its transaction times out.
+func (r *Runner) awaitOpenTxn(t *task, q *inputQueue, now time.Time) bool {
+	if r.cfg.MaxTxnWait < 0 {
+		return false
+	}
+	if q.openLSO != q.lso {
+		q.openLSO, q.openSince = q.lso, now
+	}
+	end := q.openSince.Add(r.cfg.MaxTxnWait)
+	if !now.Before(end) {
+		if !q.openSince.IsZero() {
+			q.openSince = time.Time{} // given up for this offset
+			if r.metrics != nil {
+				r.metrics.openTxnGiveUps.Inc()
+			}
+			if r.log != nil {
+				r.log.Warn("went on without an open transaction on an input: its records, if committed, may be processed in another order than a replay's",
+					"topic", q.topic, "partition", t.partition, "last_stable_offset", q.lso, "high_watermark", q.hw, "waited", r.cfg.MaxTxnWait)
+			}
+		}
+		return false
+	}
+	if t.openWake.IsZero() || end.Before(t.openWake) {
+		t.openWake = end
+	}
+	return true
 }
 
 func (t *task) hasEmptyQueue() bool {
@@ -270,6 +317,17 @@ func (r *Runner) fetchEnds(ctx context.Context, want map[string][]int32) error {
 	if err != nil {
 		return fmt.Errorf("processors: %s: listing input end offsets: %w", r.spec.Name, err)
 	}
+	// The high watermarks, asked after the last stable offsets: a high
+	// watermark above the last stable offset asked before it means an
+	// open transaction then (or records since, which the wait also
+	// covers).
+	hws, err := adm.ListEndOffsets(lctx, topics...)
+	if err == nil {
+		err = hws.Error()
+	}
+	if err != nil {
+		return fmt.Errorf("processors: %s: listing input high watermarks: %w", r.spec.Name, err)
+	}
 	starts, err := adm.ListStartOffsets(lctx, topics...)
 	if err == nil {
 		err = starts.Error()
@@ -289,10 +347,11 @@ func (r *Runner) fetchEnds(ctx context.Context, want map[string][]int32) error {
 			q := t.queueOf(topic)
 			end, ok1 := ends.Lookup(topic, p)
 			start, ok2 := starts.Lookup(topic, p)
-			if q == nil || !ok1 || !ok2 {
+			hw, ok3 := hws.Lookup(topic, p)
+			if q == nil || !ok1 || !ok2 || !ok3 {
 				continue
 			}
-			q.lso, q.logStart = end.Offset, start.Offset
+			q.lso, q.hw, q.logStart = end.Offset, hw.Offset, start.Offset
 			q.seen = max(q.seen, seq)
 		}
 	}

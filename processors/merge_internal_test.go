@@ -109,3 +109,66 @@ func TestMergeWaitsForWhatAnIdleInputMayHold(t *testing.T) {
 		t.Fatalf("MaxTaskIdle < 0: %v, want a's record", why)
 	}
 }
+
+// An input read to its last stable offset, with its high watermark above
+// it, holds an open transaction whose records may commit with earlier
+// timestamps: the merge waits for it, up to MaxTxnWait, and then goes on
+// without waiting again for the same transaction.
+func TestMergeWaitsForAnOpenTransactionOnAnIdleInput(t *testing.T) {
+	r := &Runner{}
+	r.cfg.MaxTxnWait = time.Second
+	tk := mergeTask("a", "b")
+	a, b := tk.queues[0], tk.queues[1]
+	push(a, 5, rec("a", 0, 10))
+	b.next, b.lso, b.hw, b.logStart, b.seen = 3, 3, 3, 0, 5
+	now := time.Now()
+	if q, why := r.nextRecord(tk, now, noCommits); why != mergeReady || q != a {
+		t.Fatalf("b at its end, nothing open: %v, want a's record", why)
+	}
+
+	b.hw = 5 // records 3 and 4: an open transaction's
+	if _, why := r.nextRecord(tk, now, noCommits); why != mergeOpenTxn {
+		t.Fatalf("open transaction on b: %v, want mergeOpenTxn", why)
+	}
+	if want := now.Add(time.Second); !tk.openWake.Equal(want) {
+		t.Fatalf("wake at %v, want %v", tk.openWake, want)
+	}
+	if _, why := r.nextRecord(tk, now.Add(999*time.Millisecond), noCommits); why != mergeOpenTxn {
+		t.Fatalf("open transaction on b, within MaxTxnWait: %v, want mergeOpenTxn", why)
+	}
+	if q, why := r.nextRecord(tk, now.Add(time.Second), noCommits); why != mergeReady || q != a {
+		t.Fatalf("after MaxTxnWait: %v, want a's record", why)
+	}
+	if q, why := r.nextRecord(tk, now.Add(2*time.Second), noCommits); why != mergeReady || q != a {
+		t.Fatalf("same transaction, given up: %v, want a's record", why)
+	}
+
+	// The transaction committed (its marker at 5): the stable offset is
+	// past b's position, so b has data to fetch.
+	b.lso, b.hw = 6, 6
+	if _, why := r.nextRecord(tk, now.Add(2*time.Second), noCommits); why != mergeFetch {
+		t.Fatalf("committed: %v, want mergeFetch", why)
+	}
+	// Fetched, and another transaction opens: a new wait.
+	b.next, b.hw = 6, 8
+	later := now.Add(3 * time.Second)
+	if _, why := r.nextRecord(tk, later, noCommits); why != mergeOpenTxn {
+		t.Fatalf("next transaction: %v, want mergeOpenTxn", why)
+	}
+	// A stale answer is asked again before the open transaction counts.
+	b.seen = 4
+	if _, why := r.nextRecord(tk, later, noCommits); why != mergeEvidence {
+		t.Fatalf("stale end: %v, want mergeEvidence", why)
+	}
+	b.seen = 5
+
+	// Negative MaxTxnWait, or MaxTaskIdle: no wait.
+	r.cfg.MaxTxnWait = -1
+	if q, why := r.nextRecord(tk, later, noCommits); why != mergeReady || q != a {
+		t.Fatalf("MaxTxnWait < 0: %v, want a's record", why)
+	}
+	r.cfg.MaxTxnWait, r.cfg.MaxTaskIdle = time.Second, -1
+	if q, why := r.nextRecord(tk, later, noCommits); why != mergeReady || q != a {
+		t.Fatalf("MaxTaskIdle < 0: %v, want a's record", why)
+	}
+}

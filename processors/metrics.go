@@ -33,6 +33,7 @@ type metrics struct {
 	pauses            prometheus.Counter
 	lag               *prometheus.GaugeVec
 	endLookups        prometheus.Counter
+	openTxnGiveUps    prometheus.Counter
 	carried           prometheus.Counter
 
 	rebalances       *prometheus.CounterVec
@@ -147,6 +148,10 @@ func newMetrics(group string) *metrics {
 			Namespace: ns, Name: "input_end_lookups_total",
 			Help: "Times the merge asked the brokers for input partitions' ends, because a fetch answer did not say whether an idle input holds records older than the fetched ones (its leader is another broker).",
 		}),
+		openTxnGiveUps: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: ns, Name: "open_txn_waits_given_up_total",
+			Help: "Times a task stopped waiting for an open transaction on an input partition after max_txn_wait and processed its other inputs' records: if that transaction commits records older than them, the live order differs from a replay's.",
+		}),
 		carried: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: ns, Name: "records_carried_over_total",
 			Help: "Records fetched but still queued by the merge when a transaction committed: the transaction commits the offset of the first of them, and the next one processes them.",
@@ -199,7 +204,7 @@ func (m *metrics) preinit(inputs, kinds []string, changelog bool) {
 
 func (m *metrics) each(fn func(prometheus.Collector)) {
 	for _, c := range []prometheus.Collector{m.processed, m.emitted, m.deadLettered, m.commits, m.changelogRecords, m.restoredRecords, m.tasks, m.processSeconds, m.commitSeconds,
-		m.aborts, m.consecutiveAborts, m.lastCommit, m.restoring, m.quarantined, m.waiting, m.sessions, m.pauses, m.lag, m.endLookups, m.carried,
+		m.aborts, m.consecutiveAborts, m.lastCommit, m.restoring, m.quarantined, m.waiting, m.sessions, m.pauses, m.lag, m.endLookups, m.openTxnGiveUps, m.carried,
 		m.rebalances, m.restoreRemaining, m.decisions, m.decisionLatency} {
 		fn(c)
 	}

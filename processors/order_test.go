@@ -431,3 +431,63 @@ func TestRunnerCatchesUpTaskByTaskPerTransaction(t *testing.T) {
 		t.Fatalf("%d of %d transactions wrote to one partition; want at least 70%%", one, len(probe.txns))
 	}
 }
+
+// A transaction's record on one input comes before a later record of
+// another input even when the later one commits first. Live, the runner
+// has read input a to its last stable offset and sees b's record
+// committed while a's transaction is open; a replay would take a's record
+// first, and so must the runner: it waits for the open transaction
+// (MaxTxnWait). A transaction left open past MaxTxnWait does not stop the
+// task: it goes on without it.
+func TestRunnerWaitsForAnOpenTransactionOnAnInput(t *testing.T) {
+	f := newOrderFixture(t)
+	cfg := f.config(t)
+	cfg.MaxTxnWait = 2 * time.Second
+	r, err := processors.NewRunner(f.spec(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.ensure(t)
+	start(t, r)
+	base := time.UnixMilli(1_700_000_000_000)
+	f.produce(t, []timedEvent{{topic: f.a, id: "a0", at: base}}, 1)
+	f.sequence(t, 1) // assigned, and a read to its end
+
+	txn := kafkatest.Client(t, f.env, kgo.TransactionalID(kafkatest.UniqueName(t)), kgo.ProducerLinger(0))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	open := func(id string, at time.Time) {
+		t.Helper()
+		if err := txn.BeginTransaction(); err != nil {
+			t.Fatal(err)
+		}
+		v, _ := jsonCodec{}.Encode(&avro.BuildEvent{NVR: "k-1-1", Envelope: avro.Envelope{ID: id}})
+		if err := txn.ProduceSync(ctx, &kgo.Record{Topic: f.a, Key: []byte("k-1-1"), Value: v, Timestamp: at}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	commit := func() {
+		t.Helper()
+		if err := txn.EndTransaction(ctx, kgo.TryCommit); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	open("a1", base.Add(time.Millisecond))
+	f.produce(t, []timedEvent{{topic: f.b, id: "b1", at: base.Add(2 * time.Millisecond)}}, 1)
+	time.Sleep(cfg.MaxTxnWait / 4) // taking b1 now would be out of order
+	commit()
+	if got, want := f.sequence(t, 3), []string{"a0", "a1", "b1"}; !slices.Equal(got, want) {
+		t.Fatalf("processed %v, want %v", got, want)
+	}
+
+	open("a2", base.Add(3*time.Millisecond))
+	f.produce(t, []timedEvent{{topic: f.b, id: "b2", at: base.Add(4 * time.Millisecond)}}, 1)
+	if got := f.sequence(t, 4); got[3] != "b2" { // while a2's transaction is open
+		t.Fatalf("processed %v, want b2 fourth", got)
+	}
+	commit()
+	if got, want := f.sequence(t, 5), []string{"a0", "a1", "b1", "b2", "a2"}; !slices.Equal(got, want) {
+		t.Fatalf("processed %v, want %v", got, want)
+	}
+}

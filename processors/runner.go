@@ -85,6 +85,17 @@ type Config struct {
 	// nothing that is not yet produced; negative takes heads as they
 	// come without waiting for anything (not recommended).
 	MaxTaskIdle time.Duration
+	// MaxTxnWait bounds how long a task whose other inputs have records
+	// waits for an open transaction on an input partition it has read to
+	// its last stable offset. The transaction's records may commit with
+	// earlier timestamps than the records waiting (a producer's commit
+	// markers reach the partitions of its transaction one by one), so
+	// the wait keeps the order of events the same live and in replay. A
+	// producer that hangs holds its transaction open until it times out:
+	// past MaxTxnWait the task goes on without it (counted in
+	// factory2_processor_open_txn_waits_given_up_total). Default 1s;
+	// negative does not wait. Ignored when MaxTaskIdle is negative.
+	MaxTxnWait time.Duration
 	// RetryBackoff and MaxRetryBackoff bound the wait between retries
 	// after a Kafka fault or failed transaction. Defaults 100ms and 10s.
 	RetryBackoff, MaxRetryBackoff time.Duration
@@ -123,6 +134,9 @@ func (c *Config) setDefaults() {
 		c.MaxDeadLetterBytes = 64 << 10
 	}
 	c.MaxDeadLetterBytes = min(c.MaxDeadLetterBytes, c.MaxRecordBytes/2)
+	if c.MaxTxnWait == 0 {
+		c.MaxTxnWait = time.Second
+	}
 	if c.RetryBackoff <= 0 {
 		c.RetryBackoff = 100 * time.Millisecond
 	}
@@ -221,8 +235,8 @@ type Runner struct {
 	// pollSeq numbers the polls (under mu): what a poll reports of a
 	// partition's end is evidence for the records fetched before it.
 	pollSeq uint64
-	// idleWake is the earliest end of a task's Config.MaxTaskIdle wait
-	// (under mu), zero when none waits.
+	// idleWake is the earliest end of a task's Config.MaxTaskIdle or
+	// Config.MaxTxnWait wait (under mu), zero when none waits.
 	idleWake time.Time
 	// moreReady is set by a drain that left records tasks could take
 	// (a task at its budget, or one waiting its turn; under mu): the
@@ -1031,6 +1045,10 @@ func (r *Runner) drain() (map[string][]int32, error) {
 			if wake := t.idleSince.Add(r.cfg.MaxTaskIdle); r.idleWake.IsZero() || wake.Before(r.idleWake) {
 				r.idleWake = wake
 			}
+		case mergeOpenTxn:
+			if wake := t.openWake; r.idleWake.IsZero() || wake.Before(r.idleWake) {
+				r.idleWake = wake
+			}
 		case mergeBudget:
 			r.moreReady = true
 		}
@@ -1133,8 +1151,8 @@ func (r *Runner) anyQueued() bool {
 }
 
 // pollDeadline is when the next poll must return: the commit deadline, or
-// earlier when a task waits out Config.MaxTaskIdle, or at once when the
-// last drain left records that tasks could take.
+// earlier when a task waits out Config.MaxTaskIdle or Config.MaxTxnWait,
+// or at once when the last drain left records that tasks could take.
 func (r *Runner) pollDeadline(deadline time.Time) time.Time {
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -67,6 +67,9 @@ type task struct {
 	// wait out Config.MaxTaskIdle.
 	queues    []*inputQueue
 	idleSince time.Time
+	// openWake is when the merge's wait for an open transaction on an
+	// input ends (Config.MaxTxnWait), set with mergeOpenTxn.
+	openWake time.Time
 
 	// What a drain (Runner.drain, possibly on another goroutine) leaves
 	// for the runner: records processed and the last one, why it

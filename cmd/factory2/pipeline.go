@@ -199,6 +199,7 @@ func (p *pipeline) runnerConfig() processors.Config {
 		MaxRecordBytes:     p.cfg.Processing.MaxRecordBytes,
 		MaxDeadLetterBytes: p.cfg.Processing.MaxDeadLetterBytes,
 		MaxTaskIdle:        p.cfg.Processing.MaxTaskIdle,
+		MaxTxnWait:         p.cfg.Processing.MaxTxnWait,
 		Threads:            p.cfg.Processing.Threads,
 		Logger:             p.log,
 		Registerer:         p.reg,

@@ -118,6 +118,13 @@ type Processing struct {
 	// nothing not yet produced; negative never waits (order then follows
 	// the fetches where inputs race). Default 0.
 	MaxTaskIdle time.Duration `yaml:"max_task_idle"`
+	// MaxTxnWait bounds how long a task whose other inputs have records
+	// waits for an open transaction on an input it has read to the end:
+	// its records may commit with earlier timestamps (commit markers
+	// reach a transaction's partitions one by one). Past it the task goes
+	// on, so a hanging producer cannot stop it. Negative never waits.
+	// Default 1s.
+	MaxTxnWait time.Duration `yaml:"max_txn_wait"`
 }
 
 // HTTP configures the HTTP server (API, metrics, overview page).
@@ -295,6 +302,7 @@ func Default() Config {
 			SessionTimeout:     10 * time.Second,
 			MaxRecordBytes:     1_000_000,
 			MaxDeadLetterBytes: 64 << 10,
+			MaxTxnWait:         time.Second,
 		},
 		HTTP: HTTP{
 			Addr:                 "127.0.0.1:8080",
@@ -409,6 +417,9 @@ func (c Config) Validate() error {
 	}
 	if c.Processing.MaxRecordBytes < 64<<10 || c.Processing.MaxRecordBytes > 64<<20 {
 		errs = append(errs, fmt.Errorf("processing.max_record_bytes %d: must be in [65536, 67108864] (and at most the brokers' message.max.bytes)", c.Processing.MaxRecordBytes))
+	}
+	if c.Processing.MaxTxnWait == 0 || c.Processing.MaxTxnWait > c.Processing.TransactionTimeout {
+		errs = append(errs, fmt.Errorf("processing.max_txn_wait %s: must be in (0, transaction_timeout], or negative to never wait", c.Processing.MaxTxnWait))
 	}
 	if c.Processing.Threads < 0 || c.Processing.Threads > 1024 {
 		errs = append(errs, fmt.Errorf("processing.threads %d: must be in [0, 1024] (0: one per core)", c.Processing.Threads))

@@ -72,6 +72,9 @@ var docs = map[string]keyDoc{
 	"processing.threads": {doc: "Tasks of a processor processing at once; 0: one per core (GOMAXPROCS)."},
 	"processing.max_task_idle": {doc: "How long a task whose other inputs have records waits for an input with nothing " +
 		"more committed (Kafka Streams' max.task.idle.ms); 0 waits for nothing not yet produced, negative never waits."},
+	"processing.max_txn_wait": {doc: "How long a task whose other inputs have records waits for an open transaction on an " +
+		"input it has read to the end (its records may commit with earlier timestamps); past it the task goes on " +
+		"without them. In (0, transaction_timeout], negative never waits."},
 
 	"http.addr":  {doc: "Address of the API, /metrics, /healthz, /readyz and the overview page, host:port."},
 	"http.token": {doc: "Bearer token of the write routes (POST /api/v1/events); empty disables event ingestion over HTTP (403)."},
