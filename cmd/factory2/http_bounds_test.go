@@ -18,8 +18,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
-
 	"github.com/factory2/factory2/internal/config"
 	"github.com/factory2/factory2/internal/httpapi"
 	"github.com/factory2/factory2/internal/kafkatest"
@@ -194,14 +192,7 @@ func TestIngestHTTPBrokerTooLarge(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cl.Close()
-	signTopic, limit := e.cat.Name(topics.EventsSign), "2000"
-	alt, err := kadm.NewClient(cl).AlterTopicConfigs(ctx, []kadm.AlterConfig{{Op: kadm.SetConfig, Name: "max.message.bytes", Value: &limit}}, signTopic)
-	if err == nil {
-		_, err = alt.On(signTopic, nil)
-	}
-	if err != nil {
-		t.Fatalf("lowering max.message.bytes of %s: %v", signTopic, err)
-	}
+	kafkatest.SetTopicConfig(t, cl, e.cat.Name(topics.EventsSign), "max.message.bytes", "2000")
 
 	srv := httptest.NewServer(ingestHandler(e.cfg, ing))
 	defer srv.Close()

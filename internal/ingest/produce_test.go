@@ -294,19 +294,11 @@ func TestProducerBrokerRefusesLargeEvent(t *testing.T) {
 	cat := catalogOn(t, env)
 	ctx, cancel := context.WithTimeout(t.Context(), ioTimeout)
 	defer cancel()
-	limit := "2000"
-	alt, err := kafkatest.Admin(t, env).AlterTopicConfigs(ctx,
-		[]kadm.AlterConfig{{Op: kadm.SetConfig, Name: "max.message.bytes", Value: &limit}}, cat.Name(topics.EventsSign))
-	if err == nil {
-		_, err = alt.On(cat.Name(topics.EventsSign), nil)
-	}
-	if err != nil {
-		t.Fatalf("lowering max.message.bytes: %v", err)
-	}
+	kafkatest.SetTopicConfig(t, kafkatest.Client(t, env), cat.Name(topics.EventsSign), "max.message.bytes", "2000")
 
 	p := newTestProducer(t, env)
 	big := strings.Replace(signLine, "robosignatory", bigSource(8000), 1)
-	_, err = p.Produce(ctx, parseBatch(t, cat, buildLine+"\n"+big))
+	_, err := p.Produce(ctx, parseBatch(t, cat, buildLine+"\n"+big))
 	var tl *TooLargeError
 	if !errors.As(err, &tl) || !errors.Is(err, kerr.MessageTooLarge) || tl.Index != 2 || tl.Line != 2 || tl.Max != 0 {
 		t.Fatalf("Produce = %v (%+v), want a *TooLargeError for event 2 wrapping MESSAGE_TOO_LARGE", err, tl)

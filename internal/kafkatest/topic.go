@@ -167,3 +167,59 @@ func WaitFor(t testing.TB, timeout time.Duration, cond func() error) {
 		pause = min(2*pause, maxPause)
 	}
 }
+
+// SetTopicConfig sets one config of topic and waits until every live broker
+// describes the new value. AlterConfigs answers once the controller has the
+// change; each broker applies it when its metadata catches up, so a record
+// produced at once can still meet the old value (seen with max.message.bytes).
+func SetTopicConfig(t testing.TB, cl *kgo.Client, topic, name, value string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), topicTimeout)
+	defer cancel()
+	resp, err := kadm.NewClient(cl).AlterTopicConfigs(ctx, []kadm.AlterConfig{{Op: kadm.SetConfig, Name: name, Value: &value}}, topic)
+	if err == nil {
+		_, err = resp.On(topic, func(r *kadm.AlterConfigsResponse) error { return r.Err })
+	}
+	if err != nil {
+		t.Fatalf("kafkatest: setting %s=%s on %s: %v", name, value, topic, err)
+	}
+	WaitFor(t, topicTimeout, func() error { return describedEverywhere(ctx, cl, topic, name, value) })
+}
+
+// describedEverywhere asks each live broker for topic's config name and
+// says where it is not value.
+func describedEverywhere(ctx context.Context, cl *kgo.Client, topic, name, value string) error {
+	mresp, err := kmsg.NewPtrMetadataRequest().RequestWith(ctx, cl)
+	if err != nil {
+		return err
+	}
+	req := kmsg.NewPtrDescribeConfigsRequest()
+	rr := kmsg.NewDescribeConfigsRequestResource()
+	rr.ResourceType, rr.ResourceName, rr.ConfigNames = kmsg.ConfigResourceTypeTopic, topic, []string{name}
+	req.Resources = append(req.Resources, rr)
+	var errs []error
+	for _, b := range mresp.Brokers {
+		resp, err := req.RequestWith(ctx, cl.Broker(int(b.NodeID)))
+		if err == nil && len(resp.Resources) != 1 {
+			err = fmt.Errorf("%d resources described", len(resp.Resources))
+		}
+		if err == nil {
+			err = kerr.ErrorForCode(resp.Resources[0].ErrorCode)
+		}
+		if err == nil {
+			got := "<unset>"
+			for _, c := range resp.Resources[0].Configs {
+				if c.Name == name && c.Value != nil {
+					got = *c.Value
+				}
+			}
+			if got != value {
+				err = fmt.Errorf("%s=%s, want %s", name, got, value)
+			}
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("broker %d: %w", b.NodeID, err))
+		}
+	}
+	return errors.Join(errs...)
+}
