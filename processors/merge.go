@@ -105,6 +105,16 @@ const (
 	mergeBudget             // the drain's share of MaxPollRecords is spent; more is ready
 )
 
+// mergeWaitReasons label factory2_processor_tasks_merge_waiting, by
+// mergeWait ("": not a wait on another input).
+var mergeWaitReasons = [...]string{
+	mergeFetch:    "fetch",
+	mergeEvidence: "evidence",
+	mergeOpenTxn:  "open_txn",
+	mergeIdle:     "idle",
+	mergeBudget:   "",
+}
+
 // queueOf returns t's queue of topic, nil if topic is not an input.
 func (t *task) queueOf(topic string) *inputQueue {
 	for _, q := range t.queues {

@@ -34,6 +34,8 @@ type metrics struct {
 	lag               *prometheus.GaugeVec
 	endLookups        prometheus.Counter
 	openTxnGiveUps    prometheus.Counter
+	mergeWaiting      *prometheus.GaugeVec
+	mergeWaitingBy    [len(mergeWaitReasons)]prometheus.Gauge // by mergeWait, nil for ""
 	carried           prometheus.Counter
 
 	rebalances       *prometheus.CounterVec
@@ -152,6 +154,10 @@ func newMetrics(group string) *metrics {
 			Namespace: ns, Name: "open_txn_waits_given_up_total",
 			Help: "Times a task stopped waiting for an open transaction on an input partition after max_txn_wait and processed its other inputs' records: if that transaction commits records older than them, the live order differs from a replay's.",
 		}),
+		mergeWaiting: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: ns, Name: "tasks_merge_waiting",
+			Help: "Tasks holding records that the merge cannot take yet, by why, as of the last drain: fetch (another input has committed records not fetched), evidence (another input's end is being asked), open_txn (another input has an open transaction at the task's position; bounded by max_txn_wait), idle (max_task_idle).",
+		}, []string{"reason"}),
 		carried: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: ns, Name: "records_carried_over_total",
 			Help: "Records fetched but still queued by the merge when a transaction committed: the transaction commits the offset of the first of them, and the next one processes them.",
@@ -200,11 +206,16 @@ func (m *metrics) preinit(inputs, kinds []string, changelog bool) {
 	}
 	m.commits.WithLabelValues("committed")
 	m.commits.WithLabelValues("aborted")
+	for w, reason := range mergeWaitReasons {
+		if reason != "" {
+			m.mergeWaitingBy[w] = m.mergeWaiting.WithLabelValues(reason)
+		}
+	}
 }
 
 func (m *metrics) each(fn func(prometheus.Collector)) {
 	for _, c := range []prometheus.Collector{m.processed, m.emitted, m.deadLettered, m.commits, m.changelogRecords, m.restoredRecords, m.tasks, m.processSeconds, m.commitSeconds,
-		m.aborts, m.consecutiveAborts, m.lastCommit, m.restoring, m.quarantined, m.waiting, m.sessions, m.pauses, m.lag, m.endLookups, m.openTxnGiveUps, m.carried,
+		m.aborts, m.consecutiveAborts, m.lastCommit, m.restoring, m.quarantined, m.waiting, m.sessions, m.pauses, m.lag, m.endLookups, m.openTxnGiveUps, m.mergeWaiting, m.carried,
 		m.rebalances, m.restoreRemaining, m.decisions, m.decisionLatency} {
 		fn(c)
 	}

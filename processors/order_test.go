@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -443,6 +444,8 @@ func TestRunnerWaitsForAnOpenTransactionOnAnInput(t *testing.T) {
 	f := newOrderFixture(t)
 	cfg := f.config(t)
 	cfg.MaxTxnWait = 2 * time.Second
+	reg := prometheus.NewRegistry()
+	cfg.Registerer = reg
 	r, err := processors.NewRunner(f.spec(), cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -475,7 +478,13 @@ func TestRunnerWaitsForAnOpenTransactionOnAnInput(t *testing.T) {
 
 	open("a1", base.Add(time.Millisecond))
 	f.produce(t, []timedEvent{{topic: f.b, id: "b1", at: base.Add(2 * time.Millisecond)}}, 1)
-	time.Sleep(cfg.MaxTxnWait / 4) // taking b1 now would be out of order
+	// The task has b1 and waits: taking it now would be out of order.
+	kafkatest.WaitFor(t, cfg.MaxTxnWait/2, func() error {
+		if n := labeledValue(t, reg, "factory2_processor_tasks_merge_waiting", "reason", "open_txn"); n != 1 {
+			return fmt.Errorf("%v tasks waiting for an open transaction, want 1", n)
+		}
+		return nil
+	})
 	commit()
 	if got, want := f.sequence(t, 3), []string{"a0", "a1", "b1"}; !slices.Equal(got, want) {
 		t.Fatalf("processed %v, want %v", got, want)
@@ -486,8 +495,34 @@ func TestRunnerWaitsForAnOpenTransactionOnAnInput(t *testing.T) {
 	if got := f.sequence(t, 4); got[3] != "b2" { // while a2's transaction is open
 		t.Fatalf("processed %v, want b2 fourth", got)
 	}
+	if n := metricValue(t, reg, "factory2_processor_open_txn_waits_given_up_total"); n != 1 {
+		t.Errorf("%v open-transaction waits given up, want 1", n)
+	}
 	commit()
 	if got, want := f.sequence(t, 5), []string{"a0", "a1", "b1", "b2", "a2"}; !slices.Equal(got, want) {
 		t.Fatalf("processed %v, want %v", got, want)
 	}
+}
+
+// labeledValue is the value of the counter or gauge name in reg whose
+// label has value.
+func labeledValue(t testing.TB, reg *prometheus.Registry, name, label, value string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == label && l.GetValue() == value {
+					return m.GetCounter().GetValue() + m.GetGauge().GetValue()
+				}
+			}
+		}
+	}
+	return -1
 }

@@ -983,6 +983,14 @@ func (r *Runner) drain() (map[string][]int32, error) {
 	}
 	r.idleWake = time.Time{}
 	r.moreReady = false
+	var waiting [len(mergeWaitReasons)]int
+	defer func() {
+		for w, n := range waiting {
+			if g := r.metrics.mergeWaitingBy[w]; g != nil {
+				g.Set(float64(n))
+			}
+		}
+	}()
 	if len(ready) == 0 {
 		return nil, nil
 	}
@@ -1031,6 +1039,7 @@ func (r *Runner) drain() (map[string][]int32, error) {
 			r.txnLast = t.lastRef
 			t.processed = 0
 		}
+		waiting[t.wait]++
 		switch t.wait {
 		case mergeEvidence:
 			for _, q := range t.queues {
