@@ -480,7 +480,7 @@ func TestRunnerWaitsForAnOpenTransactionOnAnInput(t *testing.T) {
 	f.produce(t, []timedEvent{{topic: f.b, id: "b1", at: base.Add(2 * time.Millisecond)}}, 1)
 	// The task has b1 and waits: taking it now would be out of order.
 	kafkatest.WaitFor(t, cfg.MaxTxnWait/2, func() error {
-		if n := labeledValue(t, reg, "factory2_processor_tasks_merge_waiting", "reason", "open_txn"); n != 1 {
+		if n, _ := series(t, reg, "factory2_processor_tasks_merge_waiting", map[string]string{"reason": "open_txn"}); n != 1 {
 			return fmt.Errorf("%v tasks waiting for an open transaction, want 1", n)
 		}
 		return nil
@@ -502,27 +502,4 @@ func TestRunnerWaitsForAnOpenTransactionOnAnInput(t *testing.T) {
 	if got, want := f.sequence(t, 5), []string{"a0", "a1", "b1", "b2", "a2"}; !slices.Equal(got, want) {
 		t.Fatalf("processed %v, want %v", got, want)
 	}
-}
-
-// labeledValue is the value of the counter or gauge name in reg whose
-// label has value.
-func labeledValue(t testing.TB, reg *prometheus.Registry, name, label, value string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == label && l.GetValue() == value {
-					return m.GetCounter().GetValue() + m.GetGauge().GetValue()
-				}
-			}
-		}
-	}
-	return -1
 }

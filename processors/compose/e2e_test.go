@@ -245,6 +245,15 @@ func (f *fixture) lifecycle(nvr, outcome string) []avro.Record {
 	}
 }
 
+// passing is the lifecycles of nvrs, each build passing its test.
+func (f *fixture) passing(nvrs []string) []avro.Record {
+	var evs []avro.Record
+	for _, nvr := range nvrs {
+		evs = append(evs, f.lifecycle(nvr, avro.OutcomePassed)...)
+	}
+	return evs
+}
+
 // decisions reads the compose decisions, in log order per compose.
 func (f *fixture) decisions() []*avro.ComposeReadyDecision {
 	f.t.Helper()
@@ -284,17 +293,18 @@ func (f *fixture) waitFor(what string, ok func(*avro.ComposeReadyDecision) bool)
 	return last
 }
 
-// checkReplay re-derives the two compose processors (and gating, with
-// all) from the log and requires the same outputs, in the same order, as
-// the live run.
-func (f *fixture) checkReplay(all ...bool) {
+// checkReplay re-derives the two compose processors from the log and
+// requires the same outputs, in the same order, as the live run.
+func (f *fixture) checkReplay() {
+	f.t.Helper()
+	f.checkReplayOf(f.specs[1:])
+}
+
+// checkReplayOf is checkReplay for the processors of specs.
+func (f *fixture) checkReplayOf(specs []processors.Spec) {
 	f.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	specs := f.specs[1:]
-	if len(all) > 0 && all[0] {
-		specs = f.specs
-	}
 	for _, s := range specs {
 		red, err := processors.Rederive(ctx, s, f.config(f.t.TempDir()), f.t.TempDir(), nil, nil)
 		if err != nil {
@@ -433,15 +443,11 @@ func TestComposeReplayUnderLoad(t *testing.T) {
 	f.send(f.definition())
 	builds := nvrs(240, "1")
 	for i := 0; i < len(builds); i += 8 {
-		var evs []avro.Record
-		for _, nvr := range builds[i : i+8] {
-			evs = append(evs, f.lifecycle(nvr, avro.OutcomePassed)...)
-		}
-		f.send(evs...)
+		f.send(f.passing(builds[i : i+8])...)
 	}
 	f.waitFor("ready with all 240", func(d *avro.ComposeReadyDecision) bool { return d.Kind == avro.ComposeReady && d.Members == 240 })
 	stop()
-	f.checkReplay(true)
+	f.checkReplayOf(f.specs)
 }
 
 // TestComposeKill9NoLossNoDuplicates: the three processors run in a
@@ -459,11 +465,7 @@ func TestComposeKill9NoLossNoDuplicates(t *testing.T) {
 	})
 	builds := nvrs(30, "1")
 	for i := 0; i < len(builds); i += 3 {
-		var evs []avro.Record
-		for _, nvr := range builds[i : i+3] {
-			evs = append(evs, f.lifecycle(nvr, avro.OutcomePassed)...)
-		}
-		f.send(evs...)
+		f.send(f.passing(builds[i : i+3])...)
 		if i == 9 || i == 21 {
 			time.Sleep(150 * time.Millisecond) // mid-stream: some of it processed, some not
 			f.kill9(child)
