@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/factory2/factory2/avro"
@@ -150,6 +151,8 @@ type Overview struct {
 	journeys *journeys
 	topics   []string
 	skipped  prometheus.Counter
+	// rescan is how often Run looks for topics and partitions to read.
+	rescan time.Duration
 }
 
 // register adds the page's metrics to reg.
@@ -180,6 +183,7 @@ func New(cfg Config) (*Overview, error) {
 		log:      cfg.Logger.With("component", "overview"),
 		hub:      newHub(cfg.RecentDecisions, cfg.MaxStreams, cfg.StreamBuffer),
 		journeys: newJourneys(cfg.MaxBuilds),
+		rescan:   30 * time.Second,
 		skipped: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "factory2", Subsystem: "overview", Name: "records_skipped_total",
 			Help: "Records the overview page could not decode and left out."}),
 	}
@@ -200,42 +204,52 @@ func New(cfg Config) (*Overview, error) {
 
 // Run reads the topics from Lookback ago and follows them until ctx
 // ends; then it ends the live streams. Kafka faults are logged once per
-// change and waited out.
+// change and waited out. Topics created and partitions added while it
+// runs are read from their first record within rescan.
 func (o *Overview) Run(ctx context.Context) error {
 	defer o.hub.close()
-	start := kgo.NewOffset().AfterMilli(time.Now().Add(-o.cfg.Lookback).UnixMilli())
+	since := time.Now().Add(-o.cfg.Lookback).UnixMilli()
 	cl, err := kclient.NewClient(o.cfg.Brokers, o.cfg.ClientOpts,
-		kgo.ConsumeTopics(o.topics...),
-		kgo.ConsumeResetOffset(start),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		// Where an offset the page reads from turns out of range.
+		kgo.ConsumeResetOffset(kgo.NewOffset().AfterMilli(since)),
 	)
 	if err != nil {
 		return fmt.Errorf("overview: Kafka client: %w", err)
 	}
 	defer cl.Close()
-	var fault string
-	pause := 100 * time.Millisecond
+	var (
+		adm     = kadm.NewClient(cl)
+		reading = map[string]map[int32]bool{}
+		fault   string
+		pause   = 100 * time.Millisecond
+		next    time.Time // the next look for partitions to read
+	)
 	for {
-		fs := cl.PollFetches(ctx)
-		if ctx.Err() != nil {
-			return nil
-		}
-		if fs.IsClientClosed() {
-			return errors.New("overview: Kafka client closed")
-		}
 		var ferr error
-		fs.EachError(func(t string, p int32, err error) {
+		if !time.Now().Before(next) {
+			all, err := o.follow(ctx, adm, cl, since, reading)
 			switch {
-			case errors.Is(err, context.Canceled):
-			case errors.As(err, new(*kgo.ErrDataLoss)):
-				// Records gone to retention: the client reads on from
-				// the log start, which is all the page needs.
-				o.log.Info("records lost to retention or truncation; reading on", "topic", t, "partition", p, "err", err)
-			case ferr == nil:
-				ferr = fmt.Errorf("%s/%d: %w", t, p, err)
+			case err != nil:
+				ferr = err
+			case !all:
+				next = time.Now().Add(time.Second)
+			default:
+				next = time.Now().Add(o.rescan)
 			}
-		})
-		fs.EachRecord(o.apply)
+		}
+		if ferr == nil {
+			pctx, cancel := context.WithDeadline(ctx, next)
+			fs := cl.PollFetches(pctx)
+			cancel()
+			if ctx.Err() != nil {
+				return nil
+			}
+			if fs.IsClientClosed() {
+				return errors.New("overview: Kafka client closed")
+			}
+			ferr = o.read(fs)
+		}
 		switch {
 		case ferr != nil:
 			if msg := ferr.Error(); msg != fault {
@@ -253,6 +267,98 @@ func (o *Overview) Run(ctx context.Context) error {
 			fault, pause = "", 100*time.Millisecond
 		}
 	}
+}
+
+// read applies the records of fs and returns its first fault.
+func (o *Overview) read(fs kgo.Fetches) error {
+	var ferr error
+	fs.EachError(func(t string, p int32, err error) {
+		switch {
+		case errors.Is(err, context.DeadlineExceeded):
+			// The poll ended for the next look for partitions.
+		case errors.As(err, new(*kgo.ErrDataLoss)):
+			// Records gone to retention: the client reads on from the
+			// log start, which is all the page needs.
+			o.log.Info("records lost to retention or truncation; reading on", "topic", t, "partition", p, "err", err)
+		case ferr == nil:
+			ferr = fmt.Errorf("%s/%d: %w", t, p, err)
+		}
+	})
+	fs.EachRecord(o.apply)
+	return ferr
+}
+
+// follow starts reading the partitions of the page's topics that it does
+// not read yet, each at its first record stamped at or after since, and
+// marks them in reading. It reports whether every topic exists.
+//
+// The end offsets are listed before the offsets by time, both without
+// isolation. kgo's by-time reset (AfterMilli) lists by time in
+// read_committed, where the broker looks only below the last stable
+// offset, and falls back to an end listed in a second request: a
+// transaction whose commit markers were written between the two was
+// skipped whole (TestRunReadsRecentCommittedRecords caught it under
+// load). Here every record at or past the end listed first is read, and
+// the records before it that the by-time listing passes over are older
+// than since.
+func (o *Overview) follow(ctx context.Context, adm *kadm.Client, cl *kgo.Client, since int64, reading map[string]map[int32]bool) (all bool, err error) {
+	tds, err := adm.ListTopics(ctx, o.topics...)
+	if err != nil {
+		return false, err
+	}
+	all = true
+	var grown []string
+	for _, t := range o.topics {
+		td, ok := tds[t]
+		if !ok || td.Err != nil {
+			all = false // not created yet
+			continue
+		}
+		if len(td.Partitions) > len(reading[t]) {
+			grown = append(grown, t)
+		}
+	}
+	if len(grown) == 0 {
+		return all, nil
+	}
+	// A partition that fails to list (its topic being created or
+	// deleted, its leader moving) is left for the next look; the others
+	// are read meanwhile.
+	ends, eerr := adm.ListEndOffsets(ctx, grown...)
+	byTime, terr := adm.ListOffsetsAfterMilli(ctx, since, grown...)
+	errs := []error{eerr, terr}
+	add := map[string]map[int32]kgo.Offset{}
+	ends.Each(func(e kadm.ListedOffset) {
+		if reading[e.Topic][e.Partition] {
+			return
+		}
+		b, ok := byTime.Lookup(e.Topic, e.Partition)
+		switch {
+		case e.Err != nil:
+			errs = append(errs, fmt.Errorf("%s/%d: listing the end offset: %w", e.Topic, e.Partition, e.Err))
+			return
+		case !ok:
+			return // the error is in terr
+		case b.Err != nil:
+			errs = append(errs, fmt.Errorf("%s/%d: listing offsets by time: %w", e.Topic, e.Partition, b.Err))
+			return
+		}
+		at := e.Offset
+		if b.Offset >= 0 {
+			at = min(at, b.Offset)
+		}
+		if add[e.Topic] == nil {
+			add[e.Topic] = map[int32]kgo.Offset{}
+		}
+		add[e.Topic][e.Partition] = kgo.NewOffset().At(at)
+		o.log.Debug("reading a partition", "topic", e.Topic, "partition", e.Partition, "from", at, "end", e.Offset, "by_time", b.Offset)
+		if reading[e.Topic] == nil {
+			reading[e.Topic] = map[int32]bool{}
+		}
+		reading[e.Topic][e.Partition] = true
+	})
+	cl.AddConsumePartitions(add)
+	return all, errors.Join(errs...)
 }
 
 // apply takes one record: a decision goes to the recent decisions (and
