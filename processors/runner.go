@@ -1051,13 +1051,9 @@ func (r *Runner) drain() (map[string][]int32, error) {
 				}
 			}
 		case mergeIdle:
-			if wake := t.idleSince.Add(r.cfg.MaxTaskIdle); r.idleWake.IsZero() || wake.Before(r.idleWake) {
-				r.idleWake = wake
-			}
+			r.wakeBy(t.idleSince.Add(r.cfg.MaxTaskIdle))
 		case mergeOpenTxn:
-			if wake := t.openWake; r.idleWake.IsZero() || wake.Before(r.idleWake) {
-				r.idleWake = wake
-			}
+			r.wakeBy(t.openWake)
 		case mergeBudget:
 			r.moreReady = true
 		}
@@ -1157,6 +1153,13 @@ func (r *Runner) anyQueued() bool {
 		}
 	}
 	return false
+}
+
+// wakeBy moves idleWake to wake if that is earlier. Called with mu held.
+func (r *Runner) wakeBy(wake time.Time) {
+	if r.idleWake.IsZero() || wake.Before(r.idleWake) {
+		r.idleWake = wake
+	}
 }
 
 // pollDeadline is when the next poll must return: the commit deadline, or
